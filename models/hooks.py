@@ -1,0 +1,97 @@
+"""Hook points and the activation cache.
+
+Every activation a view shows passes through a ``HookPoint``: an identity module whose dotted
+name in ``named_modules()`` ("conv.0.out", "blocks.1.attn.pattern") is the name the pages,
+the attribution code and the checkpoints all use. ``run_with_cache`` attaches forward hooks
+only to the points asked for, copies what passes through to the CPU, and always removes its
+hooks, even when the forward pass raises.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+
+import torch
+from torch import nn
+
+
+class HookPoint(nn.Identity):
+    """An identity layer that marks a place where an activation can be read."""
+
+
+class ActivationCache(Mapping):
+    """Activations by hook name, detached and on the CPU."""
+
+    def __init__(self, tensors: dict[str, torch.Tensor]):
+        self._tensors = dict(tensors)
+
+    def names(self) -> list[str]:
+        return list(self._tensors)
+
+    def __getitem__(self, name: str) -> torch.Tensor:
+        try:
+            return self._tensors[name]
+        except KeyError:
+            raise KeyError(f"no activation named '{name}'; this cache holds: {', '.join(self._tensors) or 'nothing'}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+    def __repr__(self) -> str:
+        shapes = ", ".join(f"{k}: {tuple(v.shape)}" for k, v in self._tensors.items())
+        return f"ActivationCache({shapes})"
+
+
+class HookedModel(nn.Module):
+    """Base class of every Glassbox model: a spec, named hook points and run_with_cache."""
+
+    def __init__(self, spec):
+        super().__init__()
+        self.spec = spec
+        # Set only inside run_with_cache; models that need a slower, step-by-step path to
+        # expose an activation (an LSTM's cell state at every step) take it only then.
+        self._caching = False
+
+    def hook_points(self) -> dict[str, HookPoint]:
+        return {name: module for name, module in self.named_modules() if isinstance(module, HookPoint)}
+
+    def hook_names(self) -> list[str]:
+        return list(self.hook_points())
+
+    def run_with_cache(self, x: torch.Tensor, names: Iterable[str] | None = None, **forward_kwargs):
+        """(logits, ActivationCache) for one forward pass; hooks are removed whatever happens."""
+        points = self.hook_points()
+        wanted = list(points) if names is None else list(names)
+        unknown = [n for n in wanted if n not in points]
+        if unknown:
+            raise KeyError(f"unknown hook name(s) {', '.join(unknown)}; this model has: {', '.join(points)}")
+        store: dict[str, torch.Tensor] = {}
+        handles = []
+
+        def saver(name):
+            def hook(module, inputs, output):
+                store[name] = output.detach().to("cpu")
+            return hook
+
+        try:
+            self._caching = True
+            for name in wanted:
+                handles.append(points[name].register_forward_hook(saver(name)))
+            logits = self(x, **forward_kwargs)
+        finally:
+            self._caching = False
+            for handle in handles:
+                handle.remove()
+        # Hooks fire in execution order, so the cache lists layers input → output.
+        return logits, ActivationCache(store)
+
+
+def count_hooks(model: nn.Module) -> int:
+    """Forward/backward hooks still attached anywhere in ``model`` (0 after any clean call)."""
+    total = 0
+    for module in model.modules():
+        total += len(module._forward_hooks) + len(module._forward_pre_hooks)
+        total += len(module._backward_hooks) + len(getattr(module, "_backward_pre_hooks", {}))
+    return total
