@@ -25,10 +25,12 @@ def build_model(spec: ModelSpec, seed: int | None = None) -> HookedModel:
     if errors:
         raise SpecError(errors)
     spec = copy.deepcopy(spec)  # the model owns its spec; later edits to the caller's copy don't leak in
-    if seed is not None:
+    family = {"cnn": CNN, "rnn": RNNClassifier, "transformer": TransformerClassifier}[spec.kind]
+    if seed is None:
+        return family(spec).eval()
+    with torch.random.fork_rng(devices=[]):  # a seeded build leaves the caller's random stream alone
         torch.manual_seed(seed)
-    model = {"cnn": CNN, "rnn": RNNClassifier, "transformer": TransformerClassifier}[spec.kind](spec)
-    return model.eval()
+        return family(spec).eval()
 
 
 def example_input(spec: ModelSpec, batch: int = 2, seed: int = 0) -> torch.Tensor:

@@ -8,7 +8,7 @@ count by arithmetic alone, so a bad design is caught before a single tensor is a
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 LAYER_TYPES = ("conv", "pool", "fc", "batchnorm", "act", "dropout")
@@ -104,7 +104,9 @@ class ModelSpec:
         _check_keys(cls, data, "model spec")
         if "name" not in data or "kind" not in data:
             raise ValueError("a model spec needs at least a 'name' and a 'kind'")
-        data["input"] = _from_fields(InputSpec, data.get("input") or {}, "input")
+        if not isinstance(data["name"], str) or not data["name"].strip():
+            raise ValueError("the model's 'name' must be a non-empty text")
+        data["input"] = _from_fields(InputSpec, data.get("input", {}), "input")
         layers = data.get("layers") or []
         if not isinstance(layers, list):
             raise ValueError("'layers' must be a list")
@@ -113,7 +115,10 @@ class ModelSpec:
             data["rnn"] = _from_fields(RNNConfig, data["rnn"], "rnn")
         if data.get("transformer") is not None:
             data["transformer"] = _from_fields(TransformerConfig, data["transformer"], "transformer")
-        data["class_names"] = [str(c) for c in (data.get("class_names") or [])]
+        class_names = data.get("class_names") or []
+        if not isinstance(class_names, list):
+            raise ValueError("'class_names' must be a list of names")
+        data["class_names"] = [str(c) for c in class_names]
         return cls(**data)
 
     @classmethod
@@ -168,7 +173,11 @@ def _from_fields(cls, data, where: str):
     if not isinstance(data, dict):
         raise ValueError(f"{where} must be a JSON object")
     _check_keys(cls, data, where)
-    return cls(**data)
+    try:
+        return cls(**data)
+    except TypeError:  # a required field is missing
+        required = [f.name for f in fields(cls) if f.default is MISSING and f.default_factory is MISSING]
+        raise ValueError(f"{where} needs the field(s): {', '.join(required)}") from None
 
 
 # ---- shape inference ------------------------------------------------------------------
@@ -186,6 +195,8 @@ def _is_int(value, low: int, high: int | None = None) -> bool:
 
 def _check_input(spec: ModelSpec, errors: list[str]) -> None:
     inp = spec.input
+    if not isinstance(spec.name, str) or not spec.name.strip():
+        errors.append("the model needs a name")
     if spec.kind not in KINDS:
         errors.append(f"unknown model kind '{spec.kind}': choose one of {', '.join(KINDS)}")
         return
@@ -194,7 +205,7 @@ def _check_input(spec: ModelSpec, errors: list[str]) -> None:
         return
     expected = {"cnn": ("image",), "rnn": ("tokens", "sequence"), "transformer": ("tokens", "image")}[spec.kind]
     if inp.kind not in expected:
-        errors.append(f"a {spec.kind} model takes {' or '.join(expected)} input, not {inp.kind}")
+        errors.append(f"this {spec.family()} model takes {' or '.join(expected)} input, not {inp.kind}")
     if inp.kind == "image":
         if not _is_int(inp.channels, 1, 16):
             errors.append(f"input: channels must be between 1 and 16, not {inp.channels}")
@@ -366,6 +377,8 @@ def _infer_rnn(spec: ModelSpec, errors: list[str]) -> list[dict]:
             errors.append(f"rnn: {label} must be between 1 and {high}, not {value}")
     if not (isinstance(cfg.dropout, (int, float)) and 0.0 <= cfg.dropout < 1.0):
         errors.append(f"rnn: dropout must be at least 0 and below 1, not {cfg.dropout}")
+    if not isinstance(cfg.bidirectional, bool):
+        errors.append(f"rnn: bidirectional must be true or false, not {cfg.bidirectional!r}")
     if errors:
         return []
     T = inp.max_len
