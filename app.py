@@ -1,0 +1,23 @@
+"""Glassbox: build, train and look inside neural networks in the browser.
+
+Run with ``streamlit run app.py``. This file sets up the session, lists the pages and shows
+the current model in the sidebar; each page is a file in ``app_pages/``.
+
+The folder is deliberately not called ``pages/``: Streamlit 1.67 still switches to its old
+folder-based navigation when a ``pages/`` folder sits next to the entry point, for the first
+run of a fresh server (a first visit straight to /model then runs the page without this file)
+and for every AppTest run. Listing the pages here with ``st.navigation`` is the only navigation.
+"""
+import streamlit as st
+
+from app_pages import common
+
+st.set_page_config(page_title="Glassbox", page_icon=":material/visibility:", layout="wide")
+common.init_session_state()
+
+page = st.navigation([
+    st.Page(file, title=title, icon=icon, default=(index == 0))
+    for index, (file, title, icon, _what) in enumerate(common.PAGES)
+])
+common.show_current_model_in_sidebar()
+page.run()
