@@ -1,0 +1,1 @@
+"""Pure plotting functions: arrays in, Plotly figures out. No Streamlit, no training, no loading."""
