@@ -1,0 +1,261 @@
+"""Jobs end to end, with real worker processes: a run goes queued -> running -> finished in its
+own process; a stop lands within a second or two; a second job waits as ``queued`` while the
+first holds the device; a worker killed with SIGKILL leaves a ``failed`` run (and this process
+unharmed) that resumes from its last checkpoint; errors in the worker become plain messages.
+
+Timing is never asserted beyond generous bounds: the machine may be busy.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+
+import pytest
+import torch
+
+from training import jobs as jobs_module
+from training.jobs import JobError, Jobs, LocalProcessBackend
+from training.store import RunStore
+from training.trainer import Hyperparameters, checkpoint_schedule
+from tests.test_trainer import quadrant_images, tiny_cnn
+
+WAIT_S = 60  # generous: only a hung worker should hit it
+
+
+@pytest.fixture(autouse=True)
+def one_thread_workers(monkeypatch):
+    """Workers inherit this: with two intra-op threads on a busy two-core machine, tiny models
+    can slow down many times over (threads waiting for each other), which only makes tests slow."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+
+@pytest.fixture
+def make_jobs(tmp_path):
+    """Jobs on a store in tmp_path; any worker still running at the end of the test is killed."""
+    made = []
+
+    def make(**kwargs):
+        made.append(Jobs(RunStore(tmp_path), **kwargs))
+        return made[-1]
+
+    yield make
+    for jobs in made:
+        for run in jobs.list_runs():
+            if run.active:
+                jobs.backend.kill(jobs.store.path(run.run_id))
+
+
+def until(condition, timeout_s=WAIT_S, poll_s=0.02):
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(poll_s)
+    raise AssertionError("condition not met in time")
+
+
+def long_run(jobs, epochs=1000):
+    """A run that trains for far longer than any test waits (unless stopped)."""
+    data = quadrant_images(n_train=512, n_val=64)
+    return jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=epochs))
+
+
+def training_has_begun(jobs, run_id):
+    """A first metrics record is out (run.json's progress is written only once a second)."""
+    return any(r["type"] == "train" for r in jobs.read_metrics(run_id)[0])
+
+
+def test_a_run_trains_in_a_worker_process_and_records_everything(make_jobs, tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path))  # the module-level API uses the same store
+    data = quadrant_images(n_train=256, n_val=64)
+    run_id = jobs_module.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=20, lr=3e-3))
+    assert jobs_module.status(run_id).status == "queued"  # submit returned before the worker began
+    seen = []
+    while not seen or seen[-1] not in ("finished", "failed"):
+        current = jobs_module.status(run_id)
+        if not seen or seen[-1] != current.status:
+            seen.append(current.status)
+        time.sleep(0.01)
+    assert seen == ["queued", "running", "finished"], jobs_module.status(run_id).message
+
+    final = jobs_module.wait(run_id, timeout_s=WAIT_S)
+    assert final.device == "cpu" and final.message == "Finished 320 steps."
+    assert final.step == final.total_steps == 320 and final.progress == 1.0
+    assert final.submitted_at <= final.started_at <= final.finished_at and final.duration_s > 0
+    assert final.best_val_acc > 0.8 and final.model == "tiny-cnn" and final.family == "CNN"
+
+    folder = tmp_path / "runs" / run_id
+    record = json.loads((folder / "run.json").read_text())
+    assert record["spec"]["name"] == "tiny-cnn" and record["hyperparameters"]["epochs"] == 20
+    assert record["dataset"]["name"] == "quadrants" and record["dataset"]["source"] is None
+    assert (folder / "data.safetensors").is_file()  # uploaded data travels in the run folder
+    assert int((folder / "pid").read_text().split()[0]) != os.getpid()
+
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]  # every line is valid JSON
+    assert [r["epoch"] for r in records if r["type"] == "val"] == list(range(1, 21))
+    train_steps = [r["step"] for r in records if r["type"] == "train"]
+    assert train_steps == sorted(train_steps) and train_steps[0] == 1 and train_steps[-1] == 320
+    assert jobs_module.metrics(run_id) == records
+
+    store = RunStore(tmp_path)
+    assert store.checkpoint_steps(run_id) == checkpoint_schedule(320)
+    assert store.load_model(run_id).meta["step"] == 320
+    assert [r.run_id for r in jobs_module.list_runs()] == [run_id]
+    with pytest.raises(JobError, match="already finished"):
+        jobs_module.resume(run_id)
+
+
+def test_stop_lands_quickly_and_resume_continues_to_the_end(make_jobs):
+    jobs = make_jobs()
+    run_id = long_run(jobs, epochs=30)
+    until(lambda: training_has_begun(jobs, run_id))
+    stopped = jobs.stop(run_id, wait_s=3.0)  # takes effect within a second; generous bound here
+    assert stopped.status == "stopped", stopped
+    assert stopped.step < stopped.total_steps
+    assert stopped.step in jobs.store.checkpoint_steps(run_id)  # saved where it stopped
+
+    jobs.resume(run_id)
+    final = jobs.wait(run_id, timeout_s=WAIT_S)
+    assert final.status == "finished" and final.step == final.total_steps, final.message
+    history = jobs.metrics(run_id)
+    resumes = [r for r in history if r["type"] == "resume"]
+    assert resumes == [{**resumes[0], "step": stopped.step, "optimizer_restored": True}]
+    steps = [r["step"] for r in history if r["type"] == "train"]
+    assert steps == sorted(steps) and steps[-1] == final.total_steps  # appended, never rewritten
+    assert jobs.store.checkpoint_steps(run_id)[-1] == final.total_steps
+
+
+def test_jobs_beyond_the_limit_wait_queued_and_can_be_stopped_while_waiting(make_jobs):
+    jobs = make_jobs(max_per_device=1)
+    first = long_run(jobs)
+    until(lambda: training_has_begun(jobs, first))
+    data = quadrant_images(n_train=64, n_val=16)
+    second = jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=2))
+    third = jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=2))
+    # Both workers start, learn their device, and wait for it.
+    until(lambda: jobs.status(second).device == "cpu" and jobs.status(third).device == "cpu")
+    time.sleep(0.5)
+    assert jobs.status(second).status == "queued" and jobs.status(third).status == "queued"
+
+    assert jobs.stop(third, wait_s=3.0).status == "stopped"
+    assert jobs.status(second).status == "queued"
+    assert jobs.stop(first, wait_s=3.0).status == "stopped"
+    done = jobs.wait(second, timeout_s=WAIT_S)
+    assert done.status == "finished"
+    assert done.started_at >= jobs.status(first).finished_at - 0.5  # it began only once the first let go
+    assert jobs.status(third).status == "stopped" and jobs.metrics(third) == []
+
+
+def test_a_killed_worker_marks_the_run_failed_and_it_can_resume(make_jobs):
+    jobs = make_jobs()
+    run_id = long_run(jobs, epochs=30)
+    until(lambda: training_has_begun(jobs, run_id) and len(jobs.store.checkpoint_steps(run_id)) > 3)
+    pid = int((jobs.store.path(run_id) / "pid").read_text().split()[0])
+    os.kill(pid, signal.SIGKILL)
+    failed = until(lambda: (s := jobs.status(run_id)).status == "failed" and s)
+    assert "killed" in failed.message and "out of memory" in failed.message
+    assert os.getpid() > 0 and jobs.list_runs()[0].status == "failed"  # this process carries on
+
+    checkpoints = jobs.store.checkpoint_steps(run_id)
+    with_optimizer = jobs.store.load_optimizer_state(run_id)[0]  # resume starts there (<= the latest)
+    assert with_optimizer in checkpoints
+    jobs.resume(run_id)
+    final = jobs.wait(run_id, timeout_s=WAIT_S)
+    assert final.status == "finished", final.message
+    resume = [r for r in jobs.metrics(run_id) if r["type"] == "resume"]
+    assert resume == [{**resume[0], "step": with_optimizer, "optimizer_restored": True}]
+    steps = [r["step"] for r in jobs.metrics(run_id) if r["type"] == "train"]
+    assert steps == sorted(steps) and steps[-1] == final.total_steps
+
+
+def test_errors_in_the_worker_become_plain_messages(make_jobs):
+    jobs = make_jobs(max_per_device=2)  # both at once
+    data = quadrant_images(n_train=64, n_val=16)
+    broken = quadrant_images(n_train=64, n_val=16)
+    broken.y_train[5] = 7  # a label for a class the model does not have
+    nan = quadrant_images(n_train=64, n_val=16)
+    nan.x_train[:] = float("nan")
+    broken_id = jobs.submit(tiny_cnn(data), broken, Hyperparameters(batch_size=16, epochs=2))
+    nan_id = jobs.submit(tiny_cnn(data), nan, Hyperparameters(batch_size=16, epochs=2, lr=0.01))
+    failed = jobs.wait(broken_id, timeout_s=WAIT_S)
+    assert failed.status == "failed"
+    assert failed.message.startswith("Training failed:") and "out of bounds" in failed.message
+    diverged = jobs.wait(nan_id, timeout_s=WAIT_S)
+    assert diverged.status == "diverged"
+    assert diverged.message == ("The loss became NaN/infinite at step 1; try a lower learning rate "
+                                "(e.g. 0.001 instead of 0.01).")
+    assert jobs.store.checkpoint_steps(nan_id) == [0]
+    with pytest.raises(JobError, match="lower learning rate"):
+        jobs.resume(nan_id)
+
+
+def test_bad_requests_are_refused_before_anything_starts(make_jobs):
+    jobs = make_jobs()
+    data = quadrant_images(n_train=64, n_val=16)
+    with pytest.raises(ValueError, match="learning rate"):
+        jobs.submit(tiny_cnn(data), data, {"lr": -1.0})
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="no CUDA GPU"):
+            jobs.submit(tiny_cnn(data), data, Hyperparameters(device="cuda"))
+    assert jobs.list_runs() == []
+
+
+# ---- liveness, without a real worker -------------------------------------------------------
+def fake_run(jobs, status="running"):
+    data = quadrant_images(n_train=16, n_val=4)
+    run_id = jobs.store.create("fake", {"status": status, "model": "fake", "dataset": {"name": "x"},
+                                        "times": {"submitted": time.time()}, "progress": {}})
+    return run_id, data
+
+
+class SleepingBackend(LocalProcessBackend):
+    """A 'worker' that only sleeps, and (optionally) ignores SIGTERM: a worker stuck in a long step."""
+
+    def __init__(self, ignore_sigterm: bool):
+        self.ignore_sigterm = ignore_sigterm
+
+    def launch(self, run_dir, resume):
+        import subprocess
+
+        from training.jobs import _CHILDREN
+        code = "import signal, time\n"
+        if self.ignore_sigterm:
+            code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
+        code += "print('ready', flush=True)\ntime.sleep(60)\n"
+        child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+        assert child.stdout.readline().strip() == b"ready"  # its signal handling is in place
+        _CHILDREN[child.pid] = child
+        (run_dir / "pid").write_text(f"{child.pid} {time.time()}")
+
+
+def test_a_worker_that_ignores_a_stop_is_ended_after_a_grace_period(make_jobs, monkeypatch):
+    monkeypatch.setattr(jobs_module, "STOP_GRACE_S", 0.5)
+    jobs = make_jobs(backend=SleepingBackend(ignore_sigterm=True))
+    run_id, _ = fake_run(jobs)
+    jobs.backend.launch(jobs.store.path(run_id), False)
+    assert jobs.stop(run_id, wait_s=0.1).status == "stopping"
+    time.sleep(0.6)
+    final = jobs.status(run_id)
+    assert final.status == "stopped" and "did not respond" in final.message
+
+
+def test_a_worker_that_dies_on_the_stop_signal_counts_as_stopped(make_jobs):
+    jobs = make_jobs(backend=SleepingBackend(ignore_sigterm=False))
+    run_id, _ = fake_run(jobs)
+    jobs.backend.launch(jobs.store.path(run_id), False)
+    assert jobs.stop(run_id, wait_s=3.0).status == "stopped"
+
+
+def test_a_run_whose_worker_vanished_while_the_server_was_away_is_failed(make_jobs):
+    jobs = make_jobs()
+    run_id, _ = fake_run(jobs)
+    folder = jobs.store.path(run_id)
+    (folder / "pid").write_text(f"{2 ** 22 + 12345} {time.time() - 100}")  # no such process, not our child
+    current = jobs.status(run_id)
+    assert current.status == "failed" and "ended without saying why" in current.message
+    assert jobs.store.read(run_id)["status"] == "failed"  # recorded, not only shown

@@ -1,0 +1,1 @@
+"""Glassbox training: datasets and preprocessing, the tokenizer, the trainer, jobs and runs."""

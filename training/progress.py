@@ -1,0 +1,129 @@
+"""Where a run is, in words: the line under the progress bar and the status sentence.
+
+    progress = describe_progress(jobs.status(run_id), records)
+    progress.fraction  # 0..1 for the bar
+    progress.text      # 'epoch 2/5 · step 120/300 · 1,850 samples/s · about 12 s left · cpu'
+
+Pure: a run's status (a ``training.jobs.RunStatus`` or anything with its fields) and its
+metrics records in, text out; ``now`` can be given, so tests never depend on the clock.
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+RATE_WINDOW_S = 10.0  # the speed is measured over the last this many seconds of records
+
+# Status -> (tone, sentence without a message, sentence with the run's message). The tone
+# picks how the page shows it: info, success, warning or error.
+STATUS_WORDS = {
+    "queued": ("info", "Queued: waiting for the device (another run may be training first).", None),
+    "running": ("info", "Running.", None),
+    "stopping": ("info", "Stopping: saving where it got to.", None),
+    "stopped": ("warning", "Stopped. Resume to continue from where it stopped.", "{message} Resume to continue from there."),
+    "finished": ("success", "Finished.", None),
+    "diverged": ("error", "Diverged: the loss became NaN or infinite. Try a lower learning rate.", "Diverged. {message}"),
+    "failed": ("error", "Failed, without a recorded reason.", "Failed. {message}"),
+}
+
+
+@dataclass(frozen=True)
+class Progress:
+    fraction: float  # 0..1
+    text: str
+    samples_per_s: float | None
+    seconds_left: float | None
+
+
+def status_words(status: str, message: str = "") -> tuple[str, str]:
+    """(tone, sentence) for a run's status, with the run's own message where it matters: the
+    advice when it diverged, the reason when it failed, where it stopped."""
+    tone, plain, with_message = STATUS_WORDS.get(status, ("info", f"{status[:1].upper()}{status[1:]}.", None))
+    message = (message or "").strip()
+    return tone, with_message.format(message=message) if message and with_message else plain
+
+
+def describe_progress(run, records: Sequence[Mapping], now: float | None = None) -> Progress:
+    """The progress bar's fraction and text for ``run`` (step, total_steps, epochs, device,
+    status, started_at, finished_at) given its metrics records."""
+    now = time.time() if now is None else now
+    total = int(run.total_steps or 0)
+    step = min(int(run.step or 0), total) if total else int(run.step or 0)
+    last_step = _last_train_step(records)
+    if last_step is not None and (not total or last_step <= total):
+        step = max(step, last_step)  # records are written at once; run.json only once a second
+    fraction = min(1.0, step / total) if total else 0.0
+    if run.status == "finished":
+        fraction, step = 1.0, total or step
+    epochs = int(run.epochs or 0)
+    parts = []
+    if epochs and total:
+        per_epoch = total / epochs
+        epoch = epochs if step >= total else min(epochs, int(step // per_epoch) + 1)
+        parts.append(f"epoch {epoch:,}/{epochs:,}")
+    parts.append(f"step {step:,}/{total:,}" if total else f"step {step:,}")
+    rate, steps_per_s = training_rate(records, now)
+    seconds_left = None
+    if run.status in ("queued",):
+        parts.append("waiting to start")
+    elif run.status in ("running", "stopping"):
+        if rate is not None:
+            parts.append(f"{rate:,.0f} samples/s")
+        if steps_per_s and total:
+            seconds_left = max(0.0, (total - step) / steps_per_s)
+            parts.append(f"about {format_duration(seconds_left)} left")
+    elif run.started_at is not None and run.finished_at is not None:
+        parts.append(f"took {format_duration(run.finished_at - run.started_at)}")
+    if run.device:
+        parts.append(str(run.device))
+    return Progress(fraction, " · ".join(parts), rate, seconds_left)
+
+
+def _last_train_step(records: Sequence[Mapping]) -> int | None:
+    for record in reversed(records):
+        if record.get("type") == "train" and isinstance(record.get("step"), (int, float)):
+            return int(record["step"])
+    return None
+
+
+def training_rate(records: Sequence[Mapping], now: float | None = None,
+                  window_s: float = RATE_WINDOW_S) -> tuple[float | None, float | None]:
+    """(samples per second, steps per second) over the last ``window_s`` seconds of records.
+
+    Samples/s is what the trainer measured (the latest record); steps/s comes from the records'
+    steps and times, so it includes validation and checkpoints: what the time left depends on.
+    Records before the last resume are ignored (their times belong to another process).
+    """
+    train = []
+    for record in records:
+        if record.get("type") == "resume":
+            train = []
+        elif record.get("type") == "train" and _number(record.get("time")) and _number(record.get("step")):
+            train.append(record)
+    if not train:
+        return None, None
+    samples = train[-1].get("samples_per_s")
+    samples = float(samples) if _number(samples) else None
+    last = train[-1]
+    first = next((r for r in train if last["time"] - r["time"] <= window_s), last)
+    elapsed, steps = last["time"] - first["time"], last["step"] - first["step"]
+    steps_per_s = steps / elapsed if elapsed > 0 and steps > 0 else None
+    return samples, steps_per_s
+
+
+def format_duration(seconds: float) -> str:
+    """'12 s', '3 min 5 s', '1 h 5 min' (rounded up to whole seconds: 0.2 s reads '1 s')."""
+    seconds = max(0, math.ceil(seconds))
+    if seconds < 60:
+        return f"{seconds} s"
+    minutes, seconds = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes} min {seconds} s" if seconds else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

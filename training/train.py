@@ -1,0 +1,140 @@
+"""Train from the command line, on the same engine as the app (for models prepared before class).
+
+    python -m training.train --preset digits-cnn --dataset digits --epochs 2
+
+The run goes through ``training.jobs`` like one started in the app, so it appears in the app's
+list of runs (same $GLASSBOX_HOME) with its metrics and checkpoints. Progress is printed as it
+comes; the last line names the run's folder. The exit code is 0 only if the run finished.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+PRINT_EVERY_S = 1.0  # a progress line at most this often (plus one per epoch)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    from models import presets
+    from training.trainer import DEVICES, OPTIMIZERS, SCHEDULES
+
+    parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--preset", required=True, choices=presets.names(), help="the model to train")
+    parser.add_argument("--dataset", required=True, help="a built-in dataset: digits, shapes, sentiment, ...")
+    parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a dataset option, e.g. --option train_size=2000 (repeatable)")
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--lr", type=float, help="learning rate")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--optimizer", choices=OPTIMIZERS)
+    parser.add_argument("--schedule", choices=SCHEDULES)
+    parser.add_argument("--weight-decay", type=float)
+    parser.add_argument("--seed", type=int)
+    parser.add_argument("--device", choices=DEVICES)
+    parser.add_argument("--home", help="where runs are kept (default: $GLASSBOX_HOME or ~/.glassbox)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.home:
+        os.environ["GLASSBOX_HOME"] = args.home
+    from models import presets
+    from training import jobs
+    from training.data import DatasetError, fit_spec_to_dataset
+    from training.trainer import HyperparameterError, DeviceError, default_hyperparameters
+
+    try:
+        dataset = load_dataset(args.dataset, parse_options(args.option))
+        spec = fit_spec_to_dataset(presets.get(args.preset), dataset)
+        hp = default_hyperparameters(spec)
+        for field in ("epochs", "lr", "batch_size", "optimizer", "schedule", "weight_decay", "seed", "device"):
+            if getattr(args, field) is not None:
+                setattr(hp, field, getattr(args, field))
+        run_id = jobs.submit(spec, dataset, hp)
+    except (DatasetError, HyperparameterError, DeviceError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    current = jobs.status(run_id)
+    print(f"Training {spec.name} on {dataset.name} ({len(dataset.x_train):,} training / {len(dataset.x_val):,} "
+          f"validation examples): {hp.optimizer} lr {hp.lr:g}, batch {hp.batch_size}, {hp.epochs} epochs "
+          f"= {current.total_steps:,} steps")
+    print(f"run {run_id}", flush=True)
+    try:
+        current = follow(run_id)
+    except KeyboardInterrupt:
+        current = jobs.stop(run_id, wait_s=5.0)
+        print(f"\n{current.status}: {current.message}")
+    else:
+        best = f" Best validation accuracy {current.best_val_acc:.1%}." if current.best_val_acc is not None else ""
+        print(f"{current.status} on {current.device}: {current.message}{best}")
+    print(f"run folder: {current.folder}", flush=True)
+    return 0 if current.status == jobs.FINISHED else 1
+
+
+def follow(run_id: str):
+    """Print the run's records as they arrive, until it ends; returns its final status."""
+    from training import jobs
+
+    offset, last_print, announced = 0, 0.0, None
+    while True:
+        current = jobs.status(run_id)
+        if current.status != announced and current.status in ("queued", "running"):
+            print(f"{current.status}{' on ' + current.device if current.device else ''}", flush=True)
+            announced = current.status
+        records, offset = jobs.read_metrics(run_id, offset)
+        for record in records:
+            now = time.time()
+            if record["type"] == "train" and (now - last_print >= PRINT_EVERY_S or record["epoch"] == int(record["epoch"])):
+                print(format_record(record, current.total_steps), flush=True)
+                last_print = now
+            elif record["type"] in ("val", "resume"):
+                print(format_record(record, current.total_steps), flush=True)
+        if not current.active:
+            return current
+        time.sleep(0.2)
+
+
+def format_record(record: dict, total_steps: int) -> str:
+    if record["type"] == "train":
+        return (f"epoch {record['epoch']:6.2f}  step {record['step']:>6}/{total_steps}  loss {_number(record['loss'])}"
+                f"  acc {record['acc']:6.1%}  lr {record['lr']:.2e}  {record['samples_per_s']:,.0f} samples/s")
+    if record["type"] == "val":
+        return f"epoch {record['epoch']:>3} done  val loss {_number(record['val_loss'])}  val acc {record['val_acc']:6.1%}"
+    return f"resumed from step {record['step']}"
+
+
+def _number(value) -> str:
+    return "   nan" if value is None else f"{value:.4f}"
+
+
+def load_dataset(name: str, options: dict):
+    try:
+        from training.datasets import load_dataset as load_builtin
+    except ModuleNotFoundError as err:
+        raise ValueError("the built-in datasets (training.datasets) are not installed") from err
+    return load_builtin(name, **options)
+
+
+def parse_options(pairs: list[str]) -> dict:
+    """['train_size=2000', 'noise=0.1'] -> {'train_size': 2000, 'noise': 0.1} (numbers read as numbers)."""
+    options = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"a dataset option must look like KEY=VALUE, not '{pair}'")
+        for kind in (int, float):
+            try:
+                options[key] = kind(text)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key] = {"true": True, "false": False}.get(text.lower(), text)
+    return options
+
+
+if __name__ == "__main__":
+    sys.exit(main())
