@@ -31,6 +31,13 @@ LAYERS_BASE = "layers_base"  # the table the data editor was given; its edits ar
 EDITOR_GENERATION = "editor_generation"  # bumped to give the data editor a fresh start
 LOAD_RESULT = "load_result"  # {file_id, ok, message} of the last checkpoint load
 NOTICE = "notice"  # a success message shown once, after the rerun that caused it
+CURRENT_RUN = "current_run"  # id of the training run the Train page shows; None: attach to the newest
+RUNS_WATCHED = "runs_watched"  # ids of runs this session saw queued or running
+RUNS_ADOPTED = "runs_adopted"  # ids of runs whose final model this session already made current
+TRAIN_UPLOAD = "train_upload_result"  # {file_id, dataset, error} of the Train page's last upload
+RUN_METRICS = "run_metrics"  # {run_id, offset, records}: the shown run's metrics, read incrementally
+TRAIN_SETTINGS = "train_settings"  # {model, dataset, hyperparameters} last chosen on the Train page
+TRAIN_ERROR = "train_error"  # why the last click on Train started nothing (None when it did)
 
 # ---- widget keys (browser and app tests find widgets by these) -------------------------
 PRESET = "preset"
@@ -66,6 +73,13 @@ def init_session_state() -> None:
         load_into_editor(spec, preset=DEFAULT_PRESET)
         state[LOAD_RESULT] = None
         state[NOTICE] = None
+        state[CURRENT_RUN] = None
+        state[RUNS_WATCHED] = set()
+        state[RUNS_ADOPTED] = set()
+        state[TRAIN_UPLOAD] = None
+        state[RUN_METRICS] = None
+        state[TRAIN_SETTINGS] = None
+        state[TRAIN_ERROR] = None
 
 
 def current_model():
@@ -571,4 +585,7 @@ PAGES = [
     ("app_pages/model.py", "Model", ":material/account_tree:",
      "Pick a ready-made CNN, RNN or Transformer or design your own, see every layer's output shape "
      "and parameter count, and save or load checkpoints."),
+    ("app_pages/train.py", "Train", ":material/model_training:",
+     "Train the current model on built-in data or your own pictures or sentences, and watch the loss, "
+     "the accuracy and the first layer change live; compare runs and see what the model gets wrong."),
 ]

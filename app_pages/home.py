@@ -16,5 +16,5 @@ for file, title, icon, what in common.PAGES:
     st.page_link(file, label=title, icon=icon)
     st.caption(what)
 
-st.info("Pages for training a model live and for inspecting it (feature maps, hidden states, "
-        "attention, attributions) are being built.", icon=":material/construction:")
+st.info("Pages for inspecting a trained model (feature maps, hidden states, attention, attributions) "
+        "are being built.", icon=":material/construction:")

@@ -14,6 +14,8 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 RATE_WINDOW_S = 10.0  # the speed is measured over the last this many seconds of records
 
 # Status -> (tone, sentence without a message, sentence with the run's message). The tone
@@ -22,9 +24,11 @@ STATUS_WORDS = {
     "queued": ("info", "Queued: waiting for the device (another run may be training first).", None),
     "running": ("info", "Running.", None),
     "stopping": ("info", "Stopping: saving where it got to.", None),
-    "stopped": ("warning", "Stopped. Resume to continue from where it stopped.", "{message} Resume to continue from there."),
+    "stopped": ("warning", "Stopped. Resume to continue from where it stopped.",
+                "{message} Resume to continue from there."),
     "finished": ("success", "Finished.", None),
-    "diverged": ("error", "Diverged: the loss became NaN or infinite. Try a lower learning rate.", "Diverged. {message}"),
+    "diverged": ("error", "Diverged: the loss became NaN or infinite. Try a lower learning rate.",
+                 "Diverged. {message}"),
     "failed": ("error", "Failed, without a recorded reason.", "Failed. {message}"),
 }
 
@@ -61,7 +65,7 @@ def describe_progress(run, records: Sequence[Mapping], now: float | None = None)
     parts = []
     if epochs and total:
         per_epoch = total / epochs
-        epoch = epochs if step >= total else min(epochs, int(step // per_epoch) + 1)
+        epoch = min(epochs, max(1, math.ceil(step / per_epoch - 1e-9)))  # update n belongs to epoch ⌈n / per epoch⌉
         parts.append(f"epoch {epoch:,}/{epochs:,}")
     parts.append(f"step {step:,}/{total:,}" if total else f"step {step:,}")
     rate, steps_per_s = training_rate(records, now)
@@ -92,8 +96,9 @@ def training_rate(records: Sequence[Mapping], now: float | None = None,
                   window_s: float = RATE_WINDOW_S) -> tuple[float | None, float | None]:
     """(samples per second, steps per second) over the last ``window_s`` seconds of records.
 
-    Samples/s is what the trainer measured (the latest record); steps/s comes from the records'
-    steps and times, so it includes validation and checkpoints: what the time left depends on.
+    Samples/s is the median of what the trainer measured in the window; steps/s comes from the
+    records' steps and times, so it includes validation and checkpoints: what the time left
+    depends on.
     Records before the last resume are ignored (their times belong to another process).
     """
     train = []
@@ -104,10 +109,11 @@ def training_rate(records: Sequence[Mapping], now: float | None = None,
             train.append(record)
     if not train:
         return None, None
-    samples = train[-1].get("samples_per_s")
-    samples = float(samples) if _number(samples) else None
     last = train[-1]
-    first = next((r for r in train if last["time"] - r["time"] <= window_s), last)
+    window = [r for r in train if last["time"] - r["time"] <= window_s]
+    first = window[0]
+    measured = [float(r["samples_per_s"]) for r in window if _number(r.get("samples_per_s"))]
+    samples = float(np.median(measured)) if measured else None  # one slow window (a checkpoint) is not the speed
     elapsed, steps = last["time"] - first["time"], last["step"] - first["step"]
     steps_per_s = steps / elapsed if elapsed > 0 and steps > 0 else None
     return samples, steps_per_s

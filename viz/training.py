@@ -36,6 +36,8 @@ def curves_figure(runs: Mapping[str, Sequence[Mapping]], height: int = 360) -> g
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.08)
     for index, (label, records) in enumerate(runs.items()):
         colour = PALETTE[index % len(PALETTE)]
+        # One run: validation in a colour of its own, so it is not lost in a noisy training line.
+        val_colour = PALETTE[1] if len(runs) == 1 else colour
         prefix = f"{label}: " if len(runs) > 1 else ""
         for col, (train_key, val_key) in enumerate((("loss", "val_loss"), ("acc", "val_acc")), start=1):
             steps, values = _series(records, "train", train_key)
@@ -43,7 +45,8 @@ def curves_figure(runs: Mapping[str, Sequence[Mapping]], height: int = 360) -> g
                                      line=dict(color=colour), showlegend=col == 1), row=1, col=col)
             steps, values = _series(records, "val", val_key)
             fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=f"{prefix}validation",
-                                     legendgroup=label, line=dict(color=colour, dash="dot"), marker=dict(size=8),
+                                     legendgroup=label, line=dict(color=val_colour, dash="dot"),
+                                     marker=dict(size=8, line=dict(width=1.5, color="white")),
                                      showlegend=col == 1), row=1, col=col)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)

@@ -1,0 +1,39 @@
+"""Train: pick the data and the settings, train the current model live, compare and reopen runs."""
+import streamlit as st
+
+from app_pages import common
+from app_pages import train_ui as ui
+
+st.title("Train")
+st.caption("Train the current model and watch it learn: the loss falls, the accuracy climbs and its first "
+           "layer takes shape. Training runs in the background, so the other pages stay usable, and "
+           "coming back here (or reloading the page) shows the same run.")
+run = ui.attached_run()
+if run is not None:
+    ui.adopt_if_just_finished(run)
+common.show_notice()
+
+spec = common.current_model().spec
+ui.seed_settings(spec)
+with ui.new_run_section(open_by_default=run is None):
+    data_column, settings_column = st.columns(2, gap="large")
+    with data_column:
+        st.markdown(f"**Data** for {common.model_summary(common.current_model())}")
+        dataset = ui.dataset_picker(spec)
+        fitted = ui.fit_to_data(spec, dataset) if dataset is not None else None
+    with settings_column:
+        st.markdown("**Settings**")
+        hyperparameters, problems = ui.settings_form(fitted or spec)
+        common.show_problems(problems)
+    ui.remember_settings(hyperparameters)
+    ui.train_button(spec, dataset, hyperparameters, ready=fitted is not None and not problems)
+
+if run is not None:
+    st.subheader(f"Training {ui.run_title(run)}")
+    ui.run_controls(run)
+    ui.live_panel(run)
+    if run.status == "finished":
+        ui.results(run)
+
+st.subheader("All runs")
+ui.runs_section()

@@ -1,0 +1,1 @@
+"""Explanations: what a model computes, as arrays the pages and viz/ draw (no Streamlit here)."""
