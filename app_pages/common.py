@@ -91,8 +91,10 @@ def parameter_count(model) -> int:
 
 
 def model_summary(model) -> str:
-    """'digits-cnn · CNN · 18,346 parameters'."""
-    return f"{model.spec.name} · {model.spec.family()} · {parameter_count(model):,} parameters"
+    """'digits-cnn · CNN · 18,346 parameters', plus ' · trained on digits' once it has been trained."""
+    summary = f"{model.spec.name} · {model.spec.family()} · {parameter_count(model):,} parameters"
+    trained_on = (getattr(model, "meta", None) or {}).get("dataset")
+    return f"{summary} · trained on {trained_on}" if trained_on else summary
 
 
 def show_current_model_in_sidebar() -> None:

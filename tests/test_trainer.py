@@ -267,3 +267,8 @@ def test_a_stopped_run_resumed_from_its_checkpoint_ends_where_an_uninterrupted_o
     assert end.status == "finished" and end.step == whole_result.total_steps
     for name, tensor in whole.model.state_dict().items():
         torch.testing.assert_close(resumed.model.state_dict()[name], tensor, rtol=1e-5, atol=1e-6)
+
+
+def test_learning_rates_in_advice_read_as_plain_numbers():
+    from training.trainer import plain_number
+    assert [plain_number(x) for x in (1e6, 0.001, 3e-3, 2.5, 1e-4 / 3)] == ["1,000,000", "0.001", "0.003", "2.5", "0.0000333"]

@@ -35,6 +35,7 @@ FINISHED, STOPPED, DIVERGED, FAILED = "finished", "stopped", "diverged", "failed
 TERMINAL = (FINISHED, STOPPED, DIVERGED, FAILED)
 STOPPING = "stopping"  # shown, never stored: a stop was asked for and the worker is finishing
 RESUMABLE = (STOPPED, FAILED)
+SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL; there SIGTERM ends a process
 STOP_GRACE_S = 10.0  # a worker that has not stopped this long after being asked is ended by force
 HEARTBEAT_STALE_S = 20.0  # a worker this server did not start is presumed dead when its heartbeat is older
 START_GRACE_S = 30.0  # time a worker has to write its first heartbeat
@@ -103,6 +104,13 @@ class Backend(Protocol):
 _CHILDREN: dict[int, subprocess.Popen] = {}
 
 
+def _reap_children() -> None:
+    """Collect every child that has ended (its exit code stays in its Popen for later)."""
+    for child in list(_CHILDREN.values()):
+        if child.returncode is None:
+            child.poll()
+
+
 class LocalProcessBackend:
     """One worker process per run on this machine (``python -m training.worker RUN_FOLDER``).
 
@@ -133,7 +141,7 @@ class LocalProcessBackend:
         pid = self._live_pid(run_dir)
         if pid is None:
             return
-        _signal(pid, signal.SIGKILL)
+        _signal(pid, SIGKILL)
         deadline = time.time() + 5
         while time.time() < deadline and self.worker_gone(run_dir) is None:
             time.sleep(0.02)
@@ -183,7 +191,7 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def _exit_reason(code: int, run_dir: Path) -> str:
-    if code == -signal.SIGKILL:
+    if code == -SIGKILL:
         return "the worker was killed (perhaps it ran out of memory)"
     if code < 0:
         return f"the worker was ended by the signal {signal.Signals(-code).name}"
@@ -260,6 +268,7 @@ class Jobs:
             raise JobError(f"run {run_id} cannot be resumed: {reasons.get(current.status, current.status)}")
         folder = self.store.path(run_id)
         (folder / STOP_FILE).unlink(missing_ok=True)
+        (folder / PID_FILE).unlink(missing_ok=True)  # the old worker's: not to be taken for the new one
         record = self.store.read(run_id)
         now = time.time()
         self.store.update(run_id, status="queued", message="", resumes=record.get("resumes", 0) + 1,
@@ -277,6 +286,7 @@ class Jobs:
     # ---- watching --------------------------------------------------------------------
     def status(self, run_id: str) -> RunStatus:
         """The run as it is now; notices (and records) a worker that died or ignores a stop."""
+        _reap_children()  # a run that ended on its own is never asked about its worker again
         record = self.store.read(run_id)
         if record["status"] in ACTIVE:
             record = self._check_worker(run_id, record)
@@ -327,7 +337,7 @@ class Jobs:
         for run_id in self.store.run_ids():
             try:
                 runs.append(self.status(run_id))
-            except (RunNotFound, ValueError, KeyError):  # deleted meanwhile, or a damaged run.json
+            except (RunNotFound, ValueError, KeyError, TypeError, AttributeError):  # deleted meanwhile, or damaged
                 continue
         return runs
 

@@ -123,9 +123,12 @@ class RunStore:
 
     def read(self, run_id: str) -> dict:
         try:
-            return json.loads((self.path(run_id) / RUN_FILE).read_bytes())
+            record = json.loads((self.path(run_id) / RUN_FILE).read_bytes())
         except FileNotFoundError:
             raise RunNotFound(f"there is no run '{run_id}' in {self.runs_dir}") from None
+        if not isinstance(record, dict) or not isinstance(record.get("status"), str):
+            raise ValueError(f"the run '{run_id}' has a damaged run.json")
+        return record
 
     def write(self, run_id: str, record: dict) -> None:
         write_atomically(self.path(run_id) / RUN_FILE, json.dumps(record, indent=1).encode("utf-8"))

@@ -197,7 +197,14 @@ def steps_per_epoch(num_train: int, batch_size: int) -> int:
 
 def divergence_message(step: int, hp: Hyperparameters) -> str:
     return (f"The loss became NaN/infinite at step {step}; try a lower learning rate "
-            f"(e.g. {hp.lr / 10:.3g} instead of {hp.lr:.3g}).")
+            f"(e.g. {plain_number(hp.lr / 10)} instead of {plain_number(hp.lr)}).")
+
+
+def plain_number(value: float) -> str:
+    """0.0001 and 100,000 rather than 1e-04 and 1e+05: read aloud in class."""
+    if value >= 1:
+        return f"{value:,.0f}" if float(value).is_integer() else f"{value:,.3g}"
+    return np.format_float_positional(value, precision=3, unique=True, fractional=False, trim="-")
 
 
 class Callback:

@@ -101,7 +101,8 @@ def _train(run: "RunFile", store, resume: bool) -> int:
             raise StopRequested()
         result = trainer.fit(start_step, optimizer_state)
         recorder.close()
-    _record_end(run, None, result.status, result.message, step=result.step)
+        # Recorded before the device is let go: the next run never starts before this one ended.
+        _record_end(run, None, result.status, result.message, step=result.step)
     return 0
 
 
