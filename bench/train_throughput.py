@@ -43,7 +43,7 @@ from models import build_model, presets  # noqa: E402
 from training.data import Dataset, fit_spec_to_dataset  # noqa: E402
 from training.jobs import Jobs  # noqa: E402
 from training.store import RunStore  # noqa: E402
-from training.trainer import (amp_dtype, default_hyperparameters, make_optimizer, pick_device,  # noqa: E402
+from training.trainer import (amp_dtype, worker_cpu_threads, default_hyperparameters, make_optimizer, pick_device,  # noqa: E402
                               steps_per_epoch)
 
 CASES = [("digits-cnn", "digits"), ("sentiment-lstm", "sentiment")]
@@ -57,6 +57,9 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--bare-child", nargs=2, metavar=("PRESET", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    # Both sides use the threads a training worker uses (every core but one), so the ratio
+    # compares like with like.
+    torch.set_num_threads(worker_cpu_threads())
     if args.bare_child:  # one bare loop, in a fresh process like the engine's worker
         preset, data_name = args.bare_child
         dataset, _ = load_data(data_name)

@@ -272,3 +272,16 @@ def test_a_stopped_run_resumed_from_its_checkpoint_ends_where_an_uninterrupted_o
 def test_learning_rates_in_advice_read_as_plain_numbers():
     from training.trainer import plain_number
     assert [plain_number(x) for x in (1e6, 0.001, 3e-3, 2.5, 1e-4 / 3)] == ["1,000,000", "0.001", "0.003", "2.5", "0.0000333"]
+
+
+def test_a_worker_leaves_one_core_for_the_web_server(monkeypatch):
+    from training import trainer
+    monkeypatch.delenv("GLASSBOX_WORKER_THREADS", raising=False)
+    monkeypatch.setattr(trainer.os, "cpu_count", lambda: 2)
+    assert trainer.worker_cpu_threads() == 1
+    monkeypatch.setattr(trainer.os, "cpu_count", lambda: 16)
+    assert trainer.worker_cpu_threads() == 15
+    monkeypatch.setattr(trainer.os, "cpu_count", lambda: 1)
+    assert trainer.worker_cpu_threads() == 1
+    monkeypatch.setenv("GLASSBOX_WORKER_THREADS", "3")
+    assert trainer.worker_cpu_threads() == 3

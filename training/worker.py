@@ -75,10 +75,14 @@ def main(argv: list[str] | None = None) -> int:
 def _train(run: "RunFile", store, resume: bool) -> int:
     global _raise_on_stop
     from models import ModelSpec, build_model
-    from training.trainer import Hyperparameters, Trainer, device_label, pick_device
+    from training.trainer import Hyperparameters, Trainer, device_label, pick_device, worker_cpu_threads
 
     hp = Hyperparameters.from_dict(run.record["hyperparameters"]).check()
     device = pick_device(hp.device)
+    if device.type == "cpu":
+        import torch
+
+        torch.set_num_threads(worker_cpu_threads())
     run.set(status="queued", device=device_label(device), pid=os.getpid())
     limit = int(run.record.get("job", {}).get("max_per_device", 1))
     ticket = f"{run.record['times'].get('queued') or time.time():017.6f}-{run.run_id}"

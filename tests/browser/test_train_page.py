@@ -84,8 +84,9 @@ def test_a_live_run_grows_finishes_survives_a_reload_and_opens(app_server, page)
     open_app(page, app_server, TRAIN_PAGE)
     _open_new_run_fold(page)
     expect(page.locator(".st-key-train_dataset input")).to_have_value("digits")
-    # Long enough (about 1,300 small steps) that the page polls it many times on any machine.
-    _set_number(page, "train_hp_epochs", 15)
+    # Long enough (about 18,000 small steps, 10-20 s here) that the page polls it many times:
+    # a training worker with its own core does ~1,000 steps a second.
+    _set_number(page, "train_hp_epochs", 200)
     _set_number(page, "train_hp_batch_size", 16)
     page.get_by_role("button", name="Train", exact=True).click()
     wait_for_app(page)
@@ -107,7 +108,7 @@ def test_a_live_run_grows_finishes_survives_a_reload_and_opens(app_server, page)
     _wait_until(page, lambda: _progress(page) == 100, "the progress to reach 100 %")
     expect(page.get_by_test_id("stAlertContentSuccess").filter(has_text="Finished:")).to_be_visible(
         timeout=RUN_S * 1000)
-    expect(_progress_bar(page)).to_contain_text("epoch 15/15")
+    expect(_progress_bar(page)).to_contain_text("epoch 200/200")
     expect(page.get_by_text("Confusion matrix")).to_be_visible()
     expect(page.get_by_text("Mistakes")).to_be_visible()
     # The run ended while this session watched it: its model is now the current model.
