@@ -19,7 +19,6 @@ import json
 import os
 import pickle
 import pickletools
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Mapping
@@ -30,6 +29,7 @@ import safetensors.torch
 import torch
 
 from .build import build_model
+from .files import unsafe_zip_path, write_atomically
 from .spec import MAX_PARAMETERS, ModelSpec
 
 SPEC_FILE, WEIGHTS_FILE, META_FILE = "spec.json", "model.safetensors", "meta.json"
@@ -79,13 +79,13 @@ def save_checkpoint(model, path, *, meta=None) -> Path:
     try:
         if suffix == ".zip":
             path.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomically(path, _zip(files))
+            write_atomically(path, _zip(files))
         else:
             path.mkdir(parents=True, exist_ok=True)
             # spec.json last: a folder interrupted mid-save is "not a checkpoint", never a
             # new spec paired with old weights.
             for name in (WEIGHTS_FILE, META_FILE, SPEC_FILE):
-                _write_atomically(path / name, files[name])
+                write_atomically(path / name, files[name])
     except OSError as err:
         raise CheckpointError(f"The checkpoint could not be written to {path}: {err.strerror or err}.") from err
     return path
@@ -142,20 +142,6 @@ def _zip(files: dict[str, bytes]) -> bytes:
             info.external_attr = 0o644 << 16
             archive.writestr(info, payload)
     return buffer.getvalue()
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one."""
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 # ---- loading --------------------------------------------------------------------------
@@ -292,8 +278,7 @@ def _check_archive(entries: list[zipfile.ZipInfo], name: str) -> None:
                               f"{MAX_ZIP_ENTRIES:,}.")
     for info in entries:
         entry = info.filename
-        parts = entry.replace("\\", "/").split("/")
-        if entry.startswith(("/", "\\")) or ".." in parts or (len(entry) > 1 and entry[1] == ":"):
+        if unsafe_zip_path(entry):
             raise CheckpointError(f"'{name}' contains an entry with an unsafe path ('{entry}') that points outside "
                                   "the archive; Glassbox refuses such archives.")
         if info.flag_bits & 0x1:

@@ -18,6 +18,7 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from tests.waiting import until as wait_until
 from app_pages import common
 from app_pages import train_ui as ui
 from models import build_model, presets
@@ -89,13 +90,7 @@ def runs_table(at: AppTest):
 
 
 def until(condition, timeout_s=WAIT_S, poll_s=0.05):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError("condition not met in time")
+    return wait_until(condition, timeout_s, poll_s)
 
 
 def set_hyperparameter(at: AppTest, attr: str, value) -> None:

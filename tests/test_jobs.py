@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from tests.waiting import until as wait_until
 from training import jobs as jobs_module
 from training.jobs import JobError, Jobs, LocalProcessBackend
 from training.store import RunStore
@@ -51,13 +52,7 @@ def make_jobs(tmp_path):
 
 
 def until(condition, timeout_s=WAIT_S, poll_s=0.02):
-    deadline = time.time() + timeout_s
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(poll_s)
-    raise AssertionError("condition not met in time")
+    return wait_until(condition, timeout_s, poll_s)
 
 
 def long_run(jobs, epochs=1000):

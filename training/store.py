@@ -29,6 +29,8 @@ from pathlib import Path
 import safetensors.torch
 import torch
 
+from models.files import write_atomically
+
 RUN_FILE, METRICS_FILE, CHECKPOINTS_DIR = "run.json", "metrics.jsonl", "checkpoints"
 OPTIMIZER_FILE = "optimizer.safetensors"
 DATA_FILE, DATASET_FILE = "data.safetensors", "dataset.json"
@@ -50,18 +52,6 @@ def new_run_id(model_name: str) -> str:
     """Sortable by time and readable: '20261124-101500-digits-cnn-ab12'."""
     slug = re.sub(r"[^a-z0-9]+", "-", model_name.lower()).strip("-")[:40] or "model"
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}-{secrets.token_hex(2)}"
-
-
-def write_atomically(path: Path, data: bytes) -> None:
-    """Readers see the old file or the new one, never half of one (a rename is atomic)."""
-    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False)
-    try:
-        with handle:
-            handle.write(data)
-        os.replace(handle.name, path)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
 
 
 def to_json_line(record: dict) -> bytes:
@@ -131,7 +121,7 @@ class RunStore:
         return record
 
     def write(self, run_id: str, record: dict) -> None:
-        write_atomically(self.path(run_id) / RUN_FILE, json.dumps(record, indent=1).encode("utf-8"))
+        write_atomically(self.path(run_id) / RUN_FILE, json.dumps(record, indent=1).encode("utf-8"), durable=False)
 
     def update(self, run_id: str, **changes) -> dict:
         """Read, change top-level keys, write back. Only one process may write a run at a time:

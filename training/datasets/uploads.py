@@ -25,6 +25,8 @@ from pathlib import PurePosixPath
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from models.files import unsafe_zip_path
+
 from ..data import Dataset, DatasetError
 from .common import image_dataset, text_dataset
 from .preprocess import ImagePreprocessor
@@ -71,13 +73,16 @@ def _listing(names: list[str], limit: int = 5) -> str:
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
 
 
+def _skipped(names: list[str], one: str, many: str, what: str) -> str:
+    """'2 files are not pictures and were skipped: a.txt, b.doc' ('' when there are none)."""
+    if not names:
+        return ""
+    was = "was" if len(names) == 1 else "were"
+    return f"{_plural(len(names), one, many)} {what.format(was=was)}: {_listing(names)}"
+
+
 def _plural(count: int, one: str, many: str) -> str:
     return f"{count} {one if count == 1 else many}"
-
-
-def _unsafe(name: str) -> bool:
-    path = name.replace("\\", "/")
-    return path.startswith("/") or bool(re.match(r"^[A-Za-z]:", path)) or ".." in path.split("/")
 
 
 def _open_zip(data: bytes, filename: str) -> zipfile.ZipFile:
@@ -90,7 +95,7 @@ def _open_zip(data: bytes, filename: str) -> zipfile.ZipFile:
         raise DatasetError(f"'{filename}' is not a valid .zip file") from None
     if len(entries) > MAX_FILES:
         raise DatasetError(f"'{filename}' holds {len(entries):,} files; at most {MAX_FILES:,} are accepted")
-    bad = [e.filename for e in entries if _unsafe(e.filename)]
+    bad = [e.filename for e in entries if unsafe_zip_path(e.filename)]
     if bad:
         raise DatasetError(f"'{filename}' was refused: it contains paths that point outside its folder "
                            f"({_listing(bad, 3)}), which a safe zip never does")
@@ -172,19 +177,12 @@ def _images_from_zip(data: bytes, filename: str, image_size, seed: int) -> Datas
             labels.append(label)
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError, DatasetError):
             damaged.append(entry.filename)
-    notes = []
-    if not_images:
-        notes.append(f"{_plural(len(not_images), 'file is not a picture', 'files are not pictures')} and "
-                     f"{'was' if len(not_images) == 1 else 'were'} skipped: {_listing(not_images)}")
-    if damaged:
-        notes.append(f"{_plural(len(damaged), 'picture', 'pictures')} could not be read (damaged?) and "
-                     f"{'was' if len(damaged) == 1 else 'were'} skipped: {_listing(damaged)}")
-    if too_large:
-        notes.append(f"{_plural(len(too_large), 'picture is', 'pictures are')} too large to open safely "
-                     f"(over {MAX_IMAGE_PIXELS // 1_000_000} million pixels) and skipped: {_listing(too_large)}")
-    if loose:
-        notes.append(f"{_plural(len(loose), 'file is', 'files are')} not inside a class folder and "
-                     f"{'was' if len(loose) == 1 else 'were'} skipped: {_listing(loose)}")
+    notes = [_skipped(not_images, "file is not a picture", "files are not pictures", "and {was} skipped"),
+             _skipped(damaged, "picture", "pictures", "could not be read (damaged?) and {was} skipped"),
+             _skipped(too_large, "picture is", "pictures are",
+                      f"too large to open safely (over {MAX_IMAGE_PIXELS // 1_000_000} million pixels) and skipped"),
+             _skipped(loose, "file is", "files are", "not inside a class folder and {was} skipped")]
+    notes = [note for note in notes if note]
     if not pictures:
         raise DatasetError(f"no pictures could be read from '{filename}'. " + "; ".join(notes))
     names = sorted(classes)
