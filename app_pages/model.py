@@ -1,28 +1,28 @@
 """Model: choose or design a network, check its shapes, make it the current model, save or load it."""
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, model_ui
 
 st.title("Model")
 st.caption("Start from a preset, change any setting, and watch the output shape and parameter count of "
            "every layer update before anything is built.")
 
 st.subheader("Start from a preset")
-common.preset_picker()
+model_ui.preset_picker()
 
 st.subheader("Design")
-spec, problems = common.design_editor()
+spec, problems = model_ui.design_editor()
 
 st.subheader("Shapes and parameters")
 problems += spec.validate()
 common.show_problems(problems)
-common.show_layer_table(spec, valid=not problems)
-common.use_model_button(spec, problems)
+model_ui.show_layer_table(spec, valid=not problems)
+model_ui.use_model_button(spec, problems)
 
 st.divider()
 st.subheader("Save and load")
 save, load = st.columns(2, gap="large")
 with save:
-    common.save_button()
+    model_ui.save_button()
 with load:
-    common.load_uploader()
+    model_ui.load_uploader()
