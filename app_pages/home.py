@@ -16,5 +16,5 @@ for file, title, icon, what in common.PAGES:
     st.page_link(file, label=title, icon=icon)
     st.caption(what)
 
-st.info("Pages for inspecting a trained model (feature maps, hidden states, attention, attributions) "
-        "are being built.", icon=":material/construction:")
+st.info("Every page works with the current model, trained or not. Train it on the Train page, then the "
+        "Inspect pages' training-step slider shows how its filters, hidden states and attention formed.", icon=":material/school:")

@@ -137,7 +137,7 @@ def _class_files(archive: zipfile.ZipFile, filename: str) -> tuple[dict[str, lis
     return classes, loose
 
 
-def _open_picture(data: bytes) -> Image.Image:
+def open_picture(data: bytes) -> Image.Image:
     """The picture in ``data``, checked to be small enough to decode safely; errors as PIL raises them."""
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -156,7 +156,7 @@ def _images_from_zip(data: bytes, filename: str, image_size, seed: int) -> Datas
     for label, (name, members) in enumerate(sorted(classes.items())):
         for entry in members:
             try:
-                image = _open_picture(archive.read(entry))
+                image = open_picture(archive.read(entry))
                 found.append((label, entry, image.size))
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 too_large.append(entry.filename)
@@ -173,7 +173,7 @@ def _images_from_zip(data: bytes, filename: str, image_size, seed: int) -> Datas
     pictures, labels = [], []
     for label, entry, _ in found:
         try:
-            pictures.append(colour.prepare(_open_picture(archive.read(entry))))
+            pictures.append(colour.prepare(open_picture(archive.read(entry))))
             labels.append(label)
         except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError, DatasetError):
             damaged.append(entry.filename)

@@ -1,0 +1,101 @@
+"""Attention: where every token (or image patch) of the current Transformer looks."""
+import streamlit as st
+
+from app_pages import inspect_ui as ui
+from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,
+                                query_arithmetic)
+from explain.probe import default_probe_sentence
+from viz.activations import attention_heatmap
+from viz.attention import attention_grid, patch_attention_figure, query_bars, scores_figure
+from viz.probe import prefix_predictions_figure
+
+AVERAGE = -1  # the head choice meaning "the mean of all heads"
+
+st.title("Attention")
+st.caption("In a Transformer every token looks at every other token and takes a weighted mix of them: "
+           "the attention weights. Each block has several heads that look for different things.")
+if not ui.require_kind("transformer"):
+    st.stop()
+
+target = ui.inspection_target()
+model = target.model
+dataset = ui.examples_dataset(model)
+context = ui.context_for(model, dataset)
+if context is None:
+    st.stop()
+picture = None
+if context.kind == "image":
+    picture = ui.image_input("attention", context, dataset)
+    if picture is None:
+        st.stop()
+    inspection = inspect_attention(model, picture.x)
+else:
+    default = default_probe_sentence(context.vocab, dataset.x_val if dataset is not None else None)
+    sentences = ui.sentence_inputs("attention", context, default, several=False)
+    if not sentences:
+        st.stop()
+    inspection = inspect_attention(model, sentences[0].ids, context.vocab)
+
+ui.prediction(inspection.probabilities, inspection.class_names, key="attention_prediction")
+if inspection.prefix_probabilities is not None and len(inspection.tokens) > 1:
+    with st.expander("The prediction after each word"):
+        ui.show_figure(prefix_predictions_figure(inspection.tokens, inspection.prefix_probabilities,
+                                                 inspection.class_names), "attention_prefix",
+                       "prediction-after-each-word")
+
+layers, heads = inspection.patterns.shape[:2]
+st.subheader("Every layer and head at a glance")
+ui.show_figure(attention_grid(inspection.patterns, inspection.labels), "attention_grid", "attention-all-heads",
+               caption=f"{layers} block{'s' if layers > 1 else ''} × {heads} heads. Each square: rows are the "
+                       "tokens looking, columns the tokens looked at; dark means a large weight.")
+
+st.subheader("One head")
+pick = st.columns(2)
+layer = ui.index_input(f"Block (1 to {layers})", layers, layers, "attention_layer", pick[0])
+head_options = [AVERAGE] + list(range(heads))
+head = pick[1].selectbox("Head", head_options, key="attention_head", persist_state="session",
+                         format_func=lambda h: "average of the heads" if h == AVERAGE else f"head {h + 1}")
+head = AVERAGE if head is None or head >= heads else head
+pattern = head_average(inspection, layer) if head == AVERAGE else inspection.patterns[layer, head]
+head_name = "the mean of its heads" if head == AVERAGE else f"head {head + 1}"
+ui.show_figure(attention_heatmap(pattern, inspection.labels, title=f"Block {layer + 1}, {head_name}"),
+               "attention_head_map", f"attention-block{layer + 1}-{'mean' if head == AVERAGE else f'head{head + 1}'}",
+               caption="Each row sums to 1: how one token shares its attention among all the tokens.")
+
+st.subheader("One token's attention, with the numbers")
+labels = inspection.labels
+query = st.selectbox("Token that looks (the query)", range(len(labels)), format_func=lambda i: labels[i],
+                     key="attention_query", persist_state="session") or 0
+query = min(query, len(labels) - 1)
+math_head = 0 if head == AVERAGE else head
+if head == AVERAGE:
+    st.caption("The numbers are for head 1 (choose another head above to see its own).")
+arithmetic = query_arithmetic(inspection, layer, math_head, query)
+left, right = st.columns(2)
+with left:
+    ui.show_figure(query_bars(arithmetic.weights, labels, labels[query]), "attention_query_bars", "query-weights",
+                   caption=f"Where '{labels[query]}' looks in block {layer + 1}, head {math_head + 1}.")
+with right:
+    ui.show_figure(scores_figure(arithmetic.scores, arithmetic.weights, labels), "attention_scores",
+                   "query-scores", caption="The scores q·k/√d before the softmax, and the weights after it.")
+st.latex(arithmetic.formula)
+for line in arithmetic.numbers(top=3):
+    st.latex(line)
+
+if picture is not None and inspection.patch_grid is not None:
+    if inspection.has_cls:
+        st.subheader("What the class token looks at")
+        maps = cls_patch_attention(inspection, layer)
+        about = "each head's attention from [CLS] to the image's patches"
+    else:
+        st.subheader("Which patches are looked at")
+        maps = mean_patch_attention(inspection, layer)
+        about = "the attention each patch receives, averaged over every patch that looks"
+    ui.show_figure(patch_attention_figure(picture.seen if picture.seen.shape[2] == 3 else
+                                          picture.seen[:, :, 0].astype(float), maps, inspection.patch_size,
+                                          titles=[f"head {h + 1}" for h in range(maps.shape[0])]),
+                   "attention_patches", f"patch-attention-block{layer + 1}",
+                   caption=f"Block {layer + 1}: {about}, drawn over the picture (bright: much attention).")
+
+st.divider()
+ui.activations_download(inspection.activations, f"{model.spec.name}-activations", key="attention_npz")

@@ -1,0 +1,113 @@
+"""Hidden states: how the current RNN, LSTM or GRU reads a sentence word by word."""
+import numpy as np
+import streamlit as st
+
+from app_pages import inspect_ui as ui
+from explain.probe import default_probe_sentence
+from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn, step_arithmetic
+from viz.probe import prefix_predictions_figure
+from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap
+
+PCA_CACHE = "inspect_rnn_pca"  # {(model id, step): (PCA, what it was fitted on)}
+CONTRASTS = ("the film was good", "the film was not good")
+DIMENSIONS = {2: "2-D", 3: "3-D"}
+
+st.title("Hidden states")
+st.caption("A recurrent network reads a sentence one word at a time and keeps a memory, the hidden state "
+           "h_t: a list of numbers updated after every word. Follow it as a path, see which units react "
+           "to which words, and watch the prediction change as the sentence goes on.")
+if not ui.require_kind("rnn"):
+    st.stop()
+
+target = ui.inspection_target()
+model = target.model
+dataset = ui.examples_dataset(model)
+context = ui.context_for(model, dataset)
+if context is None:
+    st.stop()
+vocab = context.vocab
+known = set(vocab or [])
+if all(word in known for line in CONTRASTS for word in line.split()):
+    default = "\n".join(CONTRASTS)
+else:
+    default = default_probe_sentence(vocab, dataset.x_val if dataset is not None else None)
+sentences = ui.sentence_inputs("rnn", context, default, several=True)
+if not sentences:
+    st.stop()
+
+inspections = [inspect_rnn(model, item.ids, vocab) for item in sentences]
+rows = [{"sentence": item.text, "prediction": view.class_names[int(np.argmax(view.probabilities))],
+         "sure": f"{float(np.max(view.probabilities)):.0%}"} for item, view in zip(sentences, inspections)]
+if len(sentences) > 1:
+    st.dataframe(rows, hide_index=True, width="stretch")
+else:
+    ui.prediction(inspections[0].probabilities, inspections[0].class_names, key="rnn_prediction")
+
+# ---- trajectories --------------------------------------------------------------------------
+st.subheader("The hidden state as a path")
+same_words = dataset is not None and dataset.input_kind == "tokens" and dataset.vocab == vocab
+cache = st.session_state.setdefault(PCA_CACHE, {})
+cache_key = (id(model), target.step, same_words)
+if cache_key not in cache:
+    if same_words:
+        states, fitted_on = dataset_hidden_states(model, dataset.x_val), f"the {dataset.name} validation sentences"
+    else:
+        states, fitted_on = np.concatenate([view.hidden for view in inspections]), "the sentences shown"
+    cache.clear()  # one model at a time: scrubbing the slider refits for each step
+    cache[cache_key] = (fit_pca(states, k=3) if len(states) >= 2 else None, fitted_on)
+pca, fitted_on = cache[cache_key]
+if pca is None:
+    st.info("Type a longer sentence (or several) to draw the path: it needs at least two hidden states.")
+else:
+    dims = st.segmented_control("View", list(DIMENSIONS), format_func=DIMENSIONS.get, default=2, required=True,
+                                key="rnn_dims", persist_state="session")
+    dims = min(int(dims or 2), pca.components.shape[0])
+    paths = [{"label": item.text, "points": pca.transform(view.hidden), "tokens": view.tokens}
+             for item, view in zip(sentences, inspections)]
+    titles = [f"PC{i + 1} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
+    ui.show_figure(trajectory_figure(paths, dims=dims, axis_titles=titles), "rnn_trajectory", "trajectory",
+                   caption=f"Each point is h_t after one word, squeezed from {pca.mean.shape[0]} numbers to {dims} "
+                           f"with PCA fitted on {fitted_on}; sentences that start alike share a path until "
+                           "they differ.")
+
+# ---- one sentence in detail ----------------------------------------------------------------
+st.subheader("One sentence in detail")
+chosen = 0
+if len(sentences) > 1:
+    chosen = st.selectbox("Sentence", range(len(sentences)), format_func=lambda i: sentences[i].text,
+                          key="rnn_sentence", persist_state="session") or 0
+    chosen = min(chosen, len(sentences) - 1)
+item, view = sentences[chosen], inspections[chosen]
+ui.show_figure(prefix_predictions_figure(view.tokens, view.prefix_probabilities, view.class_names),
+               "rnn_prefix", "prediction-after-each-word",
+               caption="The prediction after reading up to each word: where the lines cross, the decision flips.")
+ui.show_figure(units_heatmap(view.hidden, view.tokens), "rnn_hidden", "hidden-state",
+               caption="The hidden state after each word: one row per unit (red positive, blue negative).")
+if view.cell_state is not None:
+    ui.show_figure(units_heatmap(view.cell_state, view.tokens, title="cell state c_t", colorbar="c"),
+                   "rnn_cell", "cell-state",
+                   caption="The LSTM's cell state c_t: its long-term memory, changed only through the gates.")
+if view.gates is not None:
+    ui.show_figure(gates_figure(view.gates, view.gate_names, view.tokens), "rnn_gates", "gates",
+                   caption="The gates after each word: a gate near 0 shuts, near 1 lets through; the candidate (LSTM) or "
+                           "new (GRU) values, from -1 to 1, are what may be written into the memory.")
+
+# ---- one step with its numbers -------------------------------------------------------------
+st.subheader("One step, with the numbers")
+words = len(view.tokens)
+step_index = ui.index_input(f"Word (1 to {words})", words, min(words, 2), "rnn_step")
+step = step_arithmetic(model, item.ids, step_index, vocab)
+st.markdown(f"Reading **{step.token}** (word {step_index + 1}) in the first layer"
+            f"{', left to right' if model.spec.rnn.bidirectional else ''}:")
+for line in step.equations:
+    st.latex(line)
+hidden_size = step.h.shape[0]
+unit = ui.index_input(f"Hidden unit (1 to {hidden_size}) to work out", hidden_size, 1, "rnn_unit")
+for line in step.unit_numbers(unit):
+    st.latex(line)
+ui.show_figure(step_figure(step), "rnn_step_figure", "one-step",
+               caption="The same step for the first units: each gate's sum before its squashing function, "
+                       "its value after, and the new state.")
+
+st.divider()
+ui.activations_download(view.activations, f"{model.spec.name}-activations", key="rnn_npz")

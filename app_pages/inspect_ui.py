@@ -1,0 +1,334 @@
+"""What the three Inspect pages share: the model at a chosen training step, the input pickers,
+the prediction, and figures with their downloads.
+
+Each page draws ``inspection_target()`` first (the checkpoint slider, when the current model
+came from a training run), then an input picker, then its own views. The computations live
+in ``explain/`` and the figures in ``viz/``; this module only wires widgets to them.
+
+Input widgets keep their values for the whole session (``persist_state="session"``), so a
+sentence typed on one page is still there after a visit to another page.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import html
+import io
+from collections import OrderedDict
+from dataclasses import dataclass
+
+import numpy as np
+import streamlit as st
+from PIL import Image
+
+from app_pages import common
+from app_pages import train_ui
+from explain.inputs import (InputContext, InputError, PreparedImage, PreparedSentence, example_image,
+                            input_context, prepare_image, prepare_sentence, read_image, read_text_file,
+                            split_sentences)
+from models import build_model, presets
+from training.datasets import builtin_names
+from viz.activations import probability_bars
+
+IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
+SOURCES = {"example": "An example from the data", "upload": "Upload a picture", "draw": "Draw",
+           "camera": "Camera"}
+SHOWN_SIDE = 168  # pixels: a 16×16 input is blown up (nearest neighbour) so each pixel is visible
+MODELS_KEPT = 6  # checkpoints kept loaded per session while a class scrubs the slider
+KIND_PRESET = {"cnn": "digits-cnn", "rnn": "sentiment-lstm", "transformer": "sentiment-transformer"}
+KIND_PAGE = {"cnn": "app_pages/inspect_cnn.py", "rnn": "app_pages/inspect_rnn.py",
+             "transformer": "app_pages/inspect_attention.py"}
+KIND_WORDS = {"cnn": "CNNs", "rnn": "recurrent networks (RNN, LSTM, GRU)", "transformer": "Transformers"}
+INSPECT_STEPS = "inspect_steps"  # {run_id: step} chosen on the slider, shared by the pages
+LOADED = "inspect_loaded_models"  # OrderedDict {(run_id, step): model}, this session's
+
+# ---- widget keys (app and browser tests find widgets by these) ------------------------
+STEP = "inspect_step"
+USE_PRESET = "inspect_use_preset"
+
+
+def sentence(text) -> str:
+    return train_ui.sentence(text)
+
+
+# ---- the model, at a step of its training ----------------------------------------------
+@dataclass
+class Target:
+    """The model a page inspects: the current model, or one of its run's earlier checkpoints."""
+
+    model: object
+    run_id: str | None = None
+    step: int | None = None
+    steps: tuple[int, ...] = ()  # the run's checkpoints, when it has any
+
+    @property
+    def label(self) -> str:
+        return f"step {self.step:,}" if self.step is not None else "as it is now"
+
+
+def require_kind(kind: str) -> bool:
+    """True if the current model is a ``kind`` model (cnn | rnn | transformer); otherwise say
+    which page shows it, and offer this page's preset."""
+    model = common.current_model()
+    if model.spec.kind == kind:
+        return True
+    st.info(f"This page shows {KIND_WORDS[kind]}; the current model is {common.model_summary(model)}.",
+            icon=":material/info:")
+    if model.spec.kind in KIND_PAGE:
+        st.page_link(KIND_PAGE[model.spec.kind], label="Inspect it on its own page", icon=":material/arrow_forward:")
+    preset = KIND_PRESET[kind]
+    st.button(f"Use the {preset} preset (untrained) here", key=USE_PRESET, on_click=_use_preset, args=(preset,),
+              help="Makes a fresh, untrained copy of the preset the current model; train it on the Train page.")
+    return False
+
+
+def _use_preset(name: str) -> None:
+    common.make_current(build_model(presets.get(name), seed=common.SEED), f"Now using {name} (not trained yet).")
+
+
+def inspection_target() -> Target:
+    """The current model, or (slider) the same run's model at an earlier checkpoint."""
+    model = common.current_model()
+    meta = getattr(model, "meta", None) or {}
+    run_id = meta.get("run_id")
+    if not run_id:
+        return Target(model)
+    try:
+        steps = tuple(train_ui.store().checkpoint_steps(run_id))
+    except train_ui.UNREADABLE:
+        steps = ()
+    own_step = meta.get("step")
+    if len(steps) < 2 or own_step not in steps:
+        return Target(model, run_id, own_step, steps)
+    chosen = st.session_state.setdefault(INSPECT_STEPS, {})
+    key = f"{STEP}_{run_id}"
+    if key not in st.session_state:
+        st.session_state[key] = chosen.get(run_id, own_step)
+    step = st.select_slider(
+        "Training step", options=list(steps), key=key, format_func=lambda s: f"{s:,}",
+        help="Every view below is recomputed for the model as it was at this step of its training run, "
+             "so you can watch filters, hidden states and attention form.")
+    chosen[run_id] = step
+    if step == own_step:
+        st.caption(f"The current model, from run {run_id} (step {step:,} of {steps[-1]:,}).")
+        return Target(model, run_id, step, steps)
+    try:
+        earlier = _checkpoint_model(run_id, step)
+    except train_ui.UNREADABLE as err:
+        st.warning(f"The checkpoint at step {step:,} could not be read ({err}); showing the current model.")
+        return Target(model, run_id, own_step, steps)
+    st.caption(f"The model at step {step:,} of run {run_id} (the current model is step {own_step:,}).")
+    return Target(earlier, run_id, step, steps)
+
+
+def _checkpoint_model(run_id: str, step: int):
+    loaded = st.session_state.setdefault(LOADED, OrderedDict())
+    if (run_id, step) not in loaded:
+        loaded[(run_id, step)] = train_ui.store().load_model(run_id, step)
+        while len(loaded) > MODELS_KEPT:
+            loaded.popitem(last=False)
+    loaded.move_to_end((run_id, step))
+    return loaded[(run_id, step)]
+
+
+# ---- the data its inputs are prepared like ---------------------------------------------
+def examples_dataset(model):
+    """The data the model was trained on (or is made for): examples to pick, and how inputs are
+    prepared when the model itself does not say. None if no such data can be had."""
+    meta = getattr(model, "meta", None) or {}
+    try:
+        if meta.get("run_id"):
+            return train_ui.run_dataset(str(train_ui.store().root), meta["run_id"])
+    except train_ui.UNREADABLE:
+        pass
+    name = meta.get("dataset") if meta.get("dataset") in builtin_names() else train_ui.default_dataset(model.spec)
+    try:
+        return train_ui.builtin_dataset(name, train_ui.default_options(name))
+    except train_ui.UNREADABLE:  # e.g. MNIST not downloaded on an offline machine
+        return None
+
+
+def context_for(model, dataset) -> InputContext | None:
+    try:
+        context = input_context(model, dataset)
+    except InputError as err:
+        st.warning(sentence(err))
+        return None
+    st.caption(f"Inputs: {context.source}.")
+    return context
+
+
+# ---- pictures ---------------------------------------------------------------------------
+def image_input(page: str, context: InputContext, dataset) -> PreparedImage | None:
+    """Pick a picture (example, upload, drawing or camera); show it next to what the model receives."""
+    sources = [s for s in SOURCES if s != "example" or _has_examples(dataset, context)]
+    source = st.segmented_control("Picture", sources, format_func=SOURCES.get, key=f"{page}_source",
+                                  default=sources[0], required=True, persist_state="session")
+    try:
+        prepared = _picture_from(source or sources[0], page, context, dataset)
+    except InputError as err:
+        st.error(sentence(err))
+        return None
+    if prepared is None:
+        return None
+    original, seen = st.columns(2)
+    with original:
+        st.image(prepared.original, caption=f"{prepared.label} · {prepared.original.width}×{prepared.original.height}",
+                 width=SHOWN_SIDE)
+    with seen:
+        st.image(blown_up(prepared.seen), width=SHOWN_SIDE,
+                 caption=f"what the model receives · {prepared.seen.shape[1]}×{prepared.seen.shape[0]}")
+    return prepared
+
+
+def _has_examples(dataset, context: InputContext) -> bool:
+    """The data's validation pictures are inputs of the model's size, prepared the same way."""
+    prep = context.image_preprocessor
+    return (dataset is not None and dataset.input_kind == "image" and prep is not None
+            and tuple(dataset.input_shape) == (prep.channels, prep.height, prep.width))
+
+
+def _picture_from(source: str, page: str, context: InputContext, dataset) -> PreparedImage | None:
+    if source == "example":
+        count = len(dataset.x_val)
+        index = index_input(f"Example (1 to {count:,} of the {dataset.name} validation data)", count, 1,
+                            f"{page}_example")
+        truth = dataset.class_names[int(dataset.y_val[index])]
+        return example_image(context, dataset.x_val[index], f"example {index + 1} (a {truth})")
+    if source == "upload":
+        file = st.file_uploader("A picture (PNG, JPEG, WebP, BMP or GIF)", type=IMAGE_TYPES, key=f"{page}_upload")
+        if file is None:
+            st.caption("Any size and colour: it is prepared exactly as the training pictures were.")
+            return None
+        return prepare_image(context, read_image(file.getvalue(), file.name), f"upload: {file.name}")
+    if source == "draw":
+        from app_pages.canvas import drawing_canvas
+
+        st.caption("Draw with the mouse or a finger, large and centred, like a digit on paper.")
+        png = drawing_canvas(key=f"{page}_canvas")
+        if not png:
+            return None
+        return prepare_image(context, read_image(decode_data_url(png), "your drawing"), "your drawing")
+    photo = st.camera_input("Take a picture", key=f"{page}_camera")
+    if photo is None:
+        return None
+    return prepare_image(context, read_image(photo.getvalue(), "the camera picture"), "camera")
+
+
+def decode_data_url(url: str) -> bytes:
+    """The bytes of a ``data:image/png;base64,...`` URL (what the drawing canvas sends)."""
+    head, _, payload = str(url).partition(",")
+    if not head.startswith("data:image/") or ";base64" not in head:
+        raise InputError("the drawing could not be read; clear it and draw again")
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError("the drawing could not be read; clear it and draw again") from None
+
+
+def blown_up(picture: np.ndarray, side: int = SHOWN_SIDE) -> Image.Image:
+    """(H, W, C) uint8 -> a PIL image enlarged with nearest-neighbour, so pixels stay square."""
+    image = Image.fromarray(picture[:, :, 0] if picture.shape[2] == 1 else picture)
+    scale = max(1, side // max(image.size))
+    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+
+
+# ---- sentences --------------------------------------------------------------------------
+def sentence_inputs(page: str, context: InputContext, default: str, several: bool = True) -> list[PreparedSentence]:
+    """Type sentences (one per line) or upload a .txt; show each as the model's tokens."""
+    label = "Sentences, one per line (each is drawn separately)" if several else "A sentence"
+    typed = st.text_area(label, value=default, key=f"{page}_text", height=92 if several else 68,
+                         persist_state="session", max_chars=20_000)
+    file = st.file_uploader("…or a .txt file with one sentence per line", type=["txt"], key=f"{page}_text_file")
+    text = typed
+    if file is not None:
+        try:
+            text = read_text_file(file.getvalue(), file.name)
+        except InputError as err:
+            st.error(sentence(err))
+            return []
+    try:
+        sentences, notes = split_sentences(text, limit=8 if several else 1)
+    except InputError as err:
+        st.warning(sentence(err))
+        return []
+    prepared = []
+    for line in sentences:
+        try:
+            prepared.append(prepare_sentence(context, line))
+        except InputError as err:
+            st.warning(sentence(err))
+    if several and notes:
+        st.caption(sentence("; ".join(notes)))
+    for item in prepared:
+        show_tokens(item)
+    return prepared
+
+
+def show_tokens(item: PreparedSentence) -> None:
+    """The sentence as the model sees it: one chip per token, unknown words in red."""
+    chips = []
+    for word, token, unknown in zip(item.words, item.tokens, item.unknown):
+        if unknown:
+            chips.append(f'<span class="gb-token gb-unknown" title="not in the model\'s vocabulary: it reads &lt;unk&gt;">'
+                         f'{html.escape(word)} → &lt;unk&gt;</span>')
+        else:
+            chips.append(f'<span class="gb-token">{html.escape(token)}</span>')
+    st.markdown(TOKEN_STYLE + '<div class="gb-tokens">' + " ".join(chips) + "</div>", unsafe_allow_html=True)
+    for note in item.notes:
+        st.caption(sentence(note))
+
+
+TOKEN_STYLE = """<style>
+.gb-tokens{line-height:2.1em;margin-bottom:.3em}
+.gb-token{background:#e0ecff;border-radius:.4em;padding:.15em .45em;margin-right:.15em;font-family:monospace}
+.gb-unknown{background:#fde2e2;color:#991b1b}
+</style>"""
+
+
+# ---- prediction, figures, downloads ------------------------------------------------------
+def prediction(probabilities: np.ndarray, class_names: list[str], key: str, top_k: int = 5) -> None:
+    best = int(np.argmax(probabilities))
+    st.markdown(f"The model says **{class_names[best]}** ({probabilities[best]:.0%} sure).")
+    show_figure(probability_bars(probabilities, class_names, top_k=top_k), key, "prediction", downloads=False)
+
+
+def show_figure(fig, key: str, name: str, downloads: bool = True, caption: str | None = None) -> None:
+    """A Plotly figure (its toolbar saves a PNG) and, under it, a standalone HTML download."""
+    if caption:
+        st.caption(caption)
+    st.plotly_chart(fig, key=key, config={"displaylogo": False,
+                                          "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}})
+    if downloads:
+        st.download_button("Download as HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
+                           file_name=f"{name}.html", mime="text/html", key=f"{key}_html", type="tertiary",
+                           icon=":material/download:", on_click="ignore",
+                           help="A standalone web page with this interactive figure (works offline).")
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{name: np.asarray(value) for name, value in arrays.items()})
+    return buffer.getvalue()
+
+
+def activations_download(arrays: dict[str, np.ndarray], name: str, key: str) -> None:
+    """Every activation the page computed, by hook name, as a NumPy .npz."""
+    st.download_button("Download the raw activations (.npz)", data=lambda: npz_bytes(arrays),
+                       file_name=f"{name}.npz", mime="application/octet-stream", key=key,
+                       icon=":material/download:", on_click="ignore",
+                       help="numpy.load(file) gives one array per hook point, e.g. 'conv.0.act'.")
+
+
+def index_input(label: str, count: int, default: int, key: str, column=None) -> int:
+    """A 1-based number box for choosing one of ``count`` things; returns the 0-based index.
+
+    A value left from another model (with more channels or rows) is brought back into range
+    instead of failing."""
+    state = st.session_state
+    if key in state and not (isinstance(state[key], int) and 1 <= state[key] <= count):
+        state[key] = min(max(int(state[key] or 1), 1), count)
+    place = column if column is not None else st
+    value = place.number_input(label, min_value=1, max_value=count, value=min(max(default, 1), count), step=1,
+                               key=key)
+    return int(value) - 1

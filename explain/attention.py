@@ -1,0 +1,212 @@
+"""What a transformer's attention does with one input, as plain arrays for the Inspect page.
+
+``inspect_attention`` runs the model once with every hook cached and keeps, for every block
+and head, the queries, keys, the scores QKᵀ/√d before the softmax and the attention pattern
+after it, so the page can show every head at a glance and then one query's arithmetic:
+
+    α_ij = softmax_j(q_i · k_j / √d)
+
+``query_arithmetic`` recomputes that one row from q and k by hand (the numbers a student can
+check on paper), and ``cls_patch_attention`` folds the [CLS] token's attention over image
+patches back onto the patch grid so it can be laid over the picture.
+
+Sentences are run with their padding stripped, so no key is masked and every pattern row is
+exactly the softmax of its score row. Nothing here plots or imports Streamlit.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .probe import PAD_ID, _softmax, attention_labels, class_names_of, prefix_probabilities, strip_padding, words_of
+
+ATTENTION_FORMULA = r"\alpha_{ij} = \mathrm{softmax}_j\left(\frac{q_i \cdot k_j}{\sqrt{d}}\right)"
+PAD_WORD = "<pad>"  # label of a <pad> id left inside a sentence (only trailing padding is stripped)
+
+
+@dataclass
+class AttentionInspection:
+    """Everything the attention views need about one input; T counts [CLS] when the model uses it."""
+
+    family_input: str  # "tokens" | "image"
+    labels: list[str]  # (T,) one per position: "[CLS]" first when used, then words / "patch 1", ...
+    tokens: list[str]  # words only (tokens input), [] for images
+    class_names: list[str]  # (K,)
+    probabilities: np.ndarray  # (K,) the model's prediction for the whole input
+    prefix_probabilities: np.ndarray | None  # (T_words, K) after words 1..t; None for images
+    patterns: np.ndarray  # (L, heads, T, T) attention weights, rows sum to 1
+    scores: np.ndarray  # (L, heads, T, T) QKᵀ/√d before the softmax
+    queries: np.ndarray  # (L, heads, T, dh)
+    keys: np.ndarray  # (L, heads, T, dh)
+    head_dim: int  # dh, the d in √d
+    patch_grid: tuple[int, int] | None  # (rows, cols) of patches for images, else None
+    patch_size: int | None  # side of a square patch in pixels, images only
+    activations: dict[str, np.ndarray]  # every hook's value with the batch dim removed (for a .npz export)
+    values: np.ndarray | None = None  # (L, heads, T, dh) the vectors the weights average
+    has_cls: bool = False  # position 0 is the [CLS] summary token
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.patterns.shape[0])
+
+    @property
+    def num_heads(self) -> int:
+        return int(self.patterns.shape[1])
+
+    @property
+    def predicted(self) -> int:
+        return int(np.argmax(self.probabilities))
+
+
+@torch.no_grad()
+def inspect_attention(model, x: torch.Tensor, vocab: list[str] | None = None) -> AttentionInspection:
+    """One cached forward pass (eval mode, no grad) of a transformer on ``x``: (T,) token ids,
+    padding stripped here, or a (C, H, W) image."""
+    spec = model.spec
+    if spec.kind != "transformer":
+        raise ValueError(f"attention can only be inspected in a transformer, and this model is a {spec.kind.upper()}")
+    model.eval()
+    x = torch.as_tensor(x)
+    if spec.input.kind == "tokens":
+        if x.dim() != 1:
+            raise ValueError(f"give one sentence as a row of token ids, not an array of shape {tuple(x.shape)}")
+        x = strip_padding(x)
+        # words_of drops <pad> ids, so a pad left inside the sentence is labelled here to keep one label per position
+        tokens = [PAD_WORD if int(i) == PAD_ID else words_of([int(i)], vocab)[0] for i in x]
+    else:
+        expected = (spec.input.channels, spec.input.height, spec.input.width)
+        if tuple(x.shape) != expected:
+            raise ValueError(f"this model looks at {expected[0]}×{expected[1]}×{expected[2]} images, "
+                             f"not an array of shape {tuple(x.shape)}")
+        x = x.float()
+        tokens = []
+    logits, cache = model.run_with_cache(x.unsqueeze(0))  # (1, K), hooks with a batch of 1
+
+    def stacked(point: str) -> np.ndarray:  # (L, heads, ...) one hook point of every block
+        return np.stack([cache[f"blocks.{i}.attn.{point}"][0].float().numpy()
+                         for i in range(spec.transformer.num_layers)])
+
+    patterns = stacked("pattern")  # (L, heads, T, T)
+    length = patterns.shape[-1]
+    image = spec.input.kind == "image"
+    patch = spec.transformer.patch_size if image else None
+    return AttentionInspection(
+        family_input=spec.input.kind,
+        labels=attention_labels(spec, tokens, length),
+        tokens=tokens,
+        class_names=class_names_of(model),
+        probabilities=_softmax(logits)[0],
+        prefix_probabilities=None if image else prefix_probabilities(model, x),
+        patterns=patterns,
+        scores=stacked("scores"),
+        queries=stacked("q"),
+        keys=stacked("k"),
+        values=stacked("v"),
+        head_dim=spec.transformer.d_model // spec.transformer.num_heads,
+        patch_grid=(spec.input.height // patch, spec.input.width // patch) if image else None,
+        patch_size=patch,
+        activations={name: value[0].float().numpy() for name, value in cache.items()},
+        has_cls=spec.transformer.pooling == "cls")
+
+
+def head_average(inspection: AttentionInspection, layer: int) -> np.ndarray:
+    """(T, T) the layer's attention averaged over its heads (rows still sum to 1)."""
+    _check_index("layer", layer, inspection.num_layers)
+    return inspection.patterns[layer].mean(axis=0)
+
+
+@dataclass
+class QueryArithmetic:
+    """One query token's attention in one head, with the numbers that produce it."""
+
+    layer: int  # 0-based block index
+    head: int  # 0-based head index
+    query: int  # 0-based position of the query token
+    query_label: str
+    q: np.ndarray  # (dh,) the query vector q_i
+    keys: np.ndarray  # (T, dh) every key k_j
+    dots: np.ndarray  # (T,) q_i · k_j
+    scale: float  # √dh
+    scores: np.ndarray  # (T,) dots / scale; equals inspection.scores[layer, head, query]
+    weights: np.ndarray  # (T,) softmax(scores); equals inspection.patterns[layer, head, query]
+    formula: str  # LaTeX of α_ij = softmax_j(q_i·k_j / √d)
+    key_labels: list[str] | None = None  # (T,) label of each key position
+
+    def top_keys(self, top: int = 3) -> list[int]:
+        """Positions of the ``top`` most-attended keys, strongest first (ties: earlier first)."""
+        return [int(j) for j in np.argsort(-self.weights, kind="stable")[: max(0, top)]]
+
+    def numbers(self, top: int = 3) -> list[str]:
+        """LaTeX lines for the ``top`` most-attended keys, each key named by position and label:
+        q·k_j = 2.31,  2.31 / √16 = 0.578,  softmax → 0.412."""
+        labels = self.key_labels or [str(j) for j in range(len(self.weights))]
+        d = round(self.scale ** 2)
+        lines = []
+        for j in self.top_keys(top):
+            dot = self.dots[j]
+            lines.append(
+                rf"j = {j}\ (\text{{{_latex_text(labels[j])}}}):\quad "
+                rf"q_{{{self.query}}} \cdot k_{{{j}}} = {dot:.2f},\quad "
+                rf"{dot:.2f} / \sqrt{{{d}}} = {self.scores[j]:.3f},\quad "
+                rf"\mathrm{{softmax}} \to {self.weights[j]:.3f}")
+        return lines
+
+
+def query_arithmetic(inspection: AttentionInspection, layer: int, head: int, query: int) -> QueryArithmetic:
+    """Recompute one row of one head's attention from its query and keys, step by step."""
+    _check_index("layer", layer, inspection.num_layers)
+    _check_index("head", head, inspection.num_heads)
+    _check_index("query position", query, len(inspection.labels))
+    q = inspection.queries[layer, head, query].astype(np.float64)  # (dh,)
+    keys = inspection.keys[layer, head].astype(np.float64)  # (T, dh)
+    dots = keys @ q  # (T,)
+    scale = math.sqrt(inspection.head_dim)
+    scores = dots / scale
+    weights = np.exp(scores - scores.max())  # shifted by the max so exp cannot overflow; softmax is unchanged
+    weights /= weights.sum()
+    return QueryArithmetic(layer=layer, head=head, query=query, query_label=inspection.labels[query],
+                           q=q, keys=keys, dots=dots, scale=scale, scores=scores, weights=weights,
+                           formula=ATTENTION_FORMULA, key_labels=list(inspection.labels))
+
+
+def cls_patch_attention(inspection: AttentionInspection, layer: int) -> np.ndarray:
+    """(heads, rows, cols): how much the [CLS] token (query 0) attends to each image patch,
+    laid out on the patch grid. The classifier reads only [CLS], so this is where it looks."""
+    grid = _patch_grid(inspection)
+    if not inspection.has_cls:
+        raise ValueError("this model has no [CLS] token (it averages its patches); "
+                         "use mean_patch_attention to see the attention each patch receives")
+    _check_index("layer", layer, inspection.num_layers)
+    from_cls = inspection.patterns[layer, :, 0, 1:]  # (heads, rows*cols): [CLS] row, patch columns
+    return from_cls.reshape(inspection.num_heads, *grid)  # (heads, rows, cols), patches are numbered row by row
+
+
+def mean_patch_attention(inspection: AttentionInspection, layer: int) -> np.ndarray:
+    """(heads, rows, cols): the attention each image patch receives, averaged over every query
+    position ([CLS] included when there is one); works with or without a [CLS] token."""
+    grid = _patch_grid(inspection)
+    _check_index("layer", layer, inspection.num_layers)
+    received = inspection.patterns[layer].mean(axis=1)  # (heads, Tk): column means over the queries
+    patches = received[:, 1:] if inspection.has_cls else received  # (heads, rows*cols)
+    return patches.reshape(inspection.num_heads, *grid)  # (heads, rows, cols)
+
+
+def _patch_grid(inspection: AttentionInspection) -> tuple[int, int]:
+    if inspection.family_input != "image" or inspection.patch_grid is None:
+        raise ValueError("attention over patches needs a vision transformer (an image model); this one reads sentences")
+    return inspection.patch_grid
+
+
+def _check_index(what: str, index: int, count: int) -> None:
+    if not isinstance(index, (int, np.integer)) or not 0 <= index < count:
+        raise ValueError(f"{what} {index} does not exist; choose 0 to {count - 1}")
+
+
+def _latex_text(text: str) -> str:
+    """``text`` made safe inside LaTeX \\text{...} (KaTeX), e.g. a word with _ or a brace in it."""
+    special = {"\\": r"\textbackslash{}", "{": r"\{", "}": r"\}", "_": r"\_", "#": r"\#", "$": r"\$",
+               "%": r"\%", "&": r"\&", "^": r"\textasciicircum{}", "~": r"\textasciitilde{}"}
+    return "".join(special.get(char, char) for char in text)

@@ -1,0 +1,270 @@
+"""App tests (Streamlit AppTest) for the Inspect pages: Feature maps, Hidden states, Attention.
+
+The figures the pages draw are checked against the explain functions run on the same model and
+input (a reference computed here), the inputs go through the model's own preprocessing, bad
+input is answered in words, and the training-step slider shows earlier checkpoints.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from streamlit.testing.v1 import AppTest
+
+from app_pages import common
+from app_pages import inspect_ui as ui
+from explain.attention import cls_patch_attention, inspect_attention
+from explain.cnn import inspect_cnn, receptive_field
+from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn
+from models import build_model, presets
+from training.datasets import load_dataset
+from training.store import RunStore
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+FIRST_RUN_TIMEOUT_S = 60  # the first run imports torch and builds the default model
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture(scope="module")
+def datasets():
+    return {name: load_dataset(name) for name in ("digits", "sentiment", "shapes")}
+
+
+def open_page(page: str, model=None) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=FIRST_RUN_TIMEOUT_S).run()
+    if model is not None:
+        at.session_state[common.CURRENT_MODEL] = model
+    at.switch_page(f"app_pages/{page}.py")
+    return run(at)
+
+
+def run(at: AppTest) -> AppTest:
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def figure(at: AppTest, key: str) -> dict:
+    """The Plotly figure drawn with widget key ``key``."""
+    found = [chart for chart in at.get("plotly_chart") if chart.proto.id.endswith(key) or f"-{key}-" in chart.proto.id
+             or chart.proto.id == key or key in chart.proto.id]
+    assert found, f"no figure with key {key}; ids: {[c.proto.id for c in at.get('plotly_chart')]}"
+    return json.loads(found[0].proto.spec)
+
+
+def values(encoded) -> np.ndarray:
+    """A figure's array as Plotly sends it: a list, or {"dtype", "bdata" (base64), "shape"}."""
+    if isinstance(encoded, dict) and "bdata" in encoded:
+        flat = np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=np.dtype(encoded["dtype"]))
+        shape = encoded.get("shape")
+        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
+    return np.asarray(encoded, dtype=float)
+
+
+def texts(elements) -> list[str]:
+    return [e.value for e in elements]
+
+
+def png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def choose_source(at: AppTest, page: str, source: str) -> AppTest:
+    at.button_group(key=f"{page}_source").set_value(source)
+    return run(at)
+
+
+def upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
+    at.file_uploader(key=key).upload(name, data)
+    return run(at)
+
+
+# ---- Feature maps ---------------------------------------------------------------------------
+def test_cnn_page_shows_an_examples_maps_as_the_model_computes_them(datasets):
+    model = build_model(presets.get("digits-cnn"), seed=0)
+    at = open_page("inspect_cnn", model)
+    digits = datasets["digits"]
+    reference = inspect_cnn(model, digits.x_val[0])  # the page starts on validation example 1
+    bars = figure(at, "cnn_prediction")["data"][0]
+    np.testing.assert_allclose(np.sort(values(bars["x"]))[::-1], np.sort(reference.probabilities)[::-1][:5], rtol=1e-5)
+    for view in reference.convs:
+        pre = figure(at, f"{view.name}_pre")["data"]
+        assert len(pre) == view.pre.shape[0]
+        np.testing.assert_allclose(values(pre[3]["z"]), view.pre[3], rtol=1e-5, atol=1e-6)
+        post = figure(at, f"{view.name}_post")["data"]
+        np.testing.assert_allclose(values(post[0]["z"]), view.post[0], rtol=1e-5, atol=1e-6)
+    pooled = figure(at, "pool.0_maps")["data"]
+    np.testing.assert_allclose(values(pooled[1]["z"]), reference.pools[0].after[1], rtol=1e-5, atol=1e-6)
+    latex = texts(at.get("latex"))
+    assert any("relu" in line.lower() for line in latex)
+    assert any(c.startswith("Inputs: not trained yet") for c in texts(at.caption))
+    assert not at.error
+
+
+def test_cnn_arithmetic_follows_the_chosen_position(datasets):
+    model = build_model(presets.get("digits-cnn"), seed=0)
+    at = open_page("inspect_cnn", model)
+    at.number_input(key="conv.0_channel").set_value(3)
+    at.number_input(key="conv.0_row").set_value(1)
+    at.number_input(key="conv.0_col").set_value(16)
+    run(at)
+    reference = inspect_cnn(model, datasets["digits"].x_val[0]).convs[0]
+    numbers = [line for line in texts(at.get("latex")) if "patch" in line][0]
+    shown = [float(n) for n in re.findall(r"-?\d+\.?\d*(?:e-?\d+)?", numbers)]
+    assert shown[-1] == pytest.approx(float(reference.post[2, 0, 15]), rel=1e-3, abs=1e-4)  # after the ReLU
+    assert any(n == pytest.approx(float(reference.pre[2, 0, 15]), rel=1e-3) for n in shown)  # sum + bias
+    assert receptive_field(model, "conv.0", 0, 15) == (0, 14, 2, 16)  # 3×3 window, cut by the top and right edges
+    (box,) = [shape for shape in figure(at, "conv.0_field")["layout"]["shapes"]]
+    assert (box["x0"], box["x1"], box["y0"], box["y1"]) == (13.5, 15.5, -0.5, 1.5)
+
+
+def test_an_uploaded_picture_reaches_the_model_as_in_training(datasets):
+    model = build_model(presets.get("digits-cnn"), seed=0)
+    at = choose_source(open_page("inspect_cnn", model), "cnn", "upload")
+    picture = Image.new("RGB", (120, 90), "white")
+    picture.paste((0, 0, 0), (50, 20, 62, 70))  # a dark stroke on white paper: a "1"
+    at = upload(at, "cnn_upload", "one.png", png(picture))
+    assert not at.error
+    x = datasets["digits"].preprocess(picture)
+    reference = inspect_cnn(model, x)
+    pre = figure(at, "conv.0_pre")["data"]
+    np.testing.assert_allclose(values(pre[0]["z"]), reference.convs[0].pre[0], rtol=1e-5, atol=1e-6)
+    captions = [caption for image in at.get("image") for caption in image.captions]
+    assert "upload: one.png · 120×90" in captions and "what the model receives · 16×16" in captions
+
+
+@pytest.mark.parametrize("name, data, words", [
+    ("notes.png", b"these are my notes, not a picture", "is not a picture"),
+    ("bomb.png", png(Image.new("1", (7000, 7000))), "too large to open safely"),
+])
+def test_bad_pictures_are_refused_in_words_and_the_page_goes_on(name, data, words):
+    at = choose_source(open_page("inspect_cnn"), "cnn", "upload")
+    at = upload(at, "cnn_upload", name, data)
+    assert any(words in e for e in texts(at.error)), texts(at.error)
+    at = choose_source(at, "cnn", "example")  # and the page still works
+    assert not at.error and at.get("plotly_chart")
+
+
+def test_a_page_for_another_kind_of_model_says_so_and_offers_its_preset():
+    at = open_page("inspect_cnn", build_model(presets.get("sentiment-gru"), seed=0))
+    assert any("This page shows CNNs" in i for i in texts(at.info))
+    at.button(key=ui.USE_PRESET).click()
+    run(at)
+    assert at.session_state[common.CURRENT_MODEL].spec.name == "digits-cnn"
+    assert at.get("plotly_chart")
+
+
+# ---- Hidden states --------------------------------------------------------------------------
+@pytest.mark.parametrize("preset", ["sentiment-rnn", "sentiment-lstm", "sentiment-gru"])
+def test_rnn_page_draws_the_trajectories_of_both_sentences(preset, datasets):
+    model = build_model(presets.get(preset), seed=0)
+    at = open_page("inspect_rnn", model)
+    sentiment = datasets["sentiment"]
+    pca = fit_pca(dataset_hidden_states(model, sentiment.x_val), k=3)
+    paths = figure(at, "rnn_trajectory")["data"]
+    sentences = ["the film was good", "the film was not good"]
+    for sentence in sentences:
+        ids = sentiment.preprocess(sentence)
+        expected = pca.transform(inspect_rnn(model, ids, sentiment.vocab).hidden)
+        (trace,) = [t for t in paths if t.get("name") == sentence]
+        np.testing.assert_allclose(values(trace["x"]), expected[:, 0], rtol=1e-4, atol=1e-5)
+        np.testing.assert_allclose(values(trace["y"]), expected[:, 1], rtol=1e-4, atol=1e-5)
+    assert figure(at, "rnn_prefix") and figure(at, "rnn_hidden")
+    assert (preset == "sentiment-lstm") == bool([c for c in at.get("plotly_chart") if "rnn_cell" in c.proto.id])
+    assert any("h_t" in line or "h_{t-1}" in line for line in texts(at.get("latex")))
+
+
+def test_rnn_page_marks_unknown_words_and_refuses_empty_text():
+    at = open_page("inspect_rnn", build_model(presets.get("sentiment-lstm"), seed=0))
+    at.text_area(key="rnn_text").set_value("the film was zorblax")
+    run(at)
+    chips = " ".join(texts(at.markdown))
+    assert "zorblax → &lt;unk&gt;" in chips and "gb-unknown" in chips
+    at.text_area(key="rnn_text").set_value("   ")
+    run(at)
+    assert any("type a sentence first" in w.lower() for w in texts(at.warning))
+
+
+def test_a_txt_file_of_sentences_is_read_and_a_binary_one_refused():
+    at = open_page("inspect_rnn", build_model(presets.get("sentiment-gru"), seed=0))
+    at = upload(at, "rnn_text_file", "mine.txt", b"the acting is good\nthe acting is bad\nthe plot is boring\n")
+    assert len(figure(at, "rnn_trajectory")["data"]) >= 3
+    at = upload(at, "rnn_text_file", "photo.txt", b"\x89PNG\x00\x00binary")
+    assert any("not a text file" in e for e in texts(at.error))
+
+
+# ---- Attention ------------------------------------------------------------------------------
+def test_attention_page_shows_every_head_and_one_querys_numbers(datasets):
+    model = build_model(presets.get("sentiment-transformer"), seed=0)
+    at = open_page("inspect_attention", model)
+    at.text_area(key="attention_text").set_value("the film was not good")
+    run(at)
+    reference = inspect_attention(model, datasets["sentiment"].preprocess("the film was not good"),
+                                  datasets["sentiment"].vocab)
+    layers, heads = reference.patterns.shape[:2]
+    grid = figure(at, "attention_grid")["data"]
+    assert len(grid) == layers * heads
+    np.testing.assert_allclose(values(grid[heads + 1]["z"]), reference.patterns[1, 1],
+                               rtol=1e-5, atol=1e-6)
+    assert reference.labels == ["[CLS]", "the", "film", "was", "not", "good"]
+    at.selectbox(key="attention_query").set_value(4)  # "not"
+    run(at)
+    scores = figure(at, "attention_scores")["data"]
+    np.testing.assert_allclose(values(scores[0]["y"] if scores[0].get("orientation") != "h" else scores[0]["x"]),
+                               reference.scores[layers - 1, 0, 4], rtol=1e-4, atol=1e-5)
+    assert any("softmax" in line for line in texts(at.get("latex")))
+
+
+def test_vit_page_draws_the_class_tokens_attention_over_the_picture(datasets):
+    model = build_model(presets.get("shapes-vit"), seed=0)
+    at = open_page("inspect_attention", model)
+    assert not at.error
+    patches = figure(at, "attention_patches")
+    heatmaps = [t for t in patches["data"] if t["type"] == "heatmap"]
+    assert len(heatmaps) == model.spec.transformer.num_heads + 1  # one per head and their mean
+    assert sum(t["type"] == "image" for t in patches["data"]) == len(heatmaps)  # each drawn over the picture
+    reference = inspect_attention(model, datasets["shapes"].x_val[0])
+    last = model.spec.transformer.num_layers - 1  # the page starts on the last block
+    np.testing.assert_allclose(values(heatmaps[2]["z"]), cls_patch_attention(reference, last)[2], rtol=1e-5, atol=1e-6)
+
+
+# ---- across training ------------------------------------------------------------------------
+def test_the_step_slider_shows_an_earlier_checkpoint(home, datasets):
+    digits = datasets["digits"]
+    store = RunStore(home)
+    run_id = store.create("digits-cnn", {"status": "finished", "model": "digits-cnn", "family": "CNN",
+                                         "dataset": {"name": "digits", "source": digits.source, "meta": digits.meta()}})
+    early, late = (build_model(presets.get("digits-cnn"), seed=seed) for seed in (1, 2))
+    for step, model in ((1, early), (40, late)):
+        store.save_checkpoint(run_id, step, model, meta={**digits.meta(), "run_id": run_id, "step": step})
+    current = store.load_model(run_id, 40)
+    at = open_page("inspect_cnn", current)
+    slider = at.select_slider(key=f"{ui.STEP}_{run_id}")
+    assert slider.value == 40 and list(slider.options) == ["1", "40"]
+    filters = figure(at, "conv.0_filters")["data"]
+    np.testing.assert_allclose(values(filters[0]["z"]),
+                               late.conv[0].conv.weight[0, 0].detach().numpy(), rtol=1e-6)
+    slider.set_value(1)
+    run(at)
+    filters = figure(at, "conv.0_filters")["data"]
+    np.testing.assert_allclose(values(filters[0]["z"]),
+                               early.conv[0].conv.weight[0, 0].detach().numpy(), rtol=1e-6)
+    assert any("step 1 of run" in c for c in texts(at.caption))
+    at.switch_page("app_pages/inspect_cnn.py")  # the choice is kept while the class moves around
+    run(at)
+    assert at.select_slider(key=f"{ui.STEP}_{run_id}").value == 1
+    assert at.session_state[common.CURRENT_MODEL] is current  # scrubbing never replaces the current model

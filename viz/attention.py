@@ -1,0 +1,167 @@
+"""Figures of a transformer's attention: every head at a glance, one query's weights and the
+scores behind them, and a vision transformer's attention laid over the picture.
+
+Pure functions: numpy arrays in, a Plotly figure out (see ``explain.attention`` for the arrays).
+One head on its own is ``viz.activations.attention_heatmap``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .activations import _unique_labels
+from .training import _as_display_image
+
+WEIGHT_SCALE = "Blues"  # attention weights, 0..1, as in attention_heatmap
+WEIGHT_COLOUR = "#2563eb"
+POSITIVE_COLOUR, NEGATIVE_COLOUR = "#dc2626", "#2563eb"  # signed scores: red above zero, blue below
+# Overlay on a picture: low attention fades out so the picture shows, high attention glows.
+OVERLAY_SCALE = [[0.0, "rgba(255,255,0,0.0)"], [0.5, "rgba(255,140,0,0.55)"], [1.0, "rgba(220,20,20,0.85)"]]
+
+
+def attention_grid(patterns: np.ndarray, labels: Sequence[str], tile: int = 150) -> go.Figure:
+    """(L, heads, T, T) patterns as L rows × heads columns of small heatmaps, all on one 0..1
+    colour scale (one shared colour axis keeps a 12×12 grid light: no colour bar per tile)."""
+    patterns = np.asarray(patterns, dtype=float)
+    if patterns.ndim != 4 or patterns.shape[2] != patterns.shape[3]:
+        raise ValueError(f"attention_grid needs (layers, heads, T, T) patterns, got shape {patterns.shape}")
+    layers, heads, length, _ = patterns.shape
+    if len(labels) != length:
+        raise ValueError(f"there are {len(labels)} labels for {length} positions")
+    names = _unique_labels(labels)
+    # The layout is written out as one dict rather than through make_subplots and per-axis
+    # updates: Plotly re-validates the figure on every such call, which takes seconds at 144 tiles.
+    layout = dict(height=layers * tile + 60, margin=dict(l=10, r=10, t=40, b=10), annotations=[],
+                  coloraxis=dict(colorscale=WEIGHT_SCALE, cmin=0, cmax=1,
+                                 colorbar=dict(title="weight", thickness=12, len=min(1.0, 300 / (layers * tile)))))
+    tiles = []
+    x_domains = _domains(heads, gap=min(0.03, 0.5 / heads))
+    y_domains = _domains(layers, gap=min(0.08, 0.5 / layers))[::-1]  # layer 1 at the top
+    for layer, head in np.ndindex(layers, heads):
+        suffix = "" if layer == head == 0 else str(layer * heads + head + 1)
+        title = f"layer {layer + 1} · head {head + 1}"
+        tiles.append(go.Heatmap(z=patterns[layer, head], x=names, y=names, coloraxis="coloraxis", name=title,
+                                xaxis=f"x{suffix}", yaxis=f"y{suffix}",
+                                hovertemplate=f"{title}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>"))
+        # Labels on every tile would be unreadable at this size; hovering names the query and key.
+        # Each tile stays square because its y axis follows its own x axis.
+        hidden = dict(type="category", showticklabels=False, ticks="", constrain="domain")
+        layout[f"xaxis{suffix}"] = dict(hidden, domain=x_domains[head], anchor=f"y{suffix}")
+        layout[f"yaxis{suffix}"] = dict(hidden, domain=y_domains[layer], anchor=f"x{suffix}",
+                                        autorange="reversed", scaleanchor=f"x{suffix}")
+        layout["annotations"].append(dict(text=title, x=sum(x_domains[head]) / 2, y=y_domains[layer][1],
+                                          xref="paper", yref="paper", xanchor="center", yanchor="bottom",
+                                          showarrow=False, font=dict(size=10)))
+    return go.Figure(data=tiles, layout=layout)
+
+
+def _domains(count: int, gap: float) -> list[list[float]]:
+    """[start, end] paper fractions of ``count`` equal cells separated by ``gap``, left to right."""
+    size = (1 - gap * (count - 1)) / count
+    return [[index * (size + gap), min(1.0, index * (size + gap) + size)] for index in range(count)]  # min: rounding
+
+
+def query_bars(weights: np.ndarray, labels: Sequence[str], query_label: str) -> go.Figure:
+    """Horizontal bars of where one query attends: one bar per key, in sentence order."""
+    weights = np.asarray(weights, dtype=float)
+    _check_row(weights, labels, "weights")
+    names = _unique_labels(labels)
+    fig = go.Figure(go.Bar(x=weights, y=names, orientation="h", text=[f"{w:.2f}" for w in weights],
+                           textposition="auto", marker_color=WEIGHT_COLOUR,
+                           hovertemplate=f"{query_label} → %{{y}}: %{{x:.3f}}<extra></extra>"))
+    fig.update_layout(title=f"where “{query_label}” attends", height=90 + 24 * len(names),
+                      margin=dict(l=10, r=10, t=40, b=30),
+                      xaxis=dict(range=[0, 1], title="attention weight"),
+                      yaxis=dict(type="category", autorange="reversed"))
+    return fig
+
+
+def scores_figure(scores: np.ndarray, weights: np.ndarray, labels: Sequence[str]) -> go.Figure:
+    """Two bar panels side by side for one query: the raw scores qk/√d and the weights the
+    softmax turns them into, so the effect of the softmax (sharpening, positives) is visible."""
+    scores, weights = np.asarray(scores, dtype=float), np.asarray(weights, dtype=float)
+    _check_row(scores, labels, "scores")
+    _check_row(weights, labels, "weights")
+    names = _unique_labels(labels)
+    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
+                        subplot_titles=["score qk/√d (before softmax)", "weight (after softmax)"])
+    fig.add_trace(go.Bar(x=scores, y=names, orientation="h", text=[f"{s:.2f}" for s in scores], textposition="auto",
+                         marker_color=[POSITIVE_COLOUR if s >= 0 else NEGATIVE_COLOUR for s in scores],
+                         name="score", hovertemplate="%{y}: score %{x:.3f}<extra></extra>"), row=1, col=1)
+    fig.add_trace(go.Bar(x=weights, y=names, orientation="h", text=[f"{w:.2f}" for w in weights], textposition="auto",
+                         marker_color=WEIGHT_COLOUR, name="weight",
+                         hovertemplate="%{y}: weight %{x:.3f}<extra></extra>"), row=1, col=2)
+    fig.update_yaxes(type="category", autorange="reversed")
+    fig.update_xaxes(range=[0, 1], row=1, col=2)
+    fig.update_layout(height=100 + 24 * len(names), showlegend=False, margin=dict(l=10, r=10, t=40, b=30))
+    return fig
+
+
+def patch_attention_figure(image: np.ndarray, maps: np.ndarray, patch_size: int,
+                           titles: Sequence[str] | None = None, show_average: bool = True,
+                           tile: int = 220) -> go.Figure:
+    """The picture once per head with that head's (rows, cols) patch attention drawn over it,
+    each map cell covering its patch_size × patch_size pixels; plus the mean of the heads.
+
+    ``image`` is (H, W, 3) (uint8 as is, other types stretched to 0..255) or (H, W) grey.
+    All overlays share one colour axis from the smallest to the largest weight, so heads compare.
+    """
+    picture = _as_picture(image)
+    maps = np.asarray(maps, dtype=float)
+    if maps.ndim != 3:
+        raise ValueError(f"patch_attention_figure needs (heads, rows, cols) maps, got shape {maps.shape}")
+    heads, rows, cols = maps.shape
+    height, width = picture.shape[:2]
+    if (rows * patch_size, cols * patch_size) != (height, width):
+        raise ValueError(f"{rows}×{cols} patches of {patch_size} pixels do not cover a {height}×{width} picture")
+    titles = list(titles) if titles is not None else [f"head {h + 1}" for h in range(heads)]
+    if len(titles) != heads:
+        raise ValueError(f"there are {len(titles)} titles for {heads} heads")
+    panels = [*maps, maps.mean(axis=0)] if show_average else list(maps)  # each (rows, cols)
+    titles = [*titles, "mean of heads"] if show_average else titles
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, horizontal_spacing=0.02)
+    # go.Image puts pixel i's centre at i, covering [i - 0.5, i + 0.5]; a patch of p pixels
+    # starting at pixel c*p therefore has its centre at c*p + (p - 1) / 2, and a cell p wide there
+    # spans exactly its pixels.
+    centre = (patch_size - 1) / 2
+    for index, panel in enumerate(panels):
+        fig.add_trace(go.Image(z=picture, hoverinfo="skip"), row=1, col=index + 1)
+        fig.add_trace(go.Heatmap(
+            z=panel, x0=centre, dx=patch_size, y0=centre, dy=patch_size, coloraxis="coloraxis", name=titles[index],
+            hovertemplate=f"{titles[index]}<br>patch row %{{customdata[0]}}, col %{{customdata[1]}}: "
+                          f"%{{z:.3f}}<extra></extra>",
+            customdata=np.stack(np.meshgrid(np.arange(1, rows + 1), np.arange(1, cols + 1), indexing="ij"), axis=-1)),
+            row=1, col=index + 1)  # customdata: (rows, cols, 2) 1-based patch row and column for the hover
+    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5], constrain="domain")
+    fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], constrain="domain")  # row 0 on top, as in the picture
+    for index in range(1, len(panels) + 1):  # square pixels: y follows its own x axis
+        suffix = "" if index == 1 else str(index)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    # Stretched from the weakest to the strongest weight: an untrained or diffuse head gives
+    # nearly equal weights (about 1/T each), which a 0-based scale would paint one flat colour.
+    low, high = float(maps.min()), float(maps.max())
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=tile + 50, margin=dict(l=10, r=10, t=30, b=10),
+                      coloraxis=dict(colorscale=OVERLAY_SCALE, cmin=low, cmax=high if high > low else low + 1e-6,
+                                     colorbar=dict(title="attention", thickness=12)))
+    return fig
+
+
+def _as_picture(image: np.ndarray) -> np.ndarray:
+    """(H, W, 3) uint8 for go.Image: uint8 colour pictures unchanged, anything else stretched."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[-1] == 3:
+        if image.dtype == np.uint8:
+            return image
+        return _as_display_image(np.transpose(image, (2, 0, 1)))  # (H, W, 3) -> (3, H, W), what it expects
+    if image.ndim == 2:
+        return _as_display_image(image)
+    raise ValueError(f"the picture must be (H, W, 3) colour or (H, W) grey, not an array of shape {image.shape}")
+
+
+def _check_row(values: np.ndarray, labels: Sequence[str], what: str) -> None:
+    if values.ndim != 1 or len(values) != len(labels):
+        raise ValueError(f"need one value per label ({len(labels)}) for the {what}, got shape {values.shape}")

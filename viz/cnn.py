@@ -1,0 +1,157 @@
+"""Figures of a CNN's inside: feature maps, a pooling step, a receptive field, one conv value by hand.
+
+Pure functions: numpy arrays in, a Plotly figure out (``explain.cnn`` computes the arrays).
+Rectangles are layout shapes with a ``name`` ("window", "cell", "grid", "receptive field"), so
+a page can restyle them and a test can find them. Pixel (row, col) is drawn centred on (col, row),
+so a box (top, left, bottom, right) with exclusive bottom/right spans col left-0.5 .. right-0.5.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from explain.cnn import ConvArithmetic, window_box
+
+from .activations import DIVERGING, SEQUENTIAL, heatmap_grid
+from .training import _as_display_image
+
+HIGHLIGHT = "#f59e0b"  # amber: stands out on both the diverging and the viridis scales
+GRID = {SEQUENTIAL: "rgba(255, 255, 255, 0.55)", DIVERGING: "rgba(0, 0, 0, 0.3)"}  # faint, yet seen on each scale
+
+
+def feature_maps_figure(maps: np.ndarray, shared_scale: bool = True, cols: int = 8, title: str = "channel"
+                        ) -> go.Figure:
+    """(N, H, W) feature maps as a grid of heatmaps titled "channel 1", "channel 2", ... (1-based)."""
+    maps = np.asarray(maps, dtype=float)
+    if maps.ndim != 3:
+        raise ValueError(f"feature_maps_figure needs (N, H, W) maps, got shape {maps.shape}")
+    return heatmap_grid(maps, [f"{title} {i + 1}" for i in range(maps.shape[0])], cols=cols, shared_scale=shared_scale)
+
+
+def _box_shape(box: tuple[int, int, int, int], name: str, axis: str = "", colour: str = HIGHLIGHT,
+               width: float = 3) -> dict:
+    top, left, bottom, right = box
+    return dict(type="rect", name=name, xref=f"x{axis}", yref=f"y{axis}", x0=left - 0.5, x1=right - 0.5,
+                y0=top - 0.5, y1=bottom - 0.5, line=dict(color=colour, width=width))
+
+
+def _colour_range(*arrays: np.ndarray) -> tuple[float, float, str]:
+    """(zmin, zmax, colorscale) shared by ``arrays``: centred on zero when anything is negative."""
+    low = min(float(a.min()) for a in arrays)
+    high = max(float(a.max()) for a in arrays)
+    if low < 0:
+        bound = max(-low, high) or 1.0
+        return -bound, bound, DIVERGING
+    return low, high if high > low else low + 1, SEQUENTIAL
+
+
+def pooling_figure(before: np.ndarray, after: np.ndarray, kernel: int, stride: int, padding: int, kind: str,
+                   highlight: tuple[int, int] | None = None) -> go.Figure:
+    """A pool's (H, W) input and (H', W') output side by side on one colour range; faint lines mark
+    the windows, and the window of the ``highlight`` output cell is outlined on both sides."""
+    before, after = np.asarray(before, dtype=float), np.asarray(after, dtype=float)
+    if before.ndim != 2 or after.ndim != 2:
+        raise ValueError(f"pooling_figure needs one channel: (H, W) maps, got {before.shape} and {after.shape}")
+    (height, width), (out_h, out_w) = before.shape, after.shape
+    pad = f", padding {padding}" if padding else ""
+    titles = (f"input {height}×{width}", f"{kind} pool {kernel}×{kernel}, stride {stride}{pad} → {out_h}×{out_w}")
+    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.08)
+    zmin, zmax, scale = _colour_range(before, after)
+    for col, (values, label) in enumerate(((before, "input"), (after, "pooled")), start=1):
+        fig.add_trace(go.Heatmap(z=values, zmin=zmin, zmax=zmax, colorscale=scale, showscale=col == 2,
+                                 hovertemplate=f"{label} row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>"),
+                      row=1, col=col)
+    shapes = []
+    # Window edges: where a window starts or ends, clipped to the input (padding is off the picture).
+    rows_edges = sorted({edge for r in range(out_h) for edge in window_box(r, 0, kernel, stride, padding, height, width)[::2]})
+    cols_edges = sorted({edge for c in range(out_w) for edge in window_box(0, c, kernel, stride, padding, height, width)[1::2]})
+    for edge in rows_edges:
+        shapes.append(dict(type="line", name="grid", xref="x", yref="y", x0=-0.5, x1=width - 0.5,
+                           y0=edge - 0.5, y1=edge - 0.5, line=dict(color=GRID[scale], width=1)))
+    for edge in cols_edges:
+        shapes.append(dict(type="line", name="grid", xref="x", yref="y", y0=-0.5, y1=height - 0.5,
+                           x0=edge - 0.5, x1=edge - 0.5, line=dict(color=GRID[scale], width=1)))
+    if highlight is not None:
+        row, col = highlight
+        if not (0 <= row < out_h and 0 <= col < out_w):
+            raise ValueError(f"the pooled map is {out_h}×{out_w}: there is no cell at row {row}, column {col}")
+        shapes.append(_box_shape(window_box(row, col, kernel, stride, padding, height, width), "window"))
+        shapes.append(_box_shape((row, col, row + 1, col + 1), "cell", axis="2"))
+    fig.update_layout(shapes=shapes, height=380, margin=dict(l=10, r=10, t=40, b=10))
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
+    fig.update_layout(yaxis=dict(scaleanchor="x"), yaxis2=dict(scaleanchor="x2"))  # square pixels
+    return fig
+
+
+def receptive_field_figure(image: np.ndarray, box: tuple[int, int, int, int], title: str = "") -> go.Figure:
+    """The input picture, (H, W) values or (H, W, 3) colour, with the receptive field box drawn on it."""
+    image = np.asarray(image)
+    if image.ndim == 2:
+        height, width = image.shape
+        trace = go.Heatmap(z=image.astype(float), colorscale="gray", showscale=False,
+                           hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>")
+    elif image.ndim == 3 and image.shape[2] == 3:
+        height, width = image.shape[:2]
+        pixels = image if image.dtype == np.uint8 else _as_display_image(np.transpose(image, (2, 0, 1)))  # (H, W, 3)
+        trace = go.Image(z=pixels, hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>")
+    else:
+        raise ValueError(f"receptive_field_figure needs an (H, W) or (H, W, 3) image, got shape {image.shape}")
+    top, left, bottom, right = box
+    if not (0 <= top < bottom <= height and 0 <= left < right <= width):
+        raise ValueError(f"the box {tuple(box)} does not lie inside the {height}×{width} image")
+    fig = go.Figure(trace)
+    fig.update_layout(shapes=[_box_shape(box, "receptive field")], title=title or None, height=360,
+                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
+                      xaxis=dict(visible=False, constrain="domain"),
+                      yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain"))
+    return fig
+
+
+def conv_arithmetic_figure(arith: ConvArithmetic, max_channels: int = 4, channels: Sequence[int] | None = None,
+                           decimals: int = 2) -> go.Figure:
+    """patch | kernel | patch⊙kernel for one input channel per row, each cell's number written in it.
+
+    By default the ``max_channels`` input channels that contribute most (largest |partial sum|)
+    are shown, biggest first; ``channels`` picks them instead (0-based).
+    """
+    partial = arith.products.sum(axis=(1, 2))  # (I,) each input channel's share of the weighted sum
+    if channels is None:
+        channels = list(np.argsort(-np.abs(partial), kind="stable")[:max(1, max_channels)])
+    channels = [int(c) for c in channels]
+    if not channels or any(not 0 <= c < len(partial) for c in channels):
+        raise ValueError(f"input channels must be between 0 and {len(partial) - 1}, got {channels}")
+    titles = []
+    for c in channels:
+        titles += [f"input channel {c + 1}: patch", "kernel", f"patch ⊙ kernel: sum {partial[c]:.{decimals}f}"]
+    fig = make_subplots(rows=len(channels), cols=3, subplot_titles=titles, horizontal_spacing=0.06,
+                        vertical_spacing=min(0.12, 0.4 / len(channels)))
+    columns = (arith.patch, arith.kernel, arith.products)  # each (I, k, k)
+    for col, values in enumerate(columns, start=1):
+        shown = values[channels]  # (n, k, k): one colour range per column, so rows compare
+        zmin, zmax, scale = _colour_range(shown)
+        for row, c in enumerate(channels, start=1):
+            text = [[_cell_text(v, decimals) for v in line] for line in values[c]]  # (k, k) strings
+            fig.add_trace(go.Heatmap(z=values[c], text=text, texttemplate="%{text}", zmin=zmin, zmax=zmax,
+                                     colorscale=scale, showscale=False,
+                                     hovertemplate="u %{y}, v %{x}: %{z:.4f}<extra></extra>"), row=row, col=col)
+    fig.update_xaxes(visible=False, constrain="domain")
+    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
+    for index in range(1, 3 * len(channels) + 1):  # square cells: each y axis follows its own x axis
+        suffix = "" if index == 1 else str(index)
+        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+    shown = "" if len(channels) == len(partial) else f" (showing {len(channels)} of {len(partial)} input channels)"
+    fig.update_layout(title=f"{arith.layer}, channel {arith.channel + 1}, row {arith.row}, col {arith.col}: "
+                            f"sum {arith.weighted_sum:.{decimals + 2}f}{shown}",
+                      height=170 * len(channels) + 70, margin=dict(l=10, r=10, t=70, b=10))
+    fig.update_annotations(font_size=11)
+    return fig
+
+
+def _cell_text(value: float, decimals: int) -> str:
+    """The number written in a cell; a tiny negative shows as 0.00, not -0.00."""
+    text = f"{value:.{decimals}f}"
+    return f"{0:.{decimals}f}" if float(text) == 0 else text
