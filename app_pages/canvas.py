@@ -36,6 +36,8 @@ export default function(component) {{
   canvas.dataset.ready = "1";
   const pen = canvas.getContext("2d");
   pen.lineCap = "round"; pen.lineJoin = "round"; pen.lineWidth = {STROKE}; pen.strokeStyle = "#fff";
+  const blank = () => {{ pen.fillStyle = "#000"; pen.fillRect(0, 0, canvas.width, canvas.height); }};
+  blank();  // opaque black, not transparent: the PNG must look like what is on screen
   let drawing = false;
   const at = (event) => {{
     const box = canvas.getBoundingClientRect();
@@ -56,7 +58,7 @@ export default function(component) {{
   canvas.addEventListener("pointerup", finish);
   canvas.addEventListener("pointercancel", finish);
   clear.addEventListener("click", () => {{
-    pen.clearRect(0, 0, canvas.width, canvas.height); setStateValue("png", "");
+    blank(); setStateValue("png", "");
   }});
 }}
 """

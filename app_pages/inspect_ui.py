@@ -173,7 +173,10 @@ def image_input(page: str, context: InputContext, dataset) -> PreparedImage | No
         return None
     original, seen = st.columns(2)
     with original:
-        st.image(prepared.original, caption=f"{prepared.label} · {prepared.original.width}×{prepared.original.height}",
+        shown = prepared.original if max(prepared.original.size) >= SHOWN_SIDE else \
+            blown_up(prepared.seen if prepared.original.size == prepared.seen.shape[1::-1] else
+                     np.asarray(prepared.original.convert("RGB")))
+        st.image(shown, caption=f"{prepared.label} · {prepared.original.width}×{prepared.original.height}",
                  width=SHOWN_SIDE)
     with seen:
         st.image(blown_up(prepared.seen), width=SHOWN_SIDE,

@@ -1,0 +1,255 @@
+"""Inspect pages: how long one input takes to show, against one plain forward pass.
+
+    python bench/inspect_latency.py [--repeats 20] [--threads 1]
+
+For every preset, with the model built by ``build_model(presets.get(name), seed=0)`` and the
+page's default input, this times everything the page computes and draws for that input:
+
+- the explain calls the page makes (input preparation from the data, the inspection, the
+  arithmetic views) and every figure it builds, each serialised with ``fig.to_json()`` as
+  ``st.plotly_chart`` does before it sends a figure; the Streamlit transport is not timed;
+- against one plain forward pass ``model(x.unsqueeze(0))`` in eval mode under ``no_grad``,
+  on the same input, in the same process, with the same threads.
+
+Both are timed the same way: a warm-up, then the median of ``--repeats`` calls
+(``time.perf_counter``). The Hidden states page fits its PCA once per model and training
+step and keeps it in the session, so that fit is timed on its own and left out of the page.
+
+Default inputs (what a page shows first): CNN and ViT, the first validation picture of the
+data the page would use (digits, shapes); RNN, the two sentences "the film was good" and
+"the film was not good"; Transformer, ``explain.probe.default_probe_sentence``.
+
+The last line is ``digits-cnn CNN page: N ms (R x one forward)``; target under 150 ms on CPU.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import plotly.graph_objects as go  # noqa: E402
+import torch  # noqa: E402
+
+from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,  # noqa: E402
+                               query_arithmetic)
+from explain.cnn import conv_arithmetic, inspect_cnn, pool_windows, receptive_field  # noqa: E402
+from explain.inputs import InputContext, example_image, input_context, prepare_sentence  # noqa: E402
+from explain.probe import default_probe_sentence  # noqa: E402
+from explain.rnn import PCA, dataset_hidden_states, fit_pca, inspect_rnn, step_arithmetic  # noqa: E402
+from models import build_model, presets  # noqa: E402
+from training.datasets import load_dataset  # noqa: E402
+from viz.activations import attention_heatmap, probability_bars  # noqa: E402
+from viz.attention import attention_grid, patch_attention_figure, query_bars, scores_figure  # noqa: E402
+from viz.cnn import conv_arithmetic_figure, feature_maps_figure, pooling_figure, receptive_field_figure  # noqa: E402
+from viz.probe import filters_figure, prefix_predictions_figure  # noqa: E402
+from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap  # noqa: E402
+
+CONTRASTS = ("the film was good", "the film was not good")  # app_pages/inspect_rnn.py's default
+PAGES = {"cnn": "CNN page", "rnn": "RNN page", "transformer": "Attention page"}
+DATA = {"digits-cnn": "digits", "shapes-cnn": "shapes", "shapes-vit": "shapes"}  # else sentiment
+TARGET_MS = 150
+WARMUP = 3  # calls before timing: first calls pay for lazy imports and allocator growth
+
+
+def show(shown: list[go.Figure], fig: go.Figure) -> None:
+    """What ``st.plotly_chart`` does with a figure before sending it: serialise it to JSON."""
+    fig.to_json()
+    shown.append(fig)
+
+
+# ---- the pages, call by call ------------------------------------------------------------------
+# Each function mirrors its page with the page's default choices; keep them in step with it.
+
+def cnn_page(model, x: torch.Tensor, context: InputContext, shared_scale: bool = True) -> list[go.Figure]:
+    """Mirrors app_pages/inspect_cnn.py (every tab is run: Streamlit draws all tabs on each run)."""
+    shown: list[go.Figure] = []
+    picture = example_image(context, x, "example 1")
+    inspection = inspect_cnn(model, picture.x)
+    show(shown, probability_bars(inspection.probabilities, inspection.class_names, top_k=5))
+    seen = picture.seen[:, :, 0].astype(float) if picture.seen.shape[2] == 1 else picture.seen
+    convs = {view.name: view for view in inspection.convs}
+    pools = {view.name: view for view in inspection.pools}
+    for stage in [stage for stage in inspection.stages if stage in convs or stage in pools]:
+        if stage in convs:
+            view = convs[stage]
+            show(shown, filters_figure(view.weight, cols=8, tile=70))
+            show(shown, feature_maps_figure(view.pre, shared_scale=shared_scale))
+            if view.post is not None:
+                show(shown, feature_maps_figure(view.post, shared_scale=shared_scale))
+            channel, row, col = 0, view.pre.shape[1] // 2, view.pre.shape[2] // 2  # the page's default boxes
+            arithmetic = conv_arithmetic(model, inspection, view.index, channel, row, col)
+            box = receptive_field(model, stage, row, col)
+            show(shown, receptive_field_figure(seen, box, title="Its receptive field on the input"))
+            show(shown, conv_arithmetic_figure(arithmetic))
+        else:
+            view = pools[stage]
+            channel, row, col = 0, 0, 0
+            show(shown, pooling_figure(view.before[channel], view.after[channel], view.kernel, view.stride,
+                                       view.padding, view.kind, highlight=(row, col)))
+            top, left_edge, bottom, right_edge = pool_windows(view, row, col)
+            window = view.before[channel, max(top, 0):bottom, max(left_edge, 0):right_edge]
+            ", ".join(f"{v:.2f}" for v in window.flatten()[:16])  # the caption under the figure
+            show(shown, feature_maps_figure(view.after, shared_scale=shared_scale))
+    return shown
+
+
+def rnn_pca(model, dataset) -> PCA:
+    """The PCA app_pages/inspect_rnn.py fits once per model and step (kept in the session)."""
+    return fit_pca(dataset_hidden_states(model, dataset.x_val), k=3)
+
+
+def rnn_page(model, texts: list[str], context: InputContext, pca: PCA, dims: int = 2) -> list[go.Figure]:
+    """Mirrors app_pages/inspect_rnn.py, with the PCA already fitted (it is cached in the session)."""
+    shown: list[go.Figure] = []
+    vocab = context.vocab
+    sentences = [prepare_sentence(context, text) for text in texts]
+    inspections = [inspect_rnn(model, item.ids, vocab) for item in sentences]
+    rows = [{"sentence": item.text, "prediction": view.class_names[int(np.argmax(view.probabilities))],
+             "sure": f"{float(np.max(view.probabilities)):.0%}"} for item, view in zip(sentences, inspections)]
+    if len(rows) == 1:
+        show(shown, probability_bars(inspections[0].probabilities, inspections[0].class_names, top_k=5))
+    dims = min(dims, pca.components.shape[0])
+    paths = [{"label": item.text, "points": pca.transform(view.hidden), "tokens": view.tokens}
+             for item, view in zip(sentences, inspections)]
+    titles = [f"PC{i + 1} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
+    show(shown, trajectory_figure(paths, dims=dims, axis_titles=titles))
+    item, view = sentences[0], inspections[0]
+    show(shown, prefix_predictions_figure(view.tokens, view.prefix_probabilities, view.class_names))
+    show(shown, units_heatmap(view.hidden, view.tokens))
+    if view.cell_state is not None:
+        show(shown, units_heatmap(view.cell_state, view.tokens, title="cell state c_t", colorbar="c"))
+    if view.gates is not None:
+        show(shown, gates_figure(view.gates, view.gate_names, view.tokens))
+    step_index = min(len(view.tokens), 2) - 1  # the page's default word box: word 2
+    step = step_arithmetic(model, item.ids, step_index, vocab)
+    step.unit_numbers(0)
+    show(shown, step_figure(step))
+    return shown
+
+
+def attention_page(model, context: InputContext, x: torch.Tensor | None = None, text: str | None = None
+                   ) -> list[go.Figure]:
+    """Mirrors app_pages/inspect_attention.py: a picture ``x`` for a ViT, else the sentence ``text``."""
+    shown: list[go.Figure] = []
+    picture = None
+    if context.kind == "image":
+        picture = example_image(context, x, "example 1")
+        inspection = inspect_attention(model, picture.x)
+    else:
+        inspection = inspect_attention(model, prepare_sentence(context, text).ids, context.vocab)
+    show(shown, probability_bars(inspection.probabilities, inspection.class_names, top_k=5))
+    if inspection.prefix_probabilities is not None and len(inspection.tokens) > 1:
+        show(shown, prefix_predictions_figure(inspection.tokens, inspection.prefix_probabilities,
+                                              inspection.class_names))
+    layers, heads = inspection.patterns.shape[:2]
+    show(shown, attention_grid(inspection.patterns, inspection.labels))
+    layer = layers - 1  # the page's default: the last block, the mean of its heads, the first token
+    pattern = head_average(inspection, layer)
+    show(shown, attention_heatmap(pattern, inspection.labels, title=f"Block {layer + 1}, the mean of its heads"))
+    labels, query = inspection.labels, 0
+    arithmetic = query_arithmetic(inspection, layer, 0, query)
+    show(shown, query_bars(arithmetic.weights, labels, labels[query]))
+    show(shown, scores_figure(arithmetic.scores, arithmetic.weights, labels))
+    arithmetic.numbers(top=3)
+    if picture is not None and inspection.patch_grid is not None:
+        maps = cls_patch_attention(inspection, layer) if inspection.has_cls else mean_patch_attention(inspection, layer)
+        show(shown, patch_attention_figure(picture.seen if picture.seen.shape[2] == 3 else
+                                           picture.seen[:, :, 0].astype(float), maps, inspection.patch_size,
+                                           titles=[f"head {h + 1}" for h in range(maps.shape[0])]))
+    return shown
+
+
+# ---- timing ---------------------------------------------------------------------------------
+
+def median_ms(call: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``call`` in milliseconds, after a warm-up."""
+    for _ in range(WARMUP):
+        call()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1000
+
+
+def forward_call(model, x: torch.Tensor) -> Callable[[], object]:
+    """One plain forward pass of one input, as the baseline."""
+    model.eval()
+    batch = x.unsqueeze(0)  # (1, ...) one input
+
+    def call():
+        with torch.no_grad():
+            return model(batch)
+    return call
+
+
+def page_case(model, datasets: dict) -> tuple[str, Callable[[], object], torch.Tensor, Callable | None]:
+    """(page, the page call, the forward input, the once-per-model call or None) for a model."""
+    name = model.spec.name
+    dataset = datasets[DATA.get(name, "sentiment")]
+    context = input_context(model, dataset)
+    kind = model.spec.kind
+    if kind == "cnn":
+        x = dataset.x_val[0]
+        return PAGES[kind], lambda: cnn_page(model, x, context), x, None
+    if kind == "rnn":
+        pca = rnn_pca(model, dataset)
+        x = prepare_sentence(context, CONTRASTS[0]).ids
+        return PAGES[kind], lambda: rnn_page(model, list(CONTRASTS), context, pca), x, lambda: rnn_pca(model, dataset)
+    if context.kind == "image":
+        x = dataset.x_val[0]
+        return PAGES[kind], lambda: attention_page(model, context, x=x), x, None
+    text = default_probe_sentence(context.vocab, dataset.x_val)
+    x = prepare_sentence(context, text).ids
+    return PAGES[kind], lambda: attention_page(model, context, text=text), x, None
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=20, help="timed calls per measurement (median kept)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (torch.set_num_threads)")
+    parser.add_argument("--presets", nargs="*", default=None, help="only these presets (default: all)")
+    args = parser.parse_args()
+    if args.repeats < 1 or args.threads < 1:
+        raise ValueError("--repeats and --threads must be at least 1")
+    torch.set_num_threads(args.threads)
+    names = args.presets or presets.names()
+    unknown = [name for name in names if name not in presets.names()]
+    if unknown:
+        raise ValueError(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(presets.names())}")
+    datasets = {data: load_dataset(data) for data in {DATA.get(name, "sentiment") for name in names}}
+    print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} thread(s) | median of {args.repeats} after "
+          f"{WARMUP} warm-up calls | page = explain calls + figures built + fig.to_json() each, Streamlit transport "
+          "not timed")
+    print(f"{'preset':<24}{'page':<16}{'figures':>8}{'page ms':>10}{'forward ms':>12}{'ratio':>9}")
+    results, once = {}, []
+    for name in names:
+        model = build_model(presets.get(name), seed=0)
+        page, call, x, fit_once = page_case(model, datasets)
+        figures = len(call())
+        page_ms = median_ms(call, args.repeats)
+        forward_ms = median_ms(forward_call(model, x), args.repeats)
+        results[name] = (page, page_ms, forward_ms)
+        print(f"{name:<24}{page:<16}{figures:>8}{page_ms:>10.1f}{forward_ms:>12.3f}{page_ms / forward_ms:>9.0f}")
+        if fit_once is not None:
+            once.append((name, median_ms(fit_once, max(3, args.repeats // 4))))
+    for name, fit_ms in once:
+        print(f"{name}: PCA fit, once per model (and training step), not in the page time above: {fit_ms:.1f} ms")
+    slow = [name for name, (_, page_ms, _) in results.items() if page_ms > TARGET_MS]
+    print(f"target: every page under {TARGET_MS} ms; over it: {', '.join(slow) if slow else 'none'}")
+    if "digits-cnn" in results:
+        page, page_ms, forward_ms = results["digits-cnn"]
+        ratio = page_ms / forward_ms
+        print(f"digits-cnn {page}: {page_ms:.0f} ms ({ratio:.0f} x one forward)" if ratio >= 10 else
+              f"digits-cnn {page}: {page_ms:.0f} ms ({ratio:.1f} x one forward)")
+
+
+if __name__ == "__main__":
+    main()
