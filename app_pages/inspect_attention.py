@@ -28,13 +28,13 @@ if context.kind == "image":
     picture = ui.image_input("attention", context, dataset)
     if picture is None:
         st.stop()
-    inspection = inspect_attention(model, picture.x)
+    inspection = ui.computed(inspect_attention, model, picture.x)
 else:
     default = default_probe_sentence(context.vocab, dataset.x_val if dataset is not None else None)
     sentences = ui.sentence_inputs("attention", context, default, several=False)
     if not sentences:
         st.stop()
-    inspection = inspect_attention(model, sentences[0].ids, context.vocab)
+    inspection = ui.computed(inspect_attention, model, sentences[0].ids, context.vocab)
 
 ui.prediction(inspection.probabilities, inspection.class_names, key="attention_prediction")
 if inspection.prefix_probabilities is not None and len(inspection.tokens) > 1:

@@ -25,7 +25,7 @@ picture = ui.image_input("cnn", context, dataset)
 if picture is None:
     st.stop()
 
-inspection = inspect_cnn(model, picture.x)
+inspection = ui.computed(inspect_cnn, model, picture.x)
 ui.prediction(inspection.probabilities, inspection.class_names, key="cnn_prediction")
 
 scale = st.segmented_control("Colour scale of the maps", list(SCALES), format_func=SCALES.get, default="shared",

@@ -35,7 +35,7 @@ sentences = ui.sentence_inputs("rnn", context, default, several=True)
 if not sentences:
     st.stop()
 
-inspections = [inspect_rnn(model, item.ids, vocab) for item in sentences]
+inspections = [ui.computed(inspect_rnn, model, item.ids, vocab) for item in sentences]
 rows = [{"sentence": item.text, "prediction": view.class_names[int(np.argmax(view.probabilities))],
          "sure": f"{float(np.max(view.probabilities)):.0%}"} for item, view in zip(sentences, inspections)]
 if len(sentences) > 1:

@@ -335,3 +335,13 @@ def index_input(label: str, count: int, default: int, key: str, column=None) -> 
     value = place.number_input(label, min_value=1, max_value=count, value=min(max(default, 1), count), step=1,
                                key=key)
     return int(value) - 1
+
+
+def computed(compute, *args, **kwargs):
+    """``compute(*args, **kwargs)``, or a plain message and the end of the page if the model
+    cannot handle this input (e.g. a hand-edited checkpoint whose layers disagree)."""
+    try:
+        return compute(*args, **kwargs)
+    except (ValueError, RuntimeError, IndexError) as err:
+        st.error(f"The model could not be run on this input: {sentence(err)}")
+        st.stop()
