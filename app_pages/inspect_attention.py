@@ -14,15 +14,8 @@ AVERAGE = -1  # the head choice meaning "the mean of all heads"
 st.title("Attention")
 st.caption("In a Transformer every token looks at every other token and takes a weighted mix of them: "
            "the attention weights. Each block has several heads that look for different things.")
-if not ui.require_kind("transformer"):
-    st.stop()
-
-target = ui.inspection_target()
+target, dataset, context = ui.page_setup("transformer")
 model = target.model
-dataset = ui.examples_dataset(model)
-context = ui.context_for(model, dataset)
-if context is None:
-    st.stop()
 picture = None
 if context.kind == "image":
     picture = ui.image_input("attention", context, dataset)

@@ -6,21 +6,20 @@ from explain.cnn import conv_arithmetic, inspect_cnn, pool_windows, receptive_fi
 from viz.cnn import conv_arithmetic_figure, feature_maps_figure, pooling_figure, receptive_field_figure
 from viz.probe import filters_figure
 
+def stage_label(stage: str) -> str:
+    """"conv.0" -> "Conv 1": layers counted from 1, as a class counts them."""
+    kind, index = stage.split(".")
+    return f"{kind.capitalize()} {int(index) + 1}"
+
+
 SCALES = {"shared": "one scale for all maps", "own": "each map its own scale"}
 
 st.title("Feature maps")
 st.caption("Give the CNN a picture and follow it through the network: each filter of a conv layer slides over "
            "its input and makes one feature map (bright where the pattern is found), and each pooling layer "
            "shrinks the maps by keeping the strongest (or average) value of every window.")
-if not ui.require_kind("cnn"):
-    st.stop()
-
-target = ui.inspection_target()
+target, dataset, context = ui.page_setup("cnn")
 model = target.model
-dataset = ui.examples_dataset(model)
-context = ui.context_for(model, dataset)
-if context is None:
-    st.stop()
 picture = ui.image_input("cnn", context, dataset)
 if picture is None:
     st.stop()
@@ -37,9 +36,12 @@ seen = picture.seen[:, :, 0].astype(float) if picture.seen.shape[2] == 1 else pi
 convs = {view.name: view for view in inspection.convs}
 pools = {view.name: view for view in inspection.pools}
 shown = [stage for stage in inspection.stages if stage in convs or stage in pools]
-tabs = st.tabs([f"{'Conv' if s.startswith('conv') else 'Pool'} {int(s.split('.')[1]) + 1}" for s in shown])
+# Only the open tab is drawn (a deep CNN has hundreds of small maps); switching tabs reruns the page.
+tabs = st.tabs([stage_label(s) for s in shown], key="cnn_layer_tab", on_change="rerun")
 
 for tab, stage in zip(tabs, shown):
+    if tab.open is False:
+        continue
     with tab:
         if stage in convs:
             view = convs[stage]

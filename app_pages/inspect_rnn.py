@@ -16,15 +16,8 @@ st.title("Hidden states")
 st.caption("A recurrent network reads a sentence one word at a time and keeps a memory, the hidden state "
            "h_t: a list of numbers updated after every word. Follow it as a path, see which units react "
            "to which words, and watch the prediction change as the sentence goes on.")
-if not ui.require_kind("rnn"):
-    st.stop()
-
-target = ui.inspection_target()
+target, dataset, context = ui.page_setup("rnn")
 model = target.model
-dataset = ui.examples_dataset(model)
-context = ui.context_for(model, dataset)
-if context is None:
-    st.stop()
 vocab = context.vocab
 known = set(vocab or [])
 if all(word in known for line in CONTRASTS for word in line.split()):

@@ -82,6 +82,19 @@ def require_kind(kind: str) -> bool:
     return False
 
 
+def page_setup(kind: str):
+    """What every Inspect page starts with: (target, dataset, input context), the step slider and
+    the input note drawn; the page ends here, with the reason shown, if it cannot go on."""
+    if not require_kind(kind):
+        st.stop()
+    target = inspection_target()
+    dataset = examples_dataset(target.model)
+    context = context_for(target.model, dataset)
+    if context is None:
+        st.stop()
+    return target, dataset, context
+
+
 def _use_preset(name: str) -> None:
     common.make_current(build_model(presets.get(name), seed=common.SEED), f"Now using {name} (not trained yet).")
 

@@ -11,9 +11,13 @@ page's default input, this times everything the page computes and draws for that
 - against one plain forward pass ``model(x.unsqueeze(0))`` in eval mode under ``no_grad``,
   on the same input, in the same process, with the same threads.
 
-Both are timed the same way: a warm-up, then the median of ``--repeats`` calls
-(``time.perf_counter``). The Hidden states page fits its PCA once per model and training
-step and keeps it in the session, so that fit is timed on its own and left out of the page.
+Both are timed the same way, with ``time.perf_counter``: a warm-up, then the median of many
+calls, ``--repeats`` page calls and ten times as many forward passes (a thousand times
+shorter, so noisier), interleaved so that a busy spell on a shared machine slows both alike.
+The Hidden states page fits its PCA once per model and
+training step and keeps it in the session, so that fit is timed on its own and left out of
+the page. The downloads (HTML of a figure, .npz of the activations) are built only when
+clicked, so they are not part of a page's time either.
 
 Default inputs (what a page shows first): CNN and ViT, the first validation picture of the
 data the page would use (digits, shapes); RNN, the two sentences "the film was good" and
@@ -51,6 +55,7 @@ from viz.probe import filters_figure, prefix_predictions_figure  # noqa: E402
 from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap  # noqa: E402
 
 CONTRASTS = ("the film was good", "the film was not good")  # app_pages/inspect_rnn.py's default
+FORWARD_REPEATS = 10  # forward passes timed after each page call timed
 PAGES = {"cnn": "CNN page", "rnn": "RNN page", "transformer": "Attention page"}
 DATA = {"digits-cnn": "digits", "shapes-cnn": "shapes", "shapes-vit": "shapes"}  # else sentiment
 TARGET_MS = 150
@@ -64,10 +69,14 @@ def show(shown: list[go.Figure], fig: go.Figure) -> None:
 
 
 # ---- the pages, call by call ------------------------------------------------------------------
-# Each function mirrors its page with the page's default choices; keep them in step with it.
+# Each function mirrors its page with the page's default choices (the widgets' defaults); when a
+# page changes, change its function here too, or the numbers stop meaning that page.
 
-def cnn_page(model, x: torch.Tensor, context: InputContext, shared_scale: bool = True) -> list[go.Figure]:
-    """Mirrors app_pages/inspect_cnn.py (every tab is run: Streamlit draws all tabs on each run)."""
+def cnn_page(model, x: torch.Tensor, context: InputContext, shared_scale: bool = True,
+             open_tab: str | None = None) -> list[go.Figure]:
+    """Mirrors app_pages/inspect_cnn.py call by call; keep the two in step. Only the open tab's
+    figures are built, as on the page (its tabs rerun the page when switched); by default the
+    first tab, which is what a visitor sees first."""
     shown: list[go.Figure] = []
     picture = example_image(context, x, "example 1")
     inspection = inspect_cnn(model, picture.x)
@@ -75,7 +84,10 @@ def cnn_page(model, x: torch.Tensor, context: InputContext, shared_scale: bool =
     seen = picture.seen[:, :, 0].astype(float) if picture.seen.shape[2] == 1 else picture.seen
     convs = {view.name: view for view in inspection.convs}
     pools = {view.name: view for view in inspection.pools}
-    for stage in [stage for stage in inspection.stages if stage in convs or stage in pools]:
+    shown_stages = [stage for stage in inspection.stages if stage in convs or stage in pools]
+    for stage in shown_stages:
+        if stage != (open_tab or shown_stages[0]):
+            continue
         if stage in convs:
             view = convs[stage]
             show(shown, filters_figure(view.weight, cols=8, tile=70))
@@ -100,12 +112,14 @@ def cnn_page(model, x: torch.Tensor, context: InputContext, shared_scale: bool =
 
 
 def rnn_pca(model, dataset) -> PCA:
-    """The PCA app_pages/inspect_rnn.py fits once per model and step (kept in the session)."""
+    """The PCA app_pages/inspect_rnn.py fits once per model and step and keeps in the session:
+    on the validation sentences, when they use the model's words (as the built-in data does)."""
     return fit_pca(dataset_hidden_states(model, dataset.x_val), k=3)
 
 
 def rnn_page(model, texts: list[str], context: InputContext, pca: PCA, dims: int = 2) -> list[go.Figure]:
-    """Mirrors app_pages/inspect_rnn.py, with the PCA already fitted (it is cached in the session)."""
+    """Mirrors app_pages/inspect_rnn.py call by call; keep the two in step. The PCA comes in fitted,
+    as the page keeps it in the session."""
     shown: list[go.Figure] = []
     vocab = context.vocab
     sentences = [prepare_sentence(context, text) for text in texts]
@@ -135,7 +149,8 @@ def rnn_page(model, texts: list[str], context: InputContext, pca: PCA, dims: int
 
 def attention_page(model, context: InputContext, x: torch.Tensor | None = None, text: str | None = None
                    ) -> list[go.Figure]:
-    """Mirrors app_pages/inspect_attention.py: a picture ``x`` for a ViT, else the sentence ``text``."""
+    """Mirrors app_pages/inspect_attention.py call by call; keep the two in step. A picture ``x``
+    for a ViT, else the sentence ``text``."""
     shown: list[go.Figure] = []
     picture = None
     if context.kind == "image":
@@ -167,16 +182,33 @@ def attention_page(model, context: InputContext, x: torch.Tensor | None = None, 
 
 # ---- timing ---------------------------------------------------------------------------------
 
+def _seconds(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
 def median_ms(call: Callable[[], object], repeats: int) -> float:
     """Median wall time of ``call`` in milliseconds, after a warm-up."""
     for _ in range(WARMUP):
         call()
-    times = []
+    return statistics.median(_seconds(call) for _ in range(repeats)) * 1000
+
+
+def page_and_forward_ms(page: Callable[[], object], forward: Callable[[], object], repeats: int
+                        ) -> tuple[float, float]:
+    """(median ms of ``page``, median ms of ``forward``), after a warm-up of each.
+
+    The two are interleaved (one page call, then FORWARD_REPEATS forward passes, ``repeats``
+    times), so a busy spell on a shared machine slows both sides alike and the ratio holds."""
+    for _ in range(WARMUP):
+        page()
+        forward()
+    page_times, forward_times = [], []
     for _ in range(repeats):
-        start = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1000
+        page_times.append(_seconds(page))
+        forward_times.extend(_seconds(forward) for _ in range(FORWARD_REPEATS))
+    return statistics.median(page_times) * 1000, statistics.median(forward_times) * 1000
 
 
 def forward_call(model, x: torch.Tensor) -> Callable[[], object]:
@@ -190,6 +222,11 @@ def forward_call(model, x: torch.Tensor) -> Callable[[], object]:
     return call
 
 
+def model_stages(model) -> list[str]:
+    """The CNN page's tabs: its conv and pool stages in order."""
+    return [f"{kind}.{index}" for kind, index in model.order if kind in ("conv", "pool")]
+
+
 def page_case(model, datasets: dict) -> tuple[str, Callable[[], object], torch.Tensor, Callable | None]:
     """(page, the page call, the forward input, the once-per-model call or None) for a model."""
     name = model.spec.name
@@ -199,10 +236,13 @@ def page_case(model, datasets: dict) -> tuple[str, Callable[[], object], torch.T
     if kind == "cnn":
         x = dataset.x_val[0]
         return PAGES[kind], lambda: cnn_page(model, x, context), x, None
-    if kind == "rnn":
+    if kind == "rnn":  # the page's default: the two contrasts when the vocabulary knows their words
+        known = set(context.vocab)
+        texts = list(CONTRASTS) if all(word in known for line in CONTRASTS for word in line.split()) else \
+            [default_probe_sentence(context.vocab, dataset.x_val)]
         pca = rnn_pca(model, dataset)
-        x = prepare_sentence(context, CONTRASTS[0]).ids
-        return PAGES[kind], lambda: rnn_page(model, list(CONTRASTS), context, pca), x, lambda: rnn_pca(model, dataset)
+        x = prepare_sentence(context, texts[0]).ids
+        return PAGES[kind], lambda: rnn_page(model, texts, context, pca), x, lambda: rnn_pca(model, dataset)
     if context.kind == "image":
         x = dataset.x_val[0]
         return PAGES[kind], lambda: attention_page(model, context, x=x), x, None
@@ -218,31 +258,39 @@ def main() -> None:
     parser.add_argument("--presets", nargs="*", default=None, help="only these presets (default: all)")
     args = parser.parse_args()
     if args.repeats < 1 or args.threads < 1:
-        raise ValueError("--repeats and --threads must be at least 1")
-    torch.set_num_threads(args.threads)
+        parser.error("--repeats and --threads must be at least 1")
     names = args.presets or presets.names()
     unknown = [name for name in names if name not in presets.names()]
     if unknown:
-        raise ValueError(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(presets.names())}")
+        parser.error(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(presets.names())}")
+    torch.set_num_threads(args.threads)
     datasets = {data: load_dataset(data) for data in {DATA.get(name, "sentiment") for name in names}}
-    print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} thread(s) | median of {args.repeats} after "
-          f"{WARMUP} warm-up calls | page = explain calls + figures built + fig.to_json() each, Streamlit transport "
-          "not timed")
+    print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} thread(s) | median of {args.repeats} page calls "
+          f"and {args.repeats * FORWARD_REPEATS} forward passes (interleaved), after {WARMUP} warm-up calls each | "
+          "page = explain calls + figures built + fig.to_json() each; Streamlit transport not timed")
     print(f"{'preset':<24}{'page':<16}{'figures':>8}{'page ms':>10}{'forward ms':>12}{'ratio':>9}")
-    results, once = {}, []
+    results, once, tabs = {}, [], []
     for name in names:
         model = build_model(presets.get(name), seed=0)
         page, call, x, fit_once = page_case(model, datasets)
         figures = len(call())
-        page_ms = median_ms(call, args.repeats)
-        forward_ms = median_ms(forward_call(model, x), args.repeats)
+        page_ms, forward_ms = page_and_forward_ms(call, forward_call(model, x), args.repeats)
         results[name] = (page, page_ms, forward_ms)
         print(f"{name:<24}{page:<16}{figures:>8}{page_ms:>10.1f}{forward_ms:>12.3f}{page_ms / forward_ms:>9.0f}")
         if fit_once is not None:
             once.append((name, median_ms(fit_once, max(3, args.repeats // 4))))
+        if model.spec.kind == "cnn":  # each other tab, as drawn when a visitor opens it
+            context = input_context(model, datasets[DATA.get(name, "sentiment")])
+            for stage in [s for s in model_stages(model) if s != model_stages(model)[0]]:
+                tab_ms, _ = page_and_forward_ms(lambda: cnn_page(model, x, context, open_tab=stage),
+                                                forward_call(model, x), max(3, args.repeats // 4))
+                tabs.append((name, stage, tab_ms))
     for name, fit_ms in once:
         print(f"{name}: PCA fit, once per model (and training step), not in the page time above: {fit_ms:.1f} ms")
+    for name, stage, tab_ms in tabs:
+        print(f"{name}: with the {stage} tab open instead: {tab_ms:.1f} ms")
     slow = [name for name, (_, page_ms, _) in results.items() if page_ms > TARGET_MS]
+    slow += [f"{name} ({stage} tab)" for name, stage, tab_ms in tabs if tab_ms > TARGET_MS]
     print(f"target: every page under {TARGET_MS} ms; over it: {', '.join(slow) if slow else 'none'}")
     if "digits-cnn" in results:
         page, page_ms, forward_ms = results["digits-cnn"]

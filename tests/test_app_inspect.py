@@ -83,6 +83,13 @@ def png(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
+def open_tab(at: AppTest, stage: str) -> AppTest:
+    """Open the Feature maps page's tab of ``stage`` ("conv.1" -> "Conv 2")."""
+    kind, index = stage.split(".")
+    at.session_state["cnn_layer_tab"] = f"{kind.capitalize()} {int(index) + 1}"
+    return run(at)
+
+
 def choose_source(at: AppTest, page: str, source: str) -> AppTest:
     at.button_group(key=f"{page}_source").set_value(source)
     return run(at)
@@ -102,15 +109,17 @@ def test_cnn_page_shows_an_examples_maps_as_the_model_computes_them(datasets):
     bars = figure(at, "cnn_prediction")["data"][0]
     np.testing.assert_allclose(np.sort(values(bars["x"]))[::-1], np.sort(reference.probabilities)[::-1][:5], rtol=1e-5)
     for view in reference.convs:
+        open_tab(at, view.name)
         pre = figure(at, f"{view.name}_pre")["data"]
         assert len(pre) == view.pre.shape[0]
         np.testing.assert_allclose(values(pre[3]["z"]), view.pre[3], rtol=1e-5, atol=1e-6)
         post = figure(at, f"{view.name}_post")["data"]
         np.testing.assert_allclose(values(post[0]["z"]), view.post[0], rtol=1e-5, atol=1e-6)
+        assert any("relu" in line.lower() for line in texts(at.get("latex")))
+    open_tab(at, "pool.0")
     pooled = figure(at, "pool.0_maps")["data"]
+    assert not [c for c in at.get("plotly_chart") if "conv.0" in c.proto.id]  # only the open tab is drawn
     np.testing.assert_allclose(values(pooled[1]["z"]), reference.pools[0].after[1], rtol=1e-5, atol=1e-6)
-    latex = texts(at.get("latex"))
-    assert any("relu" in line.lower() for line in latex)
     assert any(c.startswith("Inputs: not trained yet") for c in texts(at.caption))
     assert not at.error
 

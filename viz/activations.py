@@ -9,10 +9,52 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 DIVERGING = "RdBu_r"  # signed values: blue negative, white zero, red positive
 SEQUENTIAL = "Viridis"
+
+
+def subplot_grid(rows: int, cols: int, titles: Sequence[str] = (), horizontal_spacing: float | None = None,
+                 vertical_spacing: float | None = None, title_size: int = 16) -> tuple[dict, list[tuple[str, str]]]:
+    """The layout ``make_subplots(rows, cols, subplot_titles=titles, ...)`` makes, as a plain dict,
+    and the (xaxis, yaxis) pair of each cell in row-major order (the values a trace's ``xaxis`` and
+    ``yaxis`` take).
+
+    Why: make_subplots builds and re-validates a graph object per axis and per title, and each
+    later ``update_*axes`` call walks them all again, which took most of a second for the ~100
+    tiles of a CNN page. A dict is validated once, when the figure is made from it. The domains
+    and titles are computed exactly as make_subplots computes them (row 1 at the top), so the
+    figure is the same.
+    """
+    horizontal_spacing = 0.2 / cols if horizontal_spacing is None else horizontal_spacing
+    if vertical_spacing is None:  # make_subplots leaves more room between rows when they have titles
+        vertical_spacing = (0.5 if titles else 0.3) / rows
+    width = (1.0 - horizontal_spacing * (cols - 1)) / cols
+    height = (1.0 - vertical_spacing * (rows - 1)) / rows
+    layout: dict = {"annotations": []}
+    cells = []
+    for row, col in np.ndindex(rows, cols):
+        left = sum([width] * col) + col * horizontal_spacing  # summed as make_subplots sums, to the last bit
+        from_bottom = rows - 1 - row
+        bottom = sum([height] * from_bottom) + from_bottom * vertical_spacing
+        x_domain = [max(left, 0.0), min(left + width, 1.0)]  # float dust clipped, as there
+        y_domain = [max(bottom, 0.0), min(bottom + height, 1.0)]
+        number = row * cols + col + 1
+        suffix = "" if number == 1 else str(number)
+        layout[f"xaxis{suffix}"] = {"domain": x_domain, "anchor": f"y{suffix}"}
+        layout[f"yaxis{suffix}"] = {"domain": y_domain, "anchor": f"x{suffix}"}
+        cells.append((f"x{suffix}", f"y{suffix}"))
+        if number <= len(titles) and titles[number - 1]:
+            layout["annotations"].append({
+                "text": titles[number - 1], "x": sum(x_domain) / 2.0, "y": y_domain[1], "xref": "paper",
+                "yref": "paper", "xanchor": "center", "yanchor": "bottom", "showarrow": False,
+                "font": {"size": title_size}})
+    return layout, cells
+
+
+def axis_names(cell: tuple[str, str]) -> tuple[str, str]:
+    """("x3", "y3") -> ("xaxis3", "yaxis3"): the layout keys of a cell's axes."""
+    return "xaxis" + cell[0][1:], "yaxis" + cell[1][1:]
 
 
 def heatmap_grid(maps: np.ndarray, titles: Sequence[str] | None = None, cols: int = 8, shared_scale: bool = True,
@@ -31,42 +73,41 @@ def heatmap_grid(maps: np.ndarray, titles: Sequence[str] | None = None, cols: in
     signed = bool(maps.min() < 0) if signed is None else signed
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.015,
-                        vertical_spacing=min(0.08, 0.3 / rows))
+    layout, cells = subplot_grid(rows, cols, titles, horizontal_spacing=0.015,
+                                 vertical_spacing=min(0.08, 0.3 / rows), title_size=10)
     bound = float(np.abs(maps).max()) or 1.0
-    for index in range(n):
+    tiles = []
+    for index, cell in enumerate(cells[:n]):
         tile_map = maps[index]
         if shared_scale:
             low, high = (-bound, bound) if signed else (float(maps.min()), float(maps.max()))
         else:
             own = float(np.abs(tile_map).max()) or 1.0
             low, high = (-own, own) if signed else (float(tile_map.min()), float(tile_map.max()))
-        fig.add_trace(go.Heatmap(z=tile_map, zmin=low, zmax=high if high > low else low + 1,
-                                 colorscale=DIVERGING if signed else SEQUENTIAL, showscale=shared_scale and index == 0,
-                                 hovertemplate=f"{titles[index]}<br>row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>"),
-                      row=index // cols + 1, col=index % cols + 1)
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")
-    for index in range(1, n + 1):  # keep each tile square: y follows its own x axis
-        suffix = "" if index == 1 else str(index)
-        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
-    fig.update_annotations(font_size=10)
-    fig.update_layout(height=rows * tile + 40, margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+        # Plain dicts: go.Figure validates each trace once (a go.Heatmap here would be validated twice).
+        tiles.append(dict(type="heatmap", z=tile_map, zmin=low, zmax=high if high > low else low + 1,
+                          colorscale=DIVERGING if signed else SEQUENTIAL, showscale=shared_scale and index == 0,
+                          hovertemplate=f"{titles[index]}<br>row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>",
+                          xaxis=cell[0], yaxis=cell[1]))
+    for cell in cells:  # every tile square (y follows its own x axis), row 0 at the top, no axes drawn
+        x_name, y_name = axis_names(cell)
+        layout[x_name].update(visible=False, constrain="domain")
+        layout[y_name].update(visible=False, autorange="reversed", scaleanchor=cell[0], constrain="domain")
+    layout.update(height=rows * tile + 40, margin=dict(l=10, r=10, t=30, b=10))
+    return go.Figure(data=tiles, layout=layout)
 
 
 def attention_heatmap(pattern: np.ndarray, tokens: Sequence[str], title: str = "") -> go.Figure:
     """One head's (Tq, Tk) attention weights with the tokens on both axes (rows attend to columns)."""
     pattern = np.asarray(pattern, dtype=float)
     labels = _unique_labels(tokens)
-    fig = go.Figure(go.Heatmap(z=pattern, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
-                               colorbar=dict(title="weight"),
-                               hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>"))
     side = min(640, 160 + 26 * len(labels))
-    fig.update_layout(title=title or None, height=side, margin=dict(l=80, r=20, t=40 if title else 20, b=80),
-                      xaxis=dict(title="attends to (key)", type="category", tickangle=-45),
-                      yaxis=dict(title="token (query)", type="category", autorange="reversed"))
-    return fig
+    return go.Figure(  # dicts: validated once, by go.Figure
+        data=[dict(type="heatmap", z=pattern, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
+                   colorbar=dict(title="weight"), hovertemplate="%{y} → %{x}: %{z:.3f}<extra></extra>")],
+        layout=dict(title=title or None, height=side, margin=dict(l=80, r=20, t=40 if title else 20, b=80),
+                    xaxis=dict(title="attends to (key)", type="category", tickangle=-45),
+                    yaxis=dict(title="token (query)", type="category", autorange="reversed")))
 
 
 def probability_bars(probabilities: np.ndarray, class_names: Sequence[str], top_k: int | None = None) -> go.Figure:
@@ -74,11 +115,12 @@ def probability_bars(probabilities: np.ndarray, class_names: Sequence[str], top_
     probabilities = np.asarray(probabilities, dtype=float)
     order = np.argsort(-probabilities)[: top_k or len(probabilities)]
     names = [str(class_names[i]) for i in order]
-    fig = go.Figure(go.Bar(x=probabilities[order], y=names, orientation="h", text=[f"{p:.1%}" for p in probabilities[order]],
-                           textposition="auto", marker_color="#2563eb", hovertemplate="%{y}: %{x:.3f}<extra></extra>"))
-    fig.update_layout(height=80 + 28 * len(order), margin=dict(l=10, r=10, t=10, b=30),
-                      xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed", type="category"))
-    return fig
+    return go.Figure(  # dicts: validated once, by go.Figure
+        data=[dict(type="bar", x=probabilities[order], y=names, orientation="h",
+                   text=[f"{p:.1%}" for p in probabilities[order]], textposition="auto", marker_color="#2563eb",
+                   hovertemplate="%{y}: %{x:.3f}<extra></extra>")],
+        layout=dict(height=80 + 28 * len(order), margin=dict(l=10, r=10, t=10, b=30),
+                    xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed", type="category")))
 
 
 def _unique_labels(tokens: Sequence[str]) -> list[str]:

@@ -10,9 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from .activations import _unique_labels
+from .activations import _unique_labels, axis_names, subplot_grid
 from .training import _as_display_image
 
 WEIGHT_SCALE = "Blues"  # attention weights, 0..1, as in attention_heatmap
@@ -69,14 +68,13 @@ def query_bars(weights: np.ndarray, labels: Sequence[str], query_label: str) -> 
     weights = np.asarray(weights, dtype=float)
     _check_row(weights, labels, "weights")
     names = _unique_labels(labels)
-    fig = go.Figure(go.Bar(x=weights, y=names, orientation="h", text=[f"{w:.2f}" for w in weights],
-                           textposition="auto", marker_color=WEIGHT_COLOUR,
-                           hovertemplate=f"{query_label} → %{{y}}: %{{x:.3f}}<extra></extra>"))
-    fig.update_layout(title=f"where “{query_label}” attends", height=90 + 24 * len(names),
-                      margin=dict(l=10, r=10, t=40, b=30),
-                      xaxis=dict(range=[0, 1], title="attention weight"),
-                      yaxis=dict(type="category", autorange="reversed"))
-    return fig
+    return go.Figure(  # dicts: validated once, by go.Figure
+        data=[dict(type="bar", x=weights, y=names, orientation="h", text=[f"{w:.2f}" for w in weights],
+                   textposition="auto", marker_color=WEIGHT_COLOUR,
+                   hovertemplate=f"{query_label} → %{{y}}: %{{x:.3f}}<extra></extra>")],
+        layout=dict(title=f"where “{query_label}” attends", height=90 + 24 * len(names),
+                    margin=dict(l=10, r=10, t=40, b=30), xaxis=dict(range=[0, 1], title="attention weight"),
+                    yaxis=dict(type="category", autorange="reversed")))
 
 
 def scores_figure(scores: np.ndarray, weights: np.ndarray, labels: Sequence[str]) -> go.Figure:
@@ -86,18 +84,21 @@ def scores_figure(scores: np.ndarray, weights: np.ndarray, labels: Sequence[str]
     _check_row(scores, labels, "scores")
     _check_row(weights, labels, "weights")
     names = _unique_labels(labels)
-    fig = make_subplots(rows=1, cols=2, shared_yaxes=True, horizontal_spacing=0.06,
-                        subplot_titles=["score qk/√d (before softmax)", "weight (after softmax)"])
-    fig.add_trace(go.Bar(x=scores, y=names, orientation="h", text=[f"{s:.2f}" for s in scores], textposition="auto",
-                         marker_color=[POSITIVE_COLOUR if s >= 0 else NEGATIVE_COLOUR for s in scores],
-                         name="score", hovertemplate="%{y}: score %{x:.3f}<extra></extra>"), row=1, col=1)
-    fig.add_trace(go.Bar(x=weights, y=names, orientation="h", text=[f"{w:.2f}" for w in weights], textposition="auto",
-                         marker_color=WEIGHT_COLOUR, name="weight",
-                         hovertemplate="%{y}: weight %{x:.3f}<extra></extra>"), row=1, col=2)
-    fig.update_yaxes(type="category", autorange="reversed")
-    fig.update_xaxes(range=[0, 1], row=1, col=2)
-    fig.update_layout(height=100 + 24 * len(names), showlegend=False, margin=dict(l=10, r=10, t=40, b=30))
-    return fig
+    # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
+    layout, ((x1, y1), (x2, y2)) = subplot_grid(1, 2, ["score qk/√d (before softmax)", "weight (after softmax)"],
+                                                horizontal_spacing=0.06)
+    bars = [dict(type="bar", x=scores, y=names, orientation="h", text=[f"{s:.2f}" for s in scores],
+                 textposition="auto", marker_color=[POSITIVE_COLOUR if s >= 0 else NEGATIVE_COLOUR for s in scores],
+                 name="score", hovertemplate="%{y}: score %{x:.3f}<extra></extra>", xaxis=x1, yaxis=y1),
+            dict(type="bar", x=weights, y=names, orientation="h", text=[f"{w:.2f}" for w in weights],
+                 textposition="auto", marker_color=WEIGHT_COLOUR, name="weight",
+                 hovertemplate="%{y}: weight %{x:.3f}<extra></extra>", xaxis=x2, yaxis=y2)]
+    for cell in ((x1, y1), (x2, y2)):
+        layout[axis_names(cell)[1]].update(type="category", autorange="reversed")
+    layout["yaxis2"].update(matches=y1, showticklabels=False)  # one shared y axis, as make_subplots(shared_yaxes=True)
+    layout["xaxis2"]["range"] = [0, 1]
+    layout.update(height=100 + 24 * len(names), showlegend=False, margin=dict(l=10, r=10, t=40, b=30))
+    return go.Figure(data=bars, layout=layout)
 
 
 def patch_attention_figure(image: np.ndarray, maps: np.ndarray, patch_size: int,
@@ -122,32 +123,32 @@ def patch_attention_figure(image: np.ndarray, maps: np.ndarray, patch_size: int,
         raise ValueError(f"there are {len(titles)} titles for {heads} heads")
     panels = [*maps, maps.mean(axis=0)] if show_average else list(maps)  # each (rows, cols)
     titles = [*titles, "mean of heads"] if show_average else titles
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=titles, horizontal_spacing=0.02)
+    # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
+    layout, cells = subplot_grid(1, len(panels), titles, horizontal_spacing=0.02, title_size=11)
     # go.Image puts pixel i's centre at i, covering [i - 0.5, i + 0.5]; a patch of p pixels
     # starting at pixel c*p therefore has its centre at c*p + (p - 1) / 2, and a cell p wide there
     # spans exactly its pixels.
     centre = (patch_size - 1) / 2
-    for index, panel in enumerate(panels):
-        fig.add_trace(go.Image(z=picture, hoverinfo="skip"), row=1, col=index + 1)
-        fig.add_trace(go.Heatmap(
-            z=panel, x0=centre, dx=patch_size, y0=centre, dy=patch_size, coloraxis="coloraxis", name=titles[index],
+    patch_numbers = np.stack(np.meshgrid(np.arange(1, rows + 1), np.arange(1, cols + 1), indexing="ij"), axis=-1)
+    traces = []  # patch_numbers: (rows, cols, 2) 1-based patch row and column, for the hover
+    for index, (panel, (x, y)) in enumerate(zip(panels, cells)):
+        traces.append(dict(type="image", z=picture, hoverinfo="skip", xaxis=x, yaxis=y))
+        traces.append(dict(
+            type="heatmap", z=panel, x0=centre, dx=patch_size, y0=centre, dy=patch_size, coloraxis="coloraxis",
+            name=titles[index], customdata=patch_numbers, xaxis=x, yaxis=y,
             hovertemplate=f"{titles[index]}<br>patch row %{{customdata[0]}}, col %{{customdata[1]}}: "
-                          f"%{{z:.3f}}<extra></extra>",
-            customdata=np.stack(np.meshgrid(np.arange(1, rows + 1), np.arange(1, cols + 1), indexing="ij"), axis=-1)),
-            row=1, col=index + 1)  # customdata: (rows, cols, 2) 1-based patch row and column for the hover
-    fig.update_xaxes(visible=False, range=[-0.5, width - 0.5], constrain="domain")
-    fig.update_yaxes(visible=False, range=[height - 0.5, -0.5], constrain="domain")  # row 0 on top, as in the picture
-    for index in range(1, len(panels) + 1):  # square pixels: y follows its own x axis
-        suffix = "" if index == 1 else str(index)
-        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+                          f"%{{z:.3f}}<extra></extra>"))
+    for cell in cells:  # square pixels (y follows its own x axis), row 0 on top, as in the picture
+        x_name, y_name = axis_names(cell)
+        layout[x_name].update(visible=False, range=[-0.5, width - 0.5], constrain="domain")
+        layout[y_name].update(visible=False, range=[height - 0.5, -0.5], constrain="domain", scaleanchor=cell[0])
     # Stretched from the weakest to the strongest weight: an untrained or diffuse head gives
     # nearly equal weights (about 1/T each), which a 0-based scale would paint one flat colour.
     low, high = float(maps.min()), float(maps.max())
-    fig.update_annotations(font_size=11)
-    fig.update_layout(height=tile + 50, margin=dict(l=10, r=10, t=30, b=10),
-                      coloraxis=dict(colorscale=OVERLAY_SCALE, cmin=low, cmax=high if high > low else low + 1e-6,
-                                     colorbar=dict(title="attention", thickness=12)))
-    return fig
+    layout.update(height=tile + 50, margin=dict(l=10, r=10, t=30, b=10),
+                  coloraxis=dict(colorscale=OVERLAY_SCALE, cmin=low, cmax=high if high > low else low + 1e-6,
+                                 colorbar=dict(title="attention", thickness=12)))
+    return go.Figure(data=traces, layout=layout)
 
 
 def _as_picture(image: np.ndarray) -> np.ndarray:

@@ -11,11 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from explain.cnn import ConvArithmetic, window_box
 
-from .activations import DIVERGING, SEQUENTIAL, heatmap_grid
+from .activations import DIVERGING, SEQUENTIAL, axis_names, heatmap_grid, subplot_grid
 from .training import _as_display_image
 
 HIGHLIGHT = "#f59e0b"  # amber: stands out on both the diverging and the viridis scales
@@ -58,12 +57,12 @@ def pooling_figure(before: np.ndarray, after: np.ndarray, kernel: int, stride: i
     (height, width), (out_h, out_w) = before.shape, after.shape
     pad = f", padding {padding}" if padding else ""
     titles = (f"input {height}×{width}", f"{kind} pool {kernel}×{kernel}, stride {stride}{pad} → {out_h}×{out_w}")
-    fig = make_subplots(rows=1, cols=2, subplot_titles=titles, horizontal_spacing=0.08)
+    # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
+    layout, cells = subplot_grid(1, 2, titles, horizontal_spacing=0.08)
     zmin, zmax, scale = _colour_range(before, after)
-    for col, (values, label) in enumerate(((before, "input"), (after, "pooled")), start=1):
-        fig.add_trace(go.Heatmap(z=values, zmin=zmin, zmax=zmax, colorscale=scale, showscale=col == 2,
-                                 hovertemplate=f"{label} row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>"),
-                      row=1, col=col)
+    traces = [dict(type="heatmap", z=values, zmin=zmin, zmax=zmax, colorscale=scale, showscale=label == "pooled",
+                   hovertemplate=f"{label} row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>", xaxis=x, yaxis=y)
+              for (values, label), (x, y) in zip(((before, "input"), (after, "pooled")), cells)]
     shapes = []
     # Window edges: where a window starts or ends, clipped to the input (padding is off the picture).
     rows_edges = sorted({edge for r in range(out_h) for edge in window_box(r, 0, kernel, stride, padding, height, width)[::2]})
@@ -80,11 +79,12 @@ def pooling_figure(before: np.ndarray, after: np.ndarray, kernel: int, stride: i
             raise ValueError(f"the pooled map is {out_h}×{out_w}: there is no cell at row {row}, column {col}")
         shapes.append(_box_shape(window_box(row, col, kernel, stride, padding, height, width), "window"))
         shapes.append(_box_shape((row, col, row + 1, col + 1), "cell", axis="2"))
-    fig.update_layout(shapes=shapes, height=380, margin=dict(l=10, r=10, t=40, b=10))
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
-    fig.update_layout(yaxis=dict(scaleanchor="x"), yaxis2=dict(scaleanchor="x2"))  # square pixels
-    return fig
+    for cell in cells:  # square pixels (y follows its own x axis), row 0 at the top
+        x_name, y_name = axis_names(cell)
+        layout[x_name].update(visible=False, constrain="domain")
+        layout[y_name].update(visible=False, autorange="reversed", constrain="domain", scaleanchor=cell[0])
+    layout.update(shapes=shapes, height=380, margin=dict(l=10, r=10, t=40, b=10))
+    return go.Figure(data=traces, layout=layout)
 
 
 def receptive_field_figure(image: np.ndarray, box: tuple[int, int, int, int], title: str = "") -> go.Figure:
@@ -92,23 +92,21 @@ def receptive_field_figure(image: np.ndarray, box: tuple[int, int, int, int], ti
     image = np.asarray(image)
     if image.ndim == 2:
         height, width = image.shape
-        trace = go.Heatmap(z=image.astype(float), colorscale="gray", showscale=False,
-                           hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>")
+        trace = dict(type="heatmap", z=image.astype(float), colorscale="gray", showscale=False,
+                     hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>")
     elif image.ndim == 3 and image.shape[2] == 3:
         height, width = image.shape[:2]
         pixels = image if image.dtype == np.uint8 else _as_display_image(np.transpose(image, (2, 0, 1)))  # (H, W, 3)
-        trace = go.Image(z=pixels, hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>")
+        trace = dict(type="image", z=pixels, hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>")
     else:
         raise ValueError(f"receptive_field_figure needs an (H, W) or (H, W, 3) image, got shape {image.shape}")
     top, left, bottom, right = box
     if not (0 <= top < bottom <= height and 0 <= left < right <= width):
         raise ValueError(f"the box {tuple(box)} does not lie inside the {height}×{width} image")
-    fig = go.Figure(trace)
-    fig.update_layout(shapes=[_box_shape(box, "receptive field")], title=title or None, height=360,
-                      margin=dict(l=10, r=10, t=40 if title else 10, b=10),
-                      xaxis=dict(visible=False, constrain="domain"),
-                      yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain"))
-    return fig
+    return go.Figure(data=[trace], layout=dict(  # dicts: validated once, by go.Figure
+        shapes=[_box_shape(box, "receptive field")], title=title or None, height=360,
+        margin=dict(l=10, r=10, t=40 if title else 10, b=10), xaxis=dict(visible=False, constrain="domain"),
+        yaxis=dict(visible=False, autorange="reversed", scaleanchor="x", constrain="domain")))
 
 
 def conv_arithmetic_figure(arith: ConvArithmetic, max_channels: int = 4, channels: Sequence[int] | None = None,
@@ -127,28 +125,28 @@ def conv_arithmetic_figure(arith: ConvArithmetic, max_channels: int = 4, channel
     titles = []
     for c in channels:
         titles += [f"input channel {c + 1}: patch", "kernel", f"patch ⊙ kernel: sum {partial[c]:.{decimals}f}"]
-    fig = make_subplots(rows=len(channels), cols=3, subplot_titles=titles, horizontal_spacing=0.06,
-                        vertical_spacing=min(0.12, 0.4 / len(channels)))
+    layout, cells = subplot_grid(len(channels), 3, titles, horizontal_spacing=0.06,
+                                 vertical_spacing=min(0.12, 0.4 / len(channels)), title_size=11)
     columns = (arith.patch, arith.kernel, arith.products)  # each (I, k, k)
-    for col, values in enumerate(columns, start=1):
+    traces = []  # column by column: every patch, then every kernel, then every product
+    for col, values in enumerate(columns):
         shown = values[channels]  # (n, k, k): one colour range per column, so rows compare
         zmin, zmax, scale = _colour_range(shown)
-        for row, c in enumerate(channels, start=1):
+        for row, c in enumerate(channels):
             text = [[_cell_text(v, decimals) for v in line] for line in values[c]]  # (k, k) strings
-            fig.add_trace(go.Heatmap(z=values[c], text=text, texttemplate="%{text}", zmin=zmin, zmax=zmax,
-                                     colorscale=scale, showscale=False,
-                                     hovertemplate="u %{y}, v %{x}: %{z:.4f}<extra></extra>"), row=row, col=col)
-    fig.update_xaxes(visible=False, constrain="domain")
-    fig.update_yaxes(visible=False, autorange="reversed", constrain="domain")
-    for index in range(1, 3 * len(channels) + 1):  # square cells: each y axis follows its own x axis
-        suffix = "" if index == 1 else str(index)
-        fig.layout[f"yaxis{suffix}"].scaleanchor = f"x{suffix}"
+            x, y = cells[row * 3 + col]
+            traces.append(dict(type="heatmap", z=values[c], text=text, texttemplate="%{text}", zmin=zmin, zmax=zmax,
+                               colorscale=scale, showscale=False, xaxis=x, yaxis=y,
+                               hovertemplate="u %{y}, v %{x}: %{z:.4f}<extra></extra>"))
+    for cell in cells:  # square cells (each y axis follows its own x axis), row 0 at the top
+        x_name, y_name = axis_names(cell)
+        layout[x_name].update(visible=False, constrain="domain")
+        layout[y_name].update(visible=False, autorange="reversed", constrain="domain", scaleanchor=cell[0])
     shown = "" if len(channels) == len(partial) else f" (showing {len(channels)} of {len(partial)} input channels)"
-    fig.update_layout(title=f"{arith.layer}, channel {arith.channel + 1}, row {arith.row}, col {arith.col}: "
-                            f"sum {arith.weighted_sum:.{decimals + 2}f}{shown}",
-                      height=170 * len(channels) + 70, margin=dict(l=10, r=10, t=70, b=10))
-    fig.update_annotations(font_size=11)
-    return fig
+    layout.update(title=f"{arith.layer}, channel {arith.channel + 1}, row {arith.row}, col {arith.col}: "
+                        f"sum {arith.weighted_sum:.{decimals + 2}f}{shown}",
+                  height=170 * len(channels) + 70, margin=dict(l=10, r=10, t=70, b=10))
+    return go.Figure(data=traces, layout=layout)
 
 
 def _cell_text(value: float, decimals: int) -> str:

@@ -38,17 +38,14 @@ def prefix_predictions_figure(tokens: Sequence[str], probabilities: np.ndarray, 
     labels = _unique_labels(tokens)
     classes = np.argsort(-probabilities[-1])[:MAX_LINES] if probabilities.shape[1] > MAX_LINES \
         else range(probabilities.shape[1])
-    fig = go.Figure()
-    for k in classes:
-        fig.add_trace(go.Scatter(
-            x=labels, y=probabilities[:, k], mode="lines+markers", name=str(class_names[k]),
-            line=dict(color=qualitative.Plotly[int(k) % len(qualitative.Plotly)]),
-            hovertemplate=f"after '%{{x}}': {class_names[k]} %{{y:.1%}}<extra></extra>"))
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=40, b=60),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0),
-                      xaxis=dict(type="category", tickangle=-45, title="after reading up to"),
-                      yaxis=dict(range=[0, 1.02], tickformat=".0%", title="probability"))
-    return fig
+    lines = [dict(type="scatter", x=labels, y=probabilities[:, k], mode="lines+markers", name=str(class_names[k]),
+                  line=dict(color=qualitative.Plotly[int(k) % len(qualitative.Plotly)]),
+                  hovertemplate=f"after '%{{x}}': {class_names[k]} %{{y:.1%}}<extra></extra>")
+             for k in classes]  # dicts: validated once, by go.Figure
+    return go.Figure(data=lines, layout=dict(
+        height=height, margin=dict(l=40, r=10, t=40, b=60), legend=dict(orientation="h", yanchor="bottom", y=1.04, x=0),
+        xaxis=dict(type="category", tickangle=-45, title="after reading up to"),
+        yaxis=dict(range=[0, 1.02], tickformat=".0%", title="probability")))
 
 
 def hidden_states_figure(hidden: np.ndarray, tokens: Sequence[str], height: int = 300) -> go.Figure:

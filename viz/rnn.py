@@ -11,11 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
-from plotly.subplots import make_subplots
 
 from explain.rnn import GATE_SYMBOLS, TANH_GATES, StepArithmetic  # the data type and its gate conventions
 
-from .activations import DIVERGING, _unique_labels
+from .activations import DIVERGING, _unique_labels, axis_names, subplot_grid
 
 GATE_SCALE = "Blues"  # sigmoid gates: 0 (closed) white to 1 (open) blue
 
@@ -33,7 +32,7 @@ def trajectory_figure(paths: list[dict], dims: int = 2, axis_titles: list[str] |
     if len(titles) < dims:
         raise ValueError(f"need {dims} axis titles, got {len(titles)}")
     palette = qualitative.Plotly
-    fig = go.Figure()
+    lines = []  # dicts: validated once, by go.Figure
     for index, path in enumerate(paths):
         points = np.asarray(path["points"], dtype=float)
         tokens = [str(token) for token in path["tokens"]]
@@ -47,16 +46,17 @@ def trajectory_figure(paths: list[dict], dims: int = 2, axis_titles: list[str] |
                       line=dict(color=colour, width=3 if dims == 2 else 5), customdata=np.arange(1, steps + 1),
                       hovertemplate=f"{label}<br>word %{{customdata}}: %{{text}}<extra></extra>")
         if dims == 2:
-            fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], textposition="top center", **common))
+            lines.append(dict(type="scatter", x=points[:, 0], y=points[:, 1], textposition="top center", **common))
         else:
-            fig.add_trace(go.Scatter3d(x=points[:, 0], y=points[:, 1], z=points[:, 2], **common))
+            lines.append(dict(type="scatter3d", x=points[:, 0], y=points[:, 1], z=points[:, 2], **common))
+    layout = dict(height=height, margin=dict(l=40, r=10, t=30, b=40),
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     if dims == 2:
-        fig.update_layout(xaxis_title=titles[0], yaxis_title=titles[1])
+        layout.update(xaxis=dict(title=dict(text=titles[0])), yaxis=dict(title=dict(text=titles[1])))
     else:
-        fig.update_layout(scene=dict(xaxis_title=titles[0], yaxis_title=titles[1], zaxis_title=titles[2]))
-    fig.update_layout(height=height, margin=dict(l=40, r=10, t=30, b=40),
-                      legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
-    return fig
+        layout["scene"] = dict(xaxis=dict(title=dict(text=titles[0])), yaxis=dict(title=dict(text=titles[1])),
+                               zaxis=dict(title=dict(text=titles[2])))
+    return go.Figure(data=lines, layout=layout)
 
 
 def units_heatmap(values: np.ndarray, tokens: Sequence[str], title: str = "hidden state h_t", colorbar: str = "h",
@@ -76,12 +76,12 @@ def units_heatmap(values: np.ndarray, tokens: Sequence[str], title: str = "hidde
         low, high, scale = -bound, bound, DIVERGING
     else:
         low, high, scale = 0.0, max(1.0, float(values.max())), GATE_SCALE
-    fig = go.Figure(go.Heatmap(z=values.T, x=_unique_labels(tokens), y=np.arange(values.shape[1]),  # z: (H, T)
-                               zmin=low, zmax=high, colorscale=scale, colorbar=dict(title=colorbar),
-                               hovertemplate=f"after '%{{x}}', unit %{{y}}: {colorbar} = %{{z:.3f}}<extra></extra>"))
-    fig.update_layout(title=title or None, height=height, margin=dict(l=50, r=10, t=40 if title else 10, b=60),
-                      xaxis=dict(type="category", tickangle=-45), yaxis=dict(title="unit", autorange="reversed"))
-    return fig
+    return go.Figure(  # dicts: validated once, by go.Figure
+        data=[dict(type="heatmap", z=values.T, x=_unique_labels(tokens), y=np.arange(values.shape[1]),  # z: (H, T)
+                   zmin=low, zmax=high, colorscale=scale, colorbar=dict(title=colorbar),
+                   hovertemplate=f"after '%{{x}}', unit %{{y}}: {colorbar} = %{{z:.3f}}<extra></extra>")],
+        layout=dict(title=title or None, height=height, margin=dict(l=50, r=10, t=40 if title else 10, b=60),
+                    xaxis=dict(type="category", tickangle=-45), yaxis=dict(title="unit", autorange="reversed")))
 
 
 def gates_figure(gates: np.ndarray, gate_names: Sequence[str], tokens: Sequence[str], height_per_gate: int = 220) -> go.Figure:
@@ -95,19 +95,25 @@ def gates_figure(gates: np.ndarray, gate_names: Sequence[str], tokens: Sequence[
                          f"got shape {gates.shape}")
     count = len(gate_names)
     labels = _unique_labels(tokens)
-    fig = make_subplots(rows=count, cols=1, shared_xaxes=True, vertical_spacing=0.06 if count > 1 else 0,
-                        subplot_titles=[_gate_title(name) for name in gate_names])
-    for g, name in enumerate(gate_names):
+    # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
+    layout, cells = subplot_grid(count, 1, [_gate_title(name) for name in gate_names],
+                                 vertical_spacing=0.06 if count > 1 else 0)
+    traces = []
+    for g, (name, cell) in enumerate(zip(gate_names, cells)):
         tanh = name in TANH_GATES
-        fig.add_trace(go.Heatmap(
-            z=gates[:, g, :].T, x=labels, y=np.arange(gates.shape[2]),  # (H, T)
+        traces.append(dict(
+            type="heatmap", z=gates[:, g, :].T, x=labels, y=np.arange(gates.shape[2]),  # (H, T)
             zmin=-1.0 if tanh else 0.0, zmax=1.0, colorscale=DIVERGING if tanh else GATE_SCALE, name=name,
             colorbar=dict(title=name, len=0.9 / count, y=1 - (g + 0.5) / count, yanchor="middle"),
-            hovertemplate=f"{name} gate after '%{{x}}', unit %{{y}}: %{{z:.3f}}<extra></extra>"), row=g + 1, col=1)
-        fig.update_yaxes(title_text="unit", autorange="reversed", row=g + 1, col=1)
-    fig.update_xaxes(type="category", tickangle=-45)
-    fig.update_layout(height=count * height_per_gate + 60, margin=dict(l=50, r=10, t=30, b=60))
-    return fig
+            hovertemplate=f"{name} gate after '%{{x}}', unit %{{y}}: %{{z:.3f}}<extra></extra>",
+            xaxis=cell[0], yaxis=cell[1]))
+        x_name, y_name = axis_names(cell)
+        layout[y_name].update(title=dict(text="unit"), autorange="reversed")
+        layout[x_name].update(type="category", tickangle=-45)
+        if g < count - 1:  # shared x axis, as make_subplots(shared_xaxes=True): words only under the last gate
+            layout[x_name].update(matches=cells[-1][0], showticklabels=False)
+    layout.update(height=count * height_per_gate + 60, margin=dict(l=50, r=10, t=30, b=60))
+    return go.Figure(data=traces, layout=layout)
 
 
 def _gate_title(name: str) -> str:
@@ -143,10 +149,10 @@ def step_figure(step: StepArithmetic, units: int = 16) -> go.Figure:
     """One step's vectors as labelled columns of numbers (rows are units), coloured around zero."""
     labels, numbers = step_columns(step, units)
     bound = float(np.abs(numbers).max()) or 1.0
-    fig = go.Figure(go.Heatmap(z=numbers, x=labels, y=np.arange(numbers.shape[0]), zmin=-bound, zmax=bound,
-                               colorscale=DIVERGING, texttemplate="%{z:.2f}", textfont=dict(size=10), showscale=False,
-                               hovertemplate="unit %{y}, %{x}: %{z:.4f}<extra></extra>"))
-    fig.update_layout(title=f"step {step.t + 1}: reading '{step.token}'", height=130 + 22 * numbers.shape[0],
-                      margin=dict(l=50, r=10, t=90, b=10),
-                      xaxis=dict(type="category", side="top"), yaxis=dict(title="unit", autorange="reversed"))
-    return fig
+    return go.Figure(  # dicts: validated once, by go.Figure
+        data=[dict(type="heatmap", z=numbers, x=labels, y=np.arange(numbers.shape[0]), zmin=-bound, zmax=bound,
+                   colorscale=DIVERGING, texttemplate="%{z:.2f}", textfont=dict(size=10), showscale=False,
+                   hovertemplate="unit %{y}, %{x}: %{z:.4f}<extra></extra>")],
+        layout=dict(title=f"step {step.t + 1}: reading '{step.token}'", height=130 + 22 * numbers.shape[0],
+                    margin=dict(l=50, r=10, t=90, b=10),
+                    xaxis=dict(type="category", side="top"), yaxis=dict(title="unit", autorange="reversed")))

@@ -14,6 +14,8 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from .activations import axis_names, subplot_grid
+
 PALETTE = qualitative.Plotly
 
 
@@ -101,12 +103,13 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], cols:
         return fig
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
-    fig = make_subplots(rows=rows, cols=cols, subplot_titles=list(titles), horizontal_spacing=0.02,
-                        vertical_spacing=min(0.12, 0.3 / rows))
-    for index, image in enumerate(images):
-        fig.add_trace(go.Image(z=_as_display_image(image), hoverinfo="skip"), row=index // cols + 1, col=index % cols + 1)
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_annotations(font_size=11)
-    fig.update_layout(height=rows * tile + 40, margin=dict(l=10, r=10, t=30, b=10))
-    return fig
+    # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
+    layout, cells = subplot_grid(rows, cols, list(titles), horizontal_spacing=0.02,
+                                 vertical_spacing=min(0.12, 0.3 / rows), title_size=11)
+    pictures = [dict(type="image", z=_as_display_image(image), hoverinfo="skip", xaxis=x, yaxis=y)
+                for image, (x, y) in zip(images, cells)]
+    for cell in cells:
+        x_name, y_name = axis_names(cell)
+        layout[x_name]["visible"] = layout[y_name]["visible"] = False
+    layout.update(height=rows * tile + 40, margin=dict(l=10, r=10, t=30, b=10))
+    return go.Figure(data=pictures, layout=layout)

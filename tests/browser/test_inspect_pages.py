@@ -76,6 +76,7 @@ def test_an_uploaded_picture_shows_its_feature_maps_and_bad_files_are_refused(ap
     assert maps["traces"] == 8 and set(maps["types"]) == {"heatmap"}  # digits-cnn's 8 channels
     expect(page.get_by_text("The model says")).to_be_visible()
     page.get_by_role("tab", name="Pool 1").click()
+    wait_for_app(page)  # only the open tab is drawn: switching reruns the page
     pooled = _plot(page, "pool.0_pool")
     assert pooled["traces"] == 2  # its input next to its output
     _screenshot(page, "inspect-cnn-upload")
@@ -85,8 +86,8 @@ def test_an_uploaded_picture_shows_its_feature_maps_and_bad_files_are_refused(ap
         files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"my notes, not a picture"}])
     wait_for_app(page, settle_ms=800)
     expect(page.get_by_text("'notes.png' is not a picture: use a PNG, JPEG, WebP, BMP or GIF file.")).to_be_visible()
-    _choose_source(page, "An example from the data")  # the page goes on
-    assert _plot(page, "conv.0_pre")["traces"] == 8
+    _choose_source(page, "An example from the data")  # the page goes on, on the tab left open
+    assert _plot(page, "pool.0_maps")["traces"] == 8
     assert_no_exception(page)
 
 
