@@ -82,10 +82,11 @@ def require_kind(kind: str) -> bool:
     return False
 
 
-def page_setup(kind: str):
+def page_setup(kind: str | None):
     """What every Inspect page starts with: (target, dataset, input context), the step slider and
-    the input note drawn; the page ends here, with the reason shown, if it cannot go on."""
-    if not require_kind(kind):
+    the input note drawn; the page ends here, with the reason shown, if it cannot go on.
+    ``kind`` (cnn | rnn | transformer) is the family the page shows; None for every family."""
+    if kind is not None and not require_kind(kind):
         st.stop()
     target = inspection_target()
     dataset = examples_dataset(target.model)
@@ -328,12 +329,13 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
     return buffer.getvalue()
 
 
-def activations_download(arrays: dict[str, np.ndarray], name: str, key: str) -> None:
-    """Every activation the page computed, by hook name, as a NumPy .npz."""
-    st.download_button("Download the raw activations (.npz)", data=lambda: npz_bytes(arrays),
+def activations_download(arrays: dict[str, np.ndarray], name: str, key: str,
+                         label: str = "Download the raw activations (.npz)") -> None:
+    """Every array the page computed, by name (a hook name, or a method), as a NumPy .npz."""
+    st.download_button(label, data=lambda: npz_bytes(arrays),
                        file_name=f"{name}.npz", mime="application/octet-stream", key=key,
                        icon=":material/download:", on_click="ignore",
-                       help="numpy.load(file) gives one array per hook point, e.g. 'conv.0.act'.")
+                       help="numpy.load(file) gives one array per name, e.g. 'conv.0.act'.")
 
 
 def index_input(label: str, count: int, default: int, key: str, column=None) -> int:

@@ -8,7 +8,6 @@ here and refused with an ``InputError`` in plain words; nothing here imports Str
 """
 from __future__ import annotations
 
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 

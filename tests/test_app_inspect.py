@@ -6,19 +6,16 @@ input is answered in words, and the training-step slider shows earlier checkpoin
 """
 from __future__ import annotations
 
-import base64
 import io
-import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from app_pages import common
+from tests.app_helpers import figure, has_figure, open_page, run, texts, values
 from app_pages import inspect_ui as ui
 from explain.attention import cls_patch_attention, inspect_attention
 from explain.cnn import inspect_cnn, receptive_field
@@ -26,10 +23,6 @@ from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn
 from models import build_model, presets
 from training.datasets import load_dataset
 from training.store import RunStore
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-FIRST_RUN_TIMEOUT_S = 60  # the first run imports torch and builds the default model
-
 
 @pytest.fixture(autouse=True)
 def home(tmp_path, monkeypatch):
@@ -40,41 +33,6 @@ def home(tmp_path, monkeypatch):
 @pytest.fixture(scope="module")
 def datasets():
     return {name: load_dataset(name) for name in ("digits", "sentiment", "shapes")}
-
-
-def open_page(page: str, model=None) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=FIRST_RUN_TIMEOUT_S).run()
-    if model is not None:
-        at.session_state[common.CURRENT_MODEL] = model
-    at.switch_page(f"app_pages/{page}.py")
-    return run(at)
-
-
-def run(at: AppTest) -> AppTest:
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def figure(at: AppTest, key: str) -> dict:
-    """The Plotly figure drawn with widget key ``key``."""
-    found = [chart for chart in at.get("plotly_chart") if chart.proto.id.endswith(key) or f"-{key}-" in chart.proto.id
-             or chart.proto.id == key or key in chart.proto.id]
-    assert found, f"no figure with key {key}; ids: {[c.proto.id for c in at.get('plotly_chart')]}"
-    return json.loads(found[0].proto.spec)
-
-
-def values(encoded) -> np.ndarray:
-    """A figure's array as Plotly sends it: a list, or {"dtype", "bdata" (base64), "shape"}."""
-    if isinstance(encoded, dict) and "bdata" in encoded:
-        flat = np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=np.dtype(encoded["dtype"]))
-        shape = encoded.get("shape")
-        return flat.reshape([int(n) for n in str(shape).split(",")]) if shape else flat
-    return np.asarray(encoded, dtype=float)
-
-
-def texts(elements) -> list[str]:
-    return [e.value for e in elements]
 
 
 def png(image: Image.Image) -> bytes:
@@ -118,7 +76,7 @@ def test_cnn_page_shows_an_examples_maps_as_the_model_computes_them(datasets):
         assert any("relu" in line.lower() for line in texts(at.get("latex")))
     open_tab(at, "pool.0")
     pooled = figure(at, "pool.0_maps")["data"]
-    assert not [c for c in at.get("plotly_chart") if "conv.0" in c.proto.id]  # only the open tab is drawn
+    assert not has_figure(at, "conv.0_pre")  # only the open tab is drawn
     np.testing.assert_allclose(values(pooled[1]["z"]), reference.pools[0].after[1], rtol=1e-5, atol=1e-6)
     assert any(c.startswith("Inputs: not trained yet") for c in texts(at.caption))
     assert not at.error
@@ -193,7 +151,7 @@ def test_rnn_page_draws_the_trajectories_of_both_sentences(preset, datasets):
         np.testing.assert_allclose(values(trace["x"]), expected[:, 0], rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(values(trace["y"]), expected[:, 1], rtol=1e-4, atol=1e-5)
     assert figure(at, "rnn_prefix") and figure(at, "rnn_hidden")
-    assert (preset == "sentiment-lstm") == bool([c for c in at.get("plotly_chart") if "rnn_cell" in c.proto.id])
+    assert (preset == "sentiment-lstm") == has_figure(at, "rnn_cell")
     assert any("h_t" in line or "h_{t-1}" in line for line in texts(at.get("latex")))
 
 
