@@ -119,4 +119,8 @@ PAGES = [
     ("app_pages/inspect_attention.py", "Attention", ":material/hub:",
      "Transformers: every layer and head's attention on your sentence or picture, one query token's "
      "scores before and after the softmax, and what the class token looks at in an image."),
+    ("app_pages/attributions.py", "Attributions", ":material/highlight:",
+     "Which pixels or words made the model decide: Saliency, Integrated Gradients, GradientShap, DeepLift, "
+     "Occlusion, Grad-CAM and more (Captum), side by side, for any class; and a sanity check against the "
+     "same model with random weights."),
 ]

@@ -6,7 +6,6 @@ import torch
 
 from explain import rnn as rnn_explain
 from models import build_model, presets
-from viz.activations import DIVERGING
 from viz.rnn import gates_figure, step_columns, step_figure, trajectory_figure, units_heatmap
 
 TOKENS = ["not", "bad", "not", "good"]

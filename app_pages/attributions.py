@@ -1,0 +1,188 @@
+"""Attributions: which parts of the input made the current model decide, by several Captum methods."""
+import hashlib
+from dataclasses import astuple
+
+import numpy as np
+import streamlit as st
+import torch
+
+from app_pages import inspect_ui as ui
+from explain.attributions import (GRADIENT_METHODS, Settings, attribute_many, available_methods, gradcam_layers,
+                                  image_baseline, randomized_copy)
+from explain.probe import class_names_of, default_probe_sentence
+from viz.attributions import MODES, attribution_grid, token_attribution_figure, token_attribution_html
+
+RESULTS = "attr_results"  # {cache key: [Attribution, ...]}: this session's, the last few inputs
+RANDOMIZED = "attr_randomized"  # (model id, the randomised copy) for the sanity check
+KEPT = 6  # results kept per session while a class flips between inputs and methods
+PREDICTED = -1  # the target choice "whatever the model predicts"
+DEFAULT_METHODS = ("saliency", "integrated_gradients", "grad_cam")
+
+st.title("Attributions")
+st.caption("Which parts of the input made the model decide? Each method below answers with one number per "
+           "pixel (or word): how much it pushed the model towards the chosen class. Methods disagree, and "
+           "seeing where is part of the lesson.")
+target, dataset, context = ui.page_setup(None)
+model = target.model
+methods = available_methods(model)
+if not methods:
+    st.info("Attributions are shown for models that read pictures or sentences; this one reads neither.")
+    st.stop()
+
+# ---- the input --------------------------------------------------------------------------
+picture = sentence = None
+if context.kind == "image":
+    picture = ui.image_input("attr", context, dataset)
+    if picture is None:
+        st.stop()
+    x = picture.x
+else:
+    default = default_probe_sentence(context.vocab, dataset.x_val if dataset is not None else None)
+    sentences = ui.sentence_inputs("attr", context, default, several=False)
+    if not sentences:
+        st.stop()
+    sentence = sentences[0]
+    x = sentence.ids
+
+with torch.no_grad():
+    probabilities = torch.softmax(ui.computed(model, x.unsqueeze(0)).float(), dim=-1)[0].numpy()
+class_names = class_names_of(model)
+predicted = int(np.argmax(probabilities))
+ui.prediction(probabilities, class_names, key="attr_prediction", top_k=3)
+
+# ---- what to compute --------------------------------------------------------------------
+chosen = st.pills("Methods", list(methods), format_func=methods.get, selection_mode="multi",
+                  default=[m for m in DEFAULT_METHODS if m in methods] or list(methods)[:2],
+                  key="attr_methods", persist_state="session")
+left, _ = st.columns([1, 2])
+with left:
+    choice = st.selectbox("Explain the class", [PREDICTED] + list(range(len(class_names))), key="attr_target",
+                          format_func=lambda k: f"the predicted one ({class_names[predicted]})" if k == PREDICTED
+                          else class_names[k], persist_state="session",
+                          help="Attributions answer 'what speaks for this class?'; pick another class to ask "
+                               "what would speak for it.")
+target_class = predicted if choice in (None, PREDICTED) or choice >= len(class_names) else int(choice)
+chosen = [m for m in (chosen or []) if m in methods]
+if not chosen:
+    st.info("Choose one or more methods above.")
+    st.stop()
+
+settings = Settings()
+with st.expander("Settings: display, steps, windows, SmoothGrad, the sanity check"):
+    columns = st.columns(3)
+    with columns[0]:
+        mode = "signed"
+        if picture is not None:
+            mode = st.segmented_control("Show", list(MODES), format_func=lambda m: m, default="signed", required=True,
+                                        key="attr_mode", persist_state="session",
+                                        help=" · ".join(MODES.values())) or "signed"
+            blend = st.slider("Heatmap over the picture", 0.0, 1.0, 0.8, 0.05, key="attr_blend",
+                              persist_state="session", help="0: only the picture, 1: only the heatmap.")
+        settings.n_steps = st.slider("Integrated Gradients: steps", 10, 300, settings.n_steps, 10, key="attr_steps",
+                                     persist_state="session",
+                                     help="More steps follow the path from the baseline more finely: a smaller delta.")
+    with columns[1]:
+        if picture is not None and "occlusion" in methods:
+            side = min(picture.x.shape[-2:])
+            settings.occlusion_window = st.slider("Occlusion: window (pixels)", 1, max(2, side // 2),
+                                                  min(settings.occlusion_window, side // 2), key="attr_window",
+                                                  persist_state="session")
+            settings.occlusion_stride = st.slider("Occlusion: stride (pixels)", 1, max(2, side // 2),
+                                                  min(settings.occlusion_stride, side // 2), key="attr_stride",
+                                                  persist_state="session")
+        layers = gradcam_layers(model) if "grad_cam" in methods else []
+        if layers:
+            settings.grad_cam_layer = st.selectbox("Grad-CAM layer", layers, index=len(layers) - 1,
+                                                   key="attr_gradcam_layer", persist_state="session",
+                                                   help="Deeper layers see larger parts of the picture, in coarser maps.")
+    with columns[2]:
+        settings.smoothgrad = st.toggle("SmoothGrad (average over noisy copies)", key="attr_smoothgrad",
+                                        persist_state="session",
+                                        help="Wraps each gradient method in Captum's NoiseTunnel: less speckle.")
+        if settings.smoothgrad:
+            settings.smoothgrad_samples = st.slider("Noisy copies", 2, 50, settings.smoothgrad_samples,
+                                                    key="attr_nt_samples", persist_state="session")
+        sanity = st.toggle("Sanity check: the same methods on the model with random weights", key="attr_sanity",
+                           persist_state="session",
+                           help="A method that shows what the model learned must change when the weights are "
+                                "random; one that only finds edges in the picture will not.")
+if picture is None:
+    blend = 0.0
+
+
+# ---- compute (cached per input, target, methods and settings) ----------------------------
+def computed_attributions(which_model, label: str) -> list:
+    key = (id(which_model), target.step, hashlib.sha1(x.numpy().tobytes()).hexdigest(), target_class,
+           tuple(chosen), astuple(settings))
+    results = st.session_state.setdefault(RESULTS, {})
+    if key not in results:
+        bar = st.progress(0.0, text=f"{label}: starting…")
+
+        def progress(done: int, total: int, method_label: str) -> None:
+            bar.progress(done / max(total, 1), text=f"{label}: {method_label} ({done + 1} of {total})…")
+
+        baseline = image_baseline(x, context.normalization) if picture is not None else None
+        results[key] = ui.computed(attribute_many, which_model, x, target_class, chosen, settings,
+                                   baseline=baseline, progress=progress)
+        bar.empty()
+        while len(results) > KEPT:
+            results.pop(next(iter(results)))
+    return results[key]
+
+
+def randomized_model():
+    kept = st.session_state.get(RANDOMIZED)
+    if not kept or kept[0] != id(model):
+        kept = (id(model), randomized_copy(model, seed=0))
+        st.session_state[RANDOMIZED] = kept
+    return kept[1]
+
+
+attributions = computed_attributions(model, "Trained model")
+rows = [[(a.label, a.values) for a in attributions]]
+row_titles = None
+if sanity:
+    random_attributions = computed_attributions(randomized_model(), "Random weights")
+    rows.append([(a.label, a.values) for a in random_attributions])
+    row_titles = ["this model", "weights randomised"]
+
+st.subheader(f"What speaks for “{class_names[target_class]}”")
+if picture is not None:
+    image = picture.seen
+    ui.show_figure(attribution_grid(rows, mode=mode, image=image, blend=blend, row_titles=row_titles),
+                   "attr_grid", f"attributions-{class_names[target_class]}",
+                   caption="Red: pushed towards the class; blue: pushed away (signed). Each method has its own "
+                           "colour scale" + (", shared down each column with the random model" if sanity else "")
+                           + ".")
+else:
+    for index, attribution in enumerate(attributions):
+        st.markdown(f"**{attribution.label}**")
+        st.markdown(token_attribution_html(sentence.tokens, attribution.values), unsafe_allow_html=True)
+        ui.show_figure(token_attribution_figure(sentence.tokens, attribution.values), f"attr_tokens_{index}",
+                       f"{attribution.method}-tokens")
+        if sanity:
+            st.caption("With random weights:")
+            st.markdown(token_attribution_html(sentence.tokens, random_attributions[index].values),
+                        unsafe_allow_html=True)
+
+for attribution in attributions:
+    if attribution.note:
+        st.caption(f"{attribution.label}: {attribution.note}")
+integrated = [a for a in attributions if a.delta is not None]
+for attribution in integrated:
+    st.markdown(f"**{attribution.label}: does it add up?** Integrated Gradients promises that its scores add up "
+                "to how much the model's score for the class changes between the baseline "
+                f"({'a black picture' if picture is not None else 'a sentence of padding'}) and this input.")
+    st.latex(rf"\sum_i \text{{attribution}}_i = {attribution.total:.4f} \qquad "
+             rf"f(x) - f(\text{{baseline}}) = {attribution.expected_total:.4f} \qquad "
+             rf"\delta = {attribution.delta:.2e}")
+    st.caption("The convergence delta is the gap between the two: the integral is approximated with "
+               f"{settings.n_steps} steps, and more steps make it smaller.")
+if settings.smoothgrad:
+    wrapped = [methods[m] for m in chosen if m in GRADIENT_METHODS]
+    st.caption(f"SmoothGrad averages {', '.join(wrapped) or 'no chosen method'} over {settings.smoothgrad_samples} "
+               "noisy copies of the input.")
+
+st.divider()
+ui.activations_download({a.method: a.values for a in attributions}, f"{model.spec.name}-attributions",
+                        key="attr_npz", label="Download the attributions (.npz)")

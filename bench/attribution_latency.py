@@ -1,0 +1,136 @@
+"""Attributions page: each method's time for one input, as a multiple of one forward+backward pass.
+
+    python bench/attribution_latency.py [--repeats 10] [--threads 1]
+
+For ``digits-cnn`` (the first validation picture of ``digits``) every method the page offers
+for it, with the default ``Settings``, plus SmoothGrad on Saliency and on Integrated Gradients;
+for ``sentiment-lstm`` ("the film was not good", prepared as the Inspect pages prepare it) both
+sentence methods. Each ``explain.attributions.attribute`` call is timed whole: checks, Captum,
+the completeness reference where there is one, and the copy of the result to numpy.
+
+The unit is one forward+backward pass of the same input in the same process and threads:
+pictures, ``model(x)[0, target].backward()`` with ``x`` requiring grad; sentences, the same
+with the backward pass reaching the embedding output (token ids have no gradient). Both
+``backward()`` calls also fill the weights' gradients, as a training step would.
+
+Both are timed with ``time.perf_counter``: a warm-up, then the median of ``--repeats`` calls of
+each method and ten times as many unit passes, interleaved (one method call, then ten unit
+passes) so that a busy spell on a shared machine slows both alike. ratio = method / unit.
+The model is ``build_model(presets.get(name), seed=0)``, untrained: the work does not depend
+on the weights' values. Target: the predicted class, as the page's default.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from explain.attributions import Settings, attribute, available_methods, predicted_class  # noqa: E402
+from explain.inputs import input_context, prepare_sentence  # noqa: E402
+from models import build_model, presets  # noqa: E402
+from training.datasets import load_dataset  # noqa: E402
+
+SENTENCE = "the film was not good"
+UNIT_REPEATS = 10  # unit passes timed after each method call timed
+WARMUP = 3  # calls before timing: first calls pay for lazy imports and allocator growth
+
+
+def _seconds(call: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    call()
+    return time.perf_counter() - start
+
+
+def unit_pass(model, x: torch.Tensor, target: int) -> Callable[[], None]:
+    """One forward+backward pass of one input: the cost every gradient method pays per sample."""
+    model.eval()
+    if x.dtype.is_floating_point:  # a picture: the gradient reaches the pixels
+        def call():
+            inputs = x.unsqueeze(0).requires_grad_(True)  # (1, C, H, W)
+            model(inputs)[0, target].backward()
+            model.zero_grad(set_to_none=True)
+        return call
+    embedding = model.embed.tokens
+
+    def keep_gradient(module, inputs, output):
+        output.retain_grad()  # the backward pass goes down to the embedding output, as Layer IG's does
+
+    def call():
+        handle = embedding.register_forward_hook(keep_gradient)
+        try:
+            model(x.unsqueeze(0))[0, target].backward()  # (1, T) ids
+        finally:
+            handle.remove()
+        model.zero_grad(set_to_none=True)
+    return call
+
+
+def timed(method_call: Callable[[], object], unit: Callable[[], None], repeats: int) -> tuple[float, list[float]]:
+    """(median ms of ``method_call``, every unit pass's ms), interleaved after a warm-up."""
+    for _ in range(WARMUP):
+        method_call()
+        unit()
+    method_times, unit_times = [], []
+    for _ in range(repeats):
+        method_times.append(_seconds(method_call) * 1000)
+        unit_times.extend(_seconds(unit) * 1000 for _ in range(UNIT_REPEATS))
+    return statistics.median(method_times), unit_times
+
+
+def cases(model, x: torch.Tensor) -> list[tuple[str, str, Settings]]:
+    """(row label, method, settings): every method on offer, and SmoothGrad on two for pictures."""
+    rows = [(method, method, Settings()) for method in available_methods(model)]
+    if model.spec.input.kind == "image":
+        rows += [(f"smoothgrad {method}", method, Settings(smoothgrad=True))
+                 for method in ("saliency", "integrated_gradients")]
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=10, help="timed calls of each method (median kept)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (torch.set_num_threads)")
+    args = parser.parse_args()
+    if args.repeats < 1 or args.threads < 1:
+        parser.error("--repeats and --threads must be at least 1")
+    torch.set_num_threads(args.threads)
+    digits = build_model(presets.get("digits-cnn"), seed=0)
+    lstm = build_model(presets.get("sentiment-lstm"), seed=0)
+    inputs = {"digits-cnn": (digits, load_dataset("digits").x_val[0]),
+              "sentiment-lstm": (lstm, prepare_sentence(input_context(lstm, load_dataset("sentiment")), SENTENCE).ids)}
+    defaults = Settings()
+    print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} thread(s) | median of {args.repeats} calls per "
+          f"method and {args.repeats * UNIT_REPEATS} forward+backward passes (interleaved), after {WARMUP} warm-up "
+          "calls | "
+          f"Settings(): n_steps {defaults.n_steps}, internal_batch_size {defaults.internal_batch_size}, shap_samples "
+          f"{defaults.shap_samples}, occlusion {defaults.occlusion_window}/{defaults.occlusion_stride}, "
+          f"perturbations_per_eval {defaults.perturbations_per_eval}, smoothgrad_samples {defaults.smoothgrad_samples}")
+    print(f"{'model':<16}{'method':<34}{'ms':>10}{'ratio':>9}")
+    slowest = None
+    for name, (model, x) in inputs.items():
+        target = predicted_class(model, x)
+        unit = unit_pass(model, x, target)
+        rows, unit_times = [], []
+        for row, method, settings in cases(model, x):
+            ms, units = timed(lambda: attribute(model, x, target, method, settings), unit, args.repeats)
+            rows.append((row, ms))
+            unit_times += units
+        unit_ms = statistics.median(unit_times)
+        print(f"{name:<16}{'forward+backward (the unit)':<34}{unit_ms:>10.3f}{1:>9.1f}")
+        for row, ms in rows:
+            print(f"{name:<16}{row:<34}{ms:>10.2f}{ms / unit_ms:>9.1f}")
+            if slowest is None or ms / unit_ms > slowest[2]:
+                slowest = (name, row, ms / unit_ms, ms)
+    name, row, ratio, ms = slowest
+    print(f"slowest: {name} {row}: {ms:.1f} ms ({ratio:.0f} x one forward+backward)")
+
+
+if __name__ == "__main__":
+    main()
