@@ -149,11 +149,14 @@ if sanity:
 st.subheader(f"What speaks for “{class_names[target_class]}”")
 if picture is not None:
     image = picture.seen
-    ui.show_figure(attribution_grid(rows, mode=mode, image=image, blend=blend, row_titles=row_titles),
+    # Each map on its own colour scale, also in the sanity check: what matters there is whether the
+    # pattern changes (random weights give far smaller scores, which a shared scale would hide).
+    ui.show_figure(attribution_grid(rows, mode=mode, image=image, blend=blend, row_titles=row_titles,
+                                    column_scale=False),
                    "attr_grid", f"attributions-{class_names[target_class]}",
-                   caption="Red: pushed towards the class; blue: pushed away (signed). Each method has its own "
-                           "colour scale" + (", shared down each column with the random model" if sanity else "")
-                           + ".")
+                   caption="Red: pushed towards the class; blue: pushed away (signed). Each map has its own "
+                           "colour scale" + (": compare the patterns of the two rows, not their strength" if sanity
+                                             else "") + ".")
 else:
     for index, attribution in enumerate(attributions):
         st.markdown(f"**{attribution.label}**")
