@@ -9,10 +9,11 @@ STAMP  := $(VENV)/.installed
 
 venv: $(STAMP)
 
-# The stamp is rebuilt whenever requirements.txt changes.
-$(STAMP): requirements.txt
+# The stamp is rebuilt whenever a requirements file changes.
+$(STAMP): requirements.txt requirements-nodeps.txt
 	test -x $(PYTHON) || python3 -m venv $(VENV)
 	$(PYTHON) -m pip install -r requirements.txt
+	$(PYTHON) -m pip install --no-deps -r requirements-nodeps.txt
 	touch $@
 
 run: $(STAMP)

@@ -25,6 +25,11 @@ st.caption("Which parts of the input made the model decide? Each method below an
 target, dataset, context = ui.page_setup(None)
 model = target.model
 methods = available_methods(model)
+if not model.spec.num_classes:
+    st.info(f"{model.spec.name} has no classifier, so there is no class whose evidence could be shown. Load one "
+            "with a classification head on the Model page (e.g. distilbert-base-uncased-finetuned-sst-2-english) "
+            "or use a Glassbox model.", icon=":material/info:")
+    st.stop()
 if not methods:
     st.info("Attributions are shown for models that read pictures or sentences; this one reads neither.")
     st.stop()

@@ -10,6 +10,7 @@ from viz.attention import attention_grid, patch_attention_figure, query_bars, sc
 from viz.probe import prefix_predictions_figure
 
 AVERAGE = -1  # the head choice meaning "the mean of all heads"
+PRETRAINED_SENTENCE = "The zorblax at the cinema was unexpectedly delightful, wasn't it?"  # words no class grammar has
 
 st.title("Attention")
 st.caption("In a Transformer every token looks at every other token and takes a weighted mix of them: "
@@ -23,14 +24,19 @@ if context.kind == "image":
         st.stop()
     inspection = ui.computed(inspect_attention, model, picture.x)
 else:
-    default = default_probe_sentence(context.vocab, dataset.x_val if dataset is not None else None)
+    default = PRETRAINED_SENTENCE if context.pretrained is not None else \
+        default_probe_sentence(context.vocab, dataset.x_val if dataset is not None else None)
     sentences = ui.sentence_inputs("attention", context, default, several=False)
     if not sentences:
         st.stop()
     inspection = ui.computed(inspect_attention, model, sentences[0].ids, context.vocab)
 
-ui.prediction(inspection.probabilities, inspection.class_names, key="attention_prediction")
-if inspection.prefix_probabilities is not None and len(inspection.tokens) > 1:
+if model.spec.num_classes:
+    ui.prediction(inspection.probabilities, inspection.class_names, key="attention_prediction")
+else:
+    st.caption(f"{model.spec.name} has no classifier: it turns text into vectors, so there is no prediction "
+               "to show, only what it attends to.")
+if model.spec.num_classes and inspection.prefix_probabilities is not None and len(inspection.tokens) > 1:
     with st.expander("The prediction after each word"):
         ui.show_figure(prefix_predictions_figure(inspection.tokens, inspection.prefix_probabilities,
                                                  inspection.class_names), "attention_prefix",

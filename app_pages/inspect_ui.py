@@ -150,6 +150,8 @@ def examples_dataset(model):
     """The data the model was trained on (or is made for): examples to pick, and how inputs are
     prepared when the model itself does not say. None if no such data can be had."""
     meta = getattr(model, "meta", None) or {}
+    if meta.get("pretrained"):
+        return None  # its own tokenizer prepares its inputs; it has no examples of its own
     try:
         if meta.get("run_id"):
             return train_ui.run_dataset(str(train_ui.store().root), meta["run_id"])

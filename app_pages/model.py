@@ -26,3 +26,7 @@ with save:
     model_ui.save_button()
 with load:
     model_ui.load_uploader()
+
+st.divider()
+st.subheader("Pretrained models")
+model_ui.pretrained_loader()

@@ -430,6 +430,10 @@ def checkpoint_file_name(model) -> str:
 
 def save_button() -> None:
     model = common.current_model()
+    if common.is_pretrained(model):
+        st.caption(f"{model.spec.name} is a pretrained model: load it again by its name or folder below, "
+                   "under Pretrained models.")
+        return
     try:
         data = checkpoint_bytes(model)
     except CheckpointError as err:
@@ -463,7 +467,7 @@ def load_uploader() -> None:
         st.selectbox("These weights belong to", list(labels), key=UPLOAD_SPEC, format_func=labels.get)
         st.button("Load weights", key=LOAD_WEIGHTS, on_click=_on_load_weights)
     result = st.session_state.get(common.LOAD_RESULT)
-    if file is not None and result and result["file_id"] == file.file_id:
+    if file is not None and result and result.get("file_id") == file.file_id:
         show = st.success if result["ok"] else st.error
         show(result["message"].replace("\n", "  \n"))  # keep the message's line breaks in Markdown
 
@@ -502,3 +506,62 @@ def _load_uploaded(file, spec: ModelSpec | None) -> None:
     if model is not None:
         st.session_state[common.CURRENT_MODEL] = model
         load_into_editor(model.spec)
+
+
+# ---- pretrained models -----------------------------------------------------------------
+PRETRAINED_SOURCE = "pretrained_source"
+LOAD_BUILTIN = "load_builtin_pretrained"
+LOAD_PRETRAINED = "load_pretrained"
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def shared_pretrained(source: str):
+    """A pretrained model, loaded once per server for everyone (tens of MB to hundreds): calls
+    that hook into it take turns (models.hooks.turn_of), and nothing here changes its weights."""
+    from models.pretrained import load_pretrained
+
+    return load_pretrained(source)
+
+
+def pretrained_loader() -> None:
+    """Use the built-in pretrained text model, or load one by Hugging Face id or local folder."""
+    from models.pretrained import BUILTIN_TEXT
+
+    st.caption(f"Real models trained by others on far more text: they know words the class grammar never "
+               f"saw. {BUILTIN_TEXT} (6 blocks × 12 heads) is built in and works offline; a Hugging Face id "
+               "(e.g. distilbert-base-uncased-finetuned-sst-2-english) needs the internet the first time.")
+    builtin, other = st.columns([1, 2], vertical_alignment="bottom")
+    with builtin:
+        st.button(f"Use {BUILTIN_TEXT} (built in)", key=LOAD_BUILTIN, on_click=_load_pretrained, args=(BUILTIN_TEXT,),
+                  icon=":material/download_done:", width="stretch")
+    with other:
+        field, button = st.columns([3, 1], vertical_alignment="bottom")
+        source = field.text_input("Hugging Face model id, or a folder on this computer", key=PRETRAINED_SOURCE,
+                                  placeholder="bert-base-uncased, gpt2, /home/me/models/my-bert")
+        button.button("Load", key=LOAD_PRETRAINED, on_click=_load_pretrained, args=(None,), width="stretch",
+                      disabled=not (source or "").strip())
+    result = st.session_state.get(common.LOAD_RESULT)
+    if result and result.get("pretrained") and not result["ok"]:
+        st.error(result["message"])
+
+
+def _load_pretrained(source: str | None) -> None:
+    from models.pretrained import PretrainedError
+
+    source = (source or st.session_state.get(PRETRAINED_SOURCE) or "").strip()
+    if not source:
+        return
+    try:
+        with st.spinner(f"Loading {source}…"):
+            model = shared_pretrained(source)
+    except PretrainedError as err:
+        st.session_state[common.LOAD_RESULT] = {"pretrained": True, "ok": False, "message": _sentence(err)}
+        return
+    common.make_current(model, f"Now using {common.model_summary(model)}. Its attention is on the Attention "
+                               "page" + (", its attributions on the Attributions page." if model.spec.num_classes
+                                         else "."))
+
+
+def _sentence(err) -> str:
+    text = str(err).strip()
+    return (text[:1].upper() + text[1:]) if text.endswith((".", "!", "?")) else text[:1].upper() + text[1:] + "."

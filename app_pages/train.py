@@ -13,6 +13,15 @@ if run is not None:
     ui.adopt_if_just_finished(run)
 common.show_notice()
 
+if common.is_pretrained(common.current_model()):
+    st.info(f"{common.current_model().spec.name} is a pretrained model: Glassbox inspects it (Attention, "
+            "Attributions) but does not train it. To train, choose a preset on the Model page.",
+            icon=":material/info:")
+    st.page_link("app_pages/model.py", label="Go to the Model page", icon=":material/account_tree:")
+    st.subheader("All runs")
+    ui.runs_section()
+    st.stop()
+
 spec = common.current_model().spec
 ui.seed_settings(spec)
 with ui.new_run_section(open_by_default=run is None):

@@ -21,11 +21,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .probe import PAD_ID, _softmax, attention_labels, class_names_of, prefix_probabilities, strip_padding, words_of
+from .probe import (PAD_ID, _softmax, attention_labels, class_names_of, pad_id_of, prefix_probabilities, strip_padding,
+                    words_of)
 
 ATTENTION_FORMULA = r"\alpha_{ij} = \mathrm{softmax}_j\left(\frac{q_i \cdot k_j}{\sqrt{d}}\right)"
 PAD_WORD = "<pad>"  # label of a <pad> id left inside a sentence (only trailing padding is stripped)
 
+
+MAX_PREFIXES = 64  # tokens; longer texts get no prediction-after-each-word view
 
 @dataclass
 class AttentionInspection:
@@ -36,7 +39,7 @@ class AttentionInspection:
     tokens: list[str]  # words only (tokens input), [] for images
     class_names: list[str]  # (K,)
     probabilities: np.ndarray  # (K,) the model's prediction for the whole input
-    prefix_probabilities: np.ndarray | None  # (T_words, K) after words 1..t; None for images
+    prefix_probabilities: np.ndarray | None  # (T_words, K) after words 1..t; None for images and long texts
     patterns: np.ndarray  # (L, heads, T, T) attention weights, rows sum to 1
     scores: np.ndarray  # (L, heads, T, T) QKᵀ/√d before the softmax
     queries: np.ndarray  # (L, heads, T, dh)
@@ -73,9 +76,11 @@ def inspect_attention(model, x: torch.Tensor, vocab: list[str] | None = None) ->
     if spec.input.kind == "tokens":
         if x.dim() != 1:
             raise ValueError(f"give one sentence as a row of token ids, not an array of shape {tuple(x.shape)}")
-        x = strip_padding(x)
-        # words_of drops <pad> ids, so a pad left inside the sentence is labelled here to keep one label per position
-        tokens = [PAD_WORD if int(i) == PAD_ID else words_of([int(i)], vocab)[0] for i in x]
+        x = strip_padding(x, pad_id_of(model))
+        if hasattr(model, "tokens_of"):  # a pretrained model labels its subwords with its own tokenizer ("##ing")
+            tokens = model.tokens_of(x)
+        else:  # words_of drops <pad> ids, so a pad inside the sentence is labelled here: one label per position
+            tokens = [PAD_WORD if int(i) == PAD_ID else words_of([int(i)], vocab)[0] for i in x]
     else:
         expected = (spec.input.channels, spec.input.height, spec.input.width)
         if tuple(x.shape) != expected:
@@ -99,7 +104,9 @@ def inspect_attention(model, x: torch.Tensor, vocab: list[str] | None = None) ->
         tokens=tokens,
         class_names=class_names_of(model),
         probabilities=_softmax(logits)[0],
-        prefix_probabilities=None if image else prefix_probabilities(model, x),
+        # Every prefix is one more forward pass over up to T tokens: a long text to a large
+        # pretrained classifier would take minutes, so the view is left out past MAX_PREFIXES.
+        prefix_probabilities=None if image or len(x) > MAX_PREFIXES else prefix_probabilities(model, x),
         patterns=patterns,
         scores=stacked("scores"),
         queries=stacked("q"),

@@ -24,7 +24,7 @@ from torch import nn
 
 from explain.cnn import _stage_hooks
 from explain.model_guard import device_of, model_left_as_found, seeded
-from explain.probe import PAD_ID, class_names_of, strip_padding
+from explain.probe import class_names_of, pad_id_of, strip_padding
 
 IMAGE_METHODS = {
     "saliency": "Saliency", "integrated_gradients": "Integrated Gradients", "gradient_shap": "GradientShap",
@@ -96,6 +96,8 @@ class Attribution:
 def available_methods(model) -> dict[str, str]:
     """Method key -> label, for the methods that make sense on ``model``."""
     spec = model.spec
+    if spec.num_classes < 1:
+        return {}  # a pretrained encoder without a classification head: no class score to explain
     if spec.input.kind == "tokens":
         return dict(TEXT_METHODS)
     if spec.input.kind != "image":
@@ -152,7 +154,7 @@ def attribute(model, x: torch.Tensor, target: int | None, method: str, settings:
     target = predicted_class(model, x) if target is None else _check_target(model, target)
     if baseline is None:
         normalization = (getattr(model, "meta", None) or {}).get("normalization")
-        baseline = image_baseline(x, normalization) if x.dim() == 3 else torch.full_like(x, PAD_ID)
+        baseline = image_baseline(x, normalization) if x.dim() == 3 else torch.full_like(x, pad_id_of(model))
     baseline = torch.as_tensor(baseline).to(x.dtype)
     if baseline.shape != x.shape:
         raise ValueError(f"the baseline has shape {tuple(baseline.shape)}, the input {tuple(x.shape)}: they must match")
@@ -350,9 +352,13 @@ def _with_embeddings(model, embedding: nn.Module, ids: torch.Tensor, replacement
 # ---- checks and labels --------------------------------------------------------------------------
 
 NOT_EXPLAINABLE = "attributions need a model that reads pictures or sentences; this one reads sequences of numbers"
+NO_CLASSIFIER = ("attributions explain the score of a class, and this model has no classifier (it turns sentences "
+                 "into vectors); load one with a classification head, such as an SST-2 sentiment model")
 
 
 def _check_method(model, method: str) -> None:
+    if model.spec.num_classes < 1:
+        raise ValueError(NO_CLASSIFIER)
     methods = available_methods(model)
     if not methods:
         raise ValueError(NOT_EXPLAINABLE)
@@ -375,8 +381,8 @@ def _check_input(model, x) -> torch.Tensor:
     if x.dim() != 1 or x.dtype.is_floating_point or x.dtype == torch.bool:
         raise ValueError(f"a sentence is a row of whole-number token ids, not a {x.dtype} tensor "
                          f"of shape {tuple(x.shape)}")
-    ids = strip_padding(x)
-    if bool((ids == PAD_ID).all()):
+    ids = strip_padding(x, pad_id_of(model))
+    if bool((ids == pad_id_of(model)).all()):
         raise ValueError("the sentence has no words to explain")
     if len(ids) > inp.max_len:
         raise ValueError(f"the sentence has {len(ids)} tokens; this model reads at most {inp.max_len}")

@@ -44,6 +44,7 @@ class InputContext:
     max_len: int | None = None  # tokens: the longest sentence the model reads
     normalization: dict | None = None  # image: {"mean": [...], "std": [...]}
     image_preprocessor: ImagePreprocessor | None = None
+    pretrained: object | None = None  # a pretrained model (models.pretrained) whose tokenizer prepares sentences
 
     @property
     def tokenizer(self) -> Tokenizer:
@@ -60,6 +61,12 @@ def input_context(model, dataset: Dataset | None = None) -> InputContext:
         raise InputError("this model reads sequences of numbers, which the Inspect pages cannot show yet; "
                          "choose a model that reads pictures or sentences")
     meta = getattr(model, "meta", None) or {}
+    if meta.get("pretrained"):  # its own tokenizer: subwords, so no word is unknown
+        tokenizer = model.tokenizer
+        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
+        return InputContext("tokens", lambda text: pretrained_ids(model, text), f"{model.spec.name}'s own tokenizer "
+                            "(words it does not know are split into pieces it does)", trained=True,
+                            vocab=vocab, max_len=spec.input.max_len, pretrained=model)
     if meta.get("input_kind") == spec.input.kind:
         try:
             preprocess = preprocessor_from_meta(meta)
@@ -209,10 +216,18 @@ def split_sentences(text: str, limit: int = MAX_SENTENCES) -> tuple[list[str], l
     return sentences, notes
 
 
+def pretrained_ids(model, text: str) -> torch.Tensor:
+    from models.pretrained import tokenize
+
+    return tokenize(model, text)[0]
+
+
 def prepare_sentence(context: InputContext, text: str) -> PreparedSentence:
     """``text`` as the model reads it: words looked up in its vocabulary, cut at its length."""
     if context.kind != "tokens":
         raise InputError("this model reads pictures, not sentences")
+    if context.pretrained is not None:
+        return _pretrained_sentence(context, text)
     words = split_words(text)
     if not words:
         raise InputError(f"'{text.strip()[:40]}' has no words the model could read")
@@ -228,3 +243,17 @@ def prepare_sentence(context: InputContext, text: str) -> PreparedSentence:
     if all(unknown):
         notes.append("the model knows none of these words, so it sees only <unk>")
     return PreparedSentence(text, tokens, words, unknown, ids, cut, notes)
+
+
+def _pretrained_sentence(context: InputContext, text: str) -> PreparedSentence:
+    """A sentence through a pretrained model's own tokenizer: subword pieces ("z", "##or") and
+    its special tokens ([CLS], [SEP]) as the model reads them; cut at its maximum length."""
+    from models.pretrained import tokenize
+
+    if not text.strip():
+        raise InputError("type a sentence first")
+    ids, tokens, cut = tokenize(context.pretrained, text)
+    unknown_token = getattr(context.pretrained.tokenizer, "unk_token", None)
+    unknown = [token == unknown_token for token in tokens]
+    notes = [f"the model reads at most {len(ids)} tokens, so the last {cut} were left out"] if cut else []
+    return PreparedSentence(text, list(tokens), list(tokens), unknown, ids, cut, notes)

@@ -14,12 +14,12 @@ would remove the other's hooks.
 from __future__ import annotations
 
 import contextlib
-import threading
 import warnings
-import weakref
 
 import torch
 from torch import nn
+
+from models.hooks import turn_of
 
 HOOK_TABLES = {  # each hook table of nn.Module, with the side tables keyed by the same handle id
     "_forward_hooks": ("_forward_hooks_with_kwargs", "_forward_hooks_always_called"),
@@ -31,8 +31,6 @@ LIBRARY_CHATTER = (  # warnings Captum gives on every call; they say nothing to 
     r"Setting forward, backward hooks", r"Setting backward hooks on ReLU",
     r"Input Tensor \d+ did not already require gradients")
 
-_TURNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its RLock, gone with the model
-_TURNS_LOCK = threading.Lock()
 
 
 def device_of(model: nn.Module) -> torch.device:
@@ -47,9 +45,7 @@ def model_left_as_found(model: nn.Module):
 
     RNNs on CUDA also get cuDNN switched off: cuDNN cannot run backward through an RNN in eval
     mode (it raises), so their gradients take PyTorch's own kernels. On the CPU nothing changes."""
-    with _TURNS_LOCK:
-        turn = _TURNS.setdefault(model, threading.RLock())  # re-entrant: attribute() asks predicted_class()
-    with turn, _restored(model) as device:
+    with turn_of(model), _restored(model) as device:  # re-entrant: attribute() asks predicted_class()
         yield device
 
 

@@ -59,10 +59,15 @@ def class_names_of(model) -> list[str]:
     return names if len(names) == spec.num_classes else [str(i) for i in range(spec.num_classes)]
 
 
-def strip_padding(ids: torch.Tensor) -> torch.Tensor:
-    """(T,) token ids without the <pad> (0) ids at the end; at least one id is kept."""
+def pad_id_of(model) -> int:
+    """The id a model pads with: 0 for Glassbox's own models, the tokenizer's for a pretrained one."""
+    return int(getattr(model, "pad_id", PAD_ID))
+
+
+def strip_padding(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
+    """(T,) token ids without the ``pad_id`` ids at the end; at least one id is kept."""
     ids = torch.as_tensor(ids, dtype=torch.int64).flatten()
-    real = torch.nonzero(ids != PAD_ID).flatten()
+    real = torch.nonzero(ids != pad_id).flatten()
     end = int(real[-1]) + 1 if len(real) else 1
     return ids[:end]
 
@@ -100,7 +105,7 @@ def probe(model, x: torch.Tensor, vocab: list[str] | None = None) -> ProbeView:
     spec = model.spec
     names = class_names_of(model)
     if spec.input.kind == "tokens":
-        x = strip_padding(x)
+        x = strip_padding(x, pad_id_of(model))
     batch = x.unsqueeze(0)  # (1, ...)
     hooks = set(model.hook_names())
     if spec.kind == "cnn":
@@ -140,9 +145,12 @@ def prefix_probabilities(model, ids: torch.Tensor) -> np.ndarray:
     Each prefix is the sentence cut after t words and padded on the right, exactly as a
     sentence of t words reaches the model.
     """
-    ids = strip_padding(ids)
+    pad = pad_id_of(model)
+    ids = strip_padding(ids, pad)
     length = len(ids)
-    rows = torch.zeros(length, length, dtype=torch.int64)  # (T prefixes, T positions), 0 = <pad>
+    if model.spec.num_classes == 0:  # a pretrained encoder without a head: nothing to predict
+        return np.zeros((length, 0), dtype=np.float32)
+    rows = torch.full((length, length), pad, dtype=torch.int64)  # (T prefixes, T positions), the rest <pad>
     for t in range(length):
         rows[t, : t + 1] = ids[: t + 1]
     out = [_softmax(model(rows[start:start + PREFIX_BATCH])) for start in range(0, length, PREFIX_BATCH)]

@@ -8,10 +8,23 @@ hooks, even when the forward pass raises.
 """
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
+
+_TURNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its RLock, gone with the model
+_TURNS_LOCK = threading.Lock()
+
+
+def turn_of(model: nn.Module) -> threading.RLock:
+    """The lock calls that hook into ``model`` take turns on. A model may be shared by several
+    sessions (a pretrained model is loaded once per server); one call's hooks would otherwise
+    fire in another's forward pass. Re-entrant, and kept outside the model so it deep-copies."""
+    with _TURNS_LOCK:
+        return _TURNS.setdefault(model, threading.RLock())
 
 
 class HookPoint(nn.Identity):
@@ -75,15 +88,16 @@ class HookedModel(nn.Module):
                 store[name] = output.detach().to("cpu")
             return hook
 
-        try:
-            self._caching = True
-            for name in wanted:
-                handles.append(points[name].register_forward_hook(saver(name)))
-            logits = self(x, **forward_kwargs)
-        finally:
-            self._caching = False
-            for handle in handles:
-                handle.remove()
+        with turn_of(self):
+            try:
+                self._caching = True
+                for name in wanted:
+                    handles.append(points[name].register_forward_hook(saver(name)))
+                logits = self(x, **forward_kwargs)
+            finally:
+                self._caching = False
+                for handle in handles:
+                    handle.remove()
         # Hooks fire in execution order, so the cache lists layers input → output.
         return logits, ActivationCache(store)
 

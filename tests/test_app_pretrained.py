@@ -1,0 +1,126 @@
+"""App tests (Streamlit AppTest) for pretrained models: loaded from the Model page (the built-in
+MiniLM, a folder), shown on the Attention and Attributions pages through the same hook names,
+refused in plain words when they would run code or cannot be downloaded."""
+from __future__ import annotations
+
+import socket
+
+import numpy as np
+import pytest
+import torch
+
+from app_pages import common, model_ui
+from explain.attributions import attribute
+from models.pretrained import BUILTIN_TEXT, load_pretrained, tokenize
+from tests.app_helpers import figure, open_page, run, texts, values
+from tests.test_pretrained import tiny  # noqa: F401 - the fixture of tiny model folders
+
+SENTENCE = "The zorblax at the cinema was unexpectedly delightful"
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path, monkeypatch):
+    monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path))
+    return tmp_path
+
+
+def load_on_model_page(source: str | None = None):
+    """The Model page, after clicking the built-in model's button (or loading ``source``)."""
+    at = open_page("model")
+    if source is None:
+        at.button(key=model_ui.LOAD_BUILTIN).click()
+    else:
+        at.text_input(key=model_ui.PRETRAINED_SOURCE).set_value(source)
+        run(at)
+        at.button(key=model_ui.LOAD_PRETRAINED).click()
+    return run(at)
+
+
+def test_the_builtin_minilm_shows_every_head_on_a_sentence_of_unseen_words():
+    at = load_on_model_page()
+    assert any(f"{BUILTIN_TEXT} · Transformer" in m and "pretrained" in m for m in texts(at.sidebar.markdown))
+    at.switch_page("app_pages/inspect_attention.py")
+    run(at)
+    at.text_area(key="attention_text").set_value(SENTENCE)
+    run(at)
+    model = at.session_state[common.CURRENT_MODEL]
+    ids, tokens, _ = tokenize(model, SENTENCE)
+    _, cache = model.run_with_cache(ids.unsqueeze(0), names=["blocks.5.attn.pattern"])
+    grid = figure(at, "attention_grid")["data"]
+    assert len(grid) == 6 * 12
+    np.testing.assert_allclose(values(grid[-1]["z"]), cache["blocks.5.attn.pattern"][0, 11].numpy(),
+                               rtol=1e-4, atol=1e-6)
+    head = figure(at, "attention_head_map")["data"][0]
+    assert list(head["y"])[:4] == ["[CLS]", "the", "z", "##or"] and list(head["y"])[-1] == "[SEP]"
+    assert tokens[0] == "[CLS]"
+    assert any("has no classifier" in c for c in texts(at.caption))
+    at.switch_page("app_pages/attributions.py")
+    run(at)
+    assert any("has no classifier" in i for i in texts(at.info))
+    at.switch_page("app_pages/train.py")
+    run(at)
+    assert any("does not train it" in i for i in texts(at.info))
+
+
+def test_a_classifier_from_a_folder_predicts_and_explains_each_token(tiny):  # noqa: F811
+    at = load_on_model_page(str(tiny["bert"]))
+    model = at.session_state[common.CURRENT_MODEL]
+    assert model.spec.class_names == ["negative", "neutral", "positive"]
+    at.switch_page("app_pages/attributions.py")
+    run(at)
+    at.text_area(key="attr_text").set_value("the film was good")
+    run(at)
+    ids, tokens, _ = tokenize(model, "the film was good")
+    predicted = int(model(ids.unsqueeze(0)).argmax())
+    expected = attribute(model, ids, predicted, "integrated_gradients").values
+    bars = figure(at, "attr_tokens_0")["data"]
+    drawn = np.concatenate([values(trace["y"]) for trace in bars if trace["type"] == "bar"])
+    assert len(drawn) == len(tokens)
+    np.testing.assert_allclose(np.sort(drawn), np.sort(expected), rtol=1e-4, atol=1e-6)
+    at.switch_page("app_pages/inspect_attention.py")
+    run(at)
+    assert any(name in " ".join(texts(at.markdown)) for name in ("negative", "neutral", "positive"))
+
+
+def test_a_gpt2_decoders_attention_is_causal(tiny):  # noqa: F811
+    at = load_on_model_page(str(tiny["gpt2"]))
+    at.switch_page("app_pages/inspect_attention.py")
+    run(at)
+    at.text_area(key="attention_text").set_value("the the the")
+    run(at)
+    pattern = values(figure(at, "attention_grid")["data"][0]["z"])
+    assert pattern.shape[0] > 1 and np.allclose(np.triu(pattern, k=1), 0)  # nothing looks ahead
+
+
+def test_a_folder_with_code_and_an_unreachable_id_are_refused_in_words(tiny, tmp_path, monkeypatch):  # noqa: F811
+    folder = tmp_path / "my-model"
+    folder.mkdir()
+    for item in tiny["bert"].iterdir():
+        (folder / item.name).write_bytes(item.read_bytes())
+    (folder / "modeling_custom.py").write_text("raise SystemExit('this must never run')\n")
+    at = load_on_model_page(str(folder))
+    assert any("ships its own Python code" in e for e in texts(at.error)), texts(at.error)
+
+    def no_network(*args, **kwargs):
+        raise OSError("no network in tests")
+
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    at = load_on_model_page("someone/no-such-model")
+    assert any("offline" in e and BUILTIN_TEXT in e for e in texts(at.error)), texts(at.error)
+    assert at.session_state[common.CURRENT_MODEL].spec.name == common.DEFAULT_PRESET  # nothing lost
+
+
+def test_the_wrapper_is_what_transformers_computes():
+    """The reference the pages rely on, in brief (tests/test_pretrained.py checks every layer)."""
+    from transformers import AutoModel
+
+    from models.pretrained import builtin_text_folder
+
+    model = load_pretrained(BUILTIN_TEXT)
+    ids, _, _ = tokenize(model, SENTENCE)
+    reference = AutoModel.from_pretrained(builtin_text_folder(), attn_implementation="eager").eval()
+    with torch.no_grad():
+        expected = reference(input_ids=ids.unsqueeze(0), output_attentions=True).attentions[2]
+    _, cache = model.run_with_cache(ids.unsqueeze(0), names=["blocks.2.attn.pattern"])
+    torch.testing.assert_close(cache["blocks.2.attn.pattern"], expected, rtol=1e-5, atol=1e-6)
