@@ -4,12 +4,15 @@ import streamlit as st
 from app_pages import inspect_ui as ui
 from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,
                                 query_arithmetic)
+from explain.layers import residual_stream, token_paths
 from explain.probe import default_probe_sentence
 from viz.activations import attention_heatmap
 from viz.attention import attention_grid, patch_attention_figure, query_bars, scores_figure
 from viz.probe import prefix_predictions_figure
+from viz.rnn import trajectory_figure
 
 AVERAGE = -1  # the head choice meaning "the mean of all heads"
+GRID_TOKENS = 48  # tokens drawn in the all-heads grid: 144 heads of 512×512 would freeze the browser
 PRETRAINED_SENTENCE = "The zorblax at the cinema was unexpectedly delightful, wasn't it?"  # words no class grammar has
 
 st.title("Attention")
@@ -44,9 +47,13 @@ if model.spec.num_classes and inspection.prefix_probabilities is not None and le
 
 layers, heads = inspection.patterns.shape[:2]
 st.subheader("Every layer and head at a glance")
-ui.show_figure(attention_grid(inspection.patterns, inspection.labels), "attention_grid", "attention-all-heads",
+shown = min(len(inspection.labels), GRID_TOKENS)
+cut = "" if shown == len(inspection.labels) else \
+    f" Only the first {shown} of {len(inspection.labels)} tokens are drawn here, to keep the page quick; one head below shows them all."
+ui.show_figure(attention_grid(inspection.patterns[:, :, :shown, :shown], inspection.labels[:shown]), "attention_grid",
+               "attention-all-heads",
                caption=f"{layers} block{'s' if layers > 1 else ''} × {heads} heads. Each square: rows are the "
-                       "tokens looking, columns the tokens looked at; dark means a large weight.")
+                       "tokens looking, columns the tokens looked at; dark means a large weight." + cut)
 
 st.subheader("One head")
 pick = st.columns(2)
@@ -80,6 +87,16 @@ with right:
 st.latex(arithmetic.formula)
 for line in arithmetic.numbers(top=3):
     st.latex(line)
+
+st.subheader("Each token through the blocks")
+stream = residual_stream(inspection.activations, layers)
+paths, pca = token_paths(stream, inspection.labels)
+titles = [f"PC{i + 1} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
+ui.show_figure(trajectory_figure(paths[:GRID_TOKENS], dims=2, axis_titles=titles), "attention_paths",
+               "tokens-through-the-blocks",
+               caption=f"Every token's vector after the embedding and after each block ({stream.shape[-1]} numbers, "
+                       "squeezed to 2 with PCA fitted on all of them): a path per token, from where it starts to "
+                       "where the last block leaves it. Words that end up meaning alike end up close.")
 
 if picture is not None and inspection.patch_grid is not None:
     if inspection.has_cls:

@@ -18,6 +18,7 @@ from app_pages import common
 from tests.app_helpers import figure, has_figure, open_page, run, texts, values
 from app_pages import inspect_ui as ui
 from explain.attention import cls_patch_attention, inspect_attention
+from explain.layers import residual_stream, token_paths
 from explain.cnn import inspect_cnn, receptive_field
 from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn
 from models import build_model, presets
@@ -194,6 +195,10 @@ def test_attention_page_shows_every_head_and_one_querys_numbers(datasets):
     np.testing.assert_allclose(values(scores[0]["y"] if scores[0].get("orientation") != "h" else scores[0]["x"]),
                                reference.scores[layers - 1, 0, 4], rtol=1e-4, atol=1e-5)
     assert any("softmax" in line for line in texts(at.get("latex")))
+    paths, _ = token_paths(residual_stream(reference.activations, layers), reference.labels)
+    drawn = {trace["name"]: trace for trace in figure(at, "attention_paths")["data"] if trace.get("name")}
+    for path in paths:  # each token's path through the blocks, as projected by the reference PCA
+        np.testing.assert_allclose(values(drawn[path["label"]]["x"]), path["points"][:, 0], rtol=1e-4, atol=1e-6)
 
 
 def test_vit_page_draws_the_class_tokens_attention_over_the_picture(datasets):
