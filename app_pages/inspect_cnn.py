@@ -1,8 +1,10 @@
 """Feature maps: what every conv and pooling layer of the current CNN makes of one picture."""
 import streamlit as st
 
+from app_pages import common
 from app_pages import inspect_ui as ui
 from explain.cnn import conv_arithmetic, inspect_cnn, pool_windows, receptive_field
+from explain.stages import inspect_stages
 from viz.cnn import conv_arithmetic_figure, feature_maps_figure, pooling_figure, receptive_field_figure
 from viz.probe import filters_figure
 
@@ -12,6 +14,7 @@ def stage_label(stage: str) -> str:
     return f"{kind.capitalize()} {int(index) + 1}"
 
 
+PRETRAINED_MAPS = 32  # maps shown per stage of a pretrained CNN (a ResNet stage has up to 2,048)
 SCALES = {"shared": "one scale for all maps", "own": "each map its own scale"}
 
 st.title("Feature maps")
@@ -22,6 +25,23 @@ target, dataset, context = ui.page_setup("cnn")
 model = target.model
 picture = ui.image_input("cnn", context, dataset)
 if picture is None:
+    st.stop()
+
+if common.is_pretrained(model):  # a ResNet: its stages' maps (hundreds of layers, no arithmetic)
+    stages = ui.computed(inspect_stages, model, picture.x)
+    if model.spec.num_classes:
+        ui.prediction(stages.probabilities, stages.class_names, key="cnn_prediction")
+    st.caption(f"{model.spec.name} has too many layers to show one by one: here is what each of its stages "
+               "hands to the next, the first maps of each.")
+    for stage in stages.stages:
+        channels, height, width = stage.maps.shape
+        shown = min(channels, PRETRAINED_MAPS)
+        ui.show_figure(feature_maps_figure(stage.maps[:shown], shared_scale=False), f"{stage.name}_maps",
+                       stage.name.replace(".", "-"),
+                       caption=f"{stage.name}: {channels} maps of {height}×{width}"
+                               + (f" (the first {shown} shown)" if shown < channels else "") + ".")
+    st.divider()
+    ui.activations_download(stages.activations, f"{model.spec.name}-activations", key="cnn_npz")
     st.stop()
 
 inspection = ui.computed(inspect_cnn, model, picture.x)
