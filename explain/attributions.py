@@ -105,6 +105,7 @@ def available_methods(model) -> dict[str, str]:
     if spec.kind != "cnn":
         return {key: IMAGE_METHODS[key] for key in VIT_METHODS}
     activations = {layer.activation for layer in spec.layers if layer.type == "act"}
+    activations |= set(getattr(model, "nonlinearities", ()))  # a pretrained ResNet's, from its config
     methods = dict(IMAGE_METHODS)
     if not activations <= DEEPLIFT_ACTIVATIONS:
         del methods["deeplift"]  # Captum would treat the unsupported activation as linear: wrong numbers
@@ -115,7 +116,11 @@ def available_methods(model) -> dict[str, str]:
 
 def gradcam_layers(model) -> list[str]:
     """Hook names of each conv stage's output as the next layer receives it, in order."""
-    if model.spec.kind != "cnn" or not hasattr(model, "order"):
+    if model.spec.kind != "cnn":
+        return []
+    if hasattr(model, "stage_names"):  # a pretrained ResNet: its stem and stage outputs (conv.{i}.out)
+        return [name for name in model.stage_names() if name.startswith("conv.")]
+    if not hasattr(model, "order"):
         return []
     return [_stage_hooks(model.conv[index], f"conv.{index}")[-1] for group, index in model.order if group == "conv"]
 
@@ -272,7 +277,12 @@ def _image_explainer(model, method, x, baselines, settings, layer, value_range) 
 
 
 def _layer_maps(model, layer: str) -> str:
-    """"16 maps of 8×8": a conv stage's output, read from the spec's shape table ("16×8×8")."""
+    """"16 maps of 8×8": a conv stage's output, read from the spec's shape table ("16×8×8")
+    (a pretrained ResNet has no table: it measured its stages' shapes when it was loaded)."""
+    shapes = getattr(model, "stage_shapes", None)
+    if shapes:
+        channels, height, width = shapes[layer]
+        return f"{channels} maps of {height}×{width}"
     rows = {row["name"]: row["output"] for row in model.spec.layer_table()}
     channels, height, width = rows[layer.rsplit(".", 1)[0]].split("×")
     return f"{channels} maps of {height}×{width}"
@@ -354,11 +364,14 @@ def _with_embeddings(model, embedding: nn.Module, ids: torch.Tensor, replacement
 NOT_EXPLAINABLE = "attributions need a model that reads pictures or sentences; this one reads sequences of numbers"
 NO_CLASSIFIER = ("attributions explain the score of a class, and this model has no classifier (it turns sentences "
                  "into vectors); load one with a classification head, such as an SST-2 sentiment model")
+NO_IMAGE_CLASSIFIER = ("attributions explain the score of a class, and this model has no classifier (it turns "
+                       "pictures into vectors); load one with an image-classification head, such as an ImageNet "
+                       "ResNet or ViT")
 
 
 def _check_method(model, method: str) -> None:
     if model.spec.num_classes < 1:
-        raise ValueError(NO_CLASSIFIER)
+        raise ValueError(NO_IMAGE_CLASSIFIER if model.spec.input.kind == "image" else NO_CLASSIFIER)
     methods = available_methods(model)
     if not methods:
         raise ValueError(NOT_EXPLAINABLE)

@@ -61,6 +61,8 @@ def input_context(model, dataset: Dataset | None = None) -> InputContext:
         raise InputError("this model reads sequences of numbers, which the Inspect pages cannot show yet; "
                          "choose a model that reads pictures or sentences")
     meta = getattr(model, "meta", None) or {}
+    if meta.get("pretrained") and spec.input.kind == "image":
+        return _pretrained_image_context(model)
     if meta.get("pretrained"):  # its own tokenizer: subwords, so no word is unknown
         tokenizer = model.tokenizer
         vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
@@ -90,6 +92,18 @@ def input_context(model, dataset: Dataset | None = None) -> InputContext:
                         source="not trained yet; pictures are resized and scaled to 0..1")
     raise InputError("this text model has no vocabulary yet, so typed words cannot be turned into its inputs: "
                      "train it on sentences first (Train page)")
+
+
+def _pretrained_image_context(model) -> InputContext:
+    """A pretrained image model's own preprocessing (models.pretrained_vision): its size, mean and
+    std; a picture of another shape is centre-cropped to the aspect, then resized, as photos are."""
+    image = model.meta["image"]
+    normalization = {"mean": list(image["mean"]), "std": list(image["std"])}
+    preprocess = ImagePreprocessor(model.spec.input.channels, image["height"], image["width"], normalization,
+                                   {"resize": "crop"})
+    return _context(model.spec, preprocess, None, trained=True,
+                    source=f"prepared as {model.spec.name}'s own preprocessing (resize to "
+                           f"{image['height']}×{image['width']}, its mean and std)")
 
 
 def _image_shape(spec) -> tuple[int, int, int]:

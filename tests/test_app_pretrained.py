@@ -3,14 +3,17 @@ MiniLM, a folder), shown on the Attention and Attributions pages through the sam
 refused in plain words when they would run code or cannot be downloaded."""
 from __future__ import annotations
 
+import io
 import socket
 
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from app_pages import common, model_ui
 from explain.attributions import attribute
+from explain.inputs import input_context
 from models.pretrained import BUILTIN_TEXT, load_pretrained, tokenize
 from tests.app_helpers import figure, open_page, run, texts, values
 from tests.test_pretrained import tiny  # noqa: F401 - the fixture of tiny model folders
@@ -124,3 +127,61 @@ def test_the_wrapper_is_what_transformers_computes():
         expected = reference(input_ids=ids.unsqueeze(0), output_attentions=True).attentions[2]
     _, cache = model.run_with_cache(ids.unsqueeze(0), names=["blocks.2.attn.pattern"])
     torch.testing.assert_close(cache["blocks.2.attn.pattern"], expected, rtol=1e-5, atol=1e-6)
+
+
+# ---- image models ----------------------------------------------------------------------------
+from tests.test_pretrained_vision import folders  # noqa: E402,F401 - the fixture of tiny ResNet / ViT folders
+
+
+def upload_picture(at, page: str):
+    at.button_group(key=f"{page}_source").set_value("upload")
+    run(at)
+    picture = Image.new("RGB", (60, 40), (200, 30, 30))
+    buffer = io.BytesIO()
+    picture.save(buffer, "PNG")
+    at.file_uploader(key=f"{page}_upload").upload("red.png", buffer.getvalue())
+    return run(at), picture
+
+
+def test_a_pretrained_resnet_shows_its_stages_on_a_picture(folders):  # noqa: F811
+    at = load_on_model_page(str(folders["resnet"]))
+    model = at.session_state[common.CURRENT_MODEL]
+    at.switch_page("app_pages/inspect_cnn.py")
+    run(at)
+    at, picture = upload_picture(at, "cnn")
+    assert any("own preprocessing" in c for c in texts(at.caption))
+    x = input_context(model).preprocess(picture)
+    _, cache = model.run_with_cache(x.unsqueeze(0))
+    for name in model.stage_names():
+        maps = [values(t["z"]) for t in figure(at, f"{name}_maps")["data"]]
+        np.testing.assert_allclose(maps[0], cache[name][0, 0].numpy(), rtol=1e-4, atol=1e-5)
+    at.switch_page("app_pages/attributions.py")
+    run(at)
+    at, _ = upload_picture(at, "attr")
+    assert len([t for t in figure(at, "attr_grid")["data"] if t["type"] == "heatmap"]) == 3  # with Grad-CAM
+
+
+def test_a_pretrained_vit_shows_its_class_tokens_attention(folders):  # noqa: F811
+    at = load_on_model_page(str(folders["vit"]))
+    model = at.session_state[common.CURRENT_MODEL]
+    at.switch_page("app_pages/inspect_attention.py")
+    run(at)
+    at, _ = upload_picture(at, "attention")
+    layers, heads = model.spec.transformer.num_layers, model.spec.transformer.num_heads
+    assert len(figure(at, "attention_grid")["data"]) == layers * heads
+    patches = [t for t in figure(at, "attention_patches")["data"] if t["type"] == "heatmap"]
+    assert len(patches) == heads + 1 and not at.error
+
+
+@pytest.mark.parametrize("key, page", [("resnet-bare", "inspect_cnn"), ("vit-bare", "inspect_attention"),
+                                       ("vit-bare", "attributions")])
+def test_image_models_without_a_classifier_are_shown_without_a_prediction(folders, key, page):  # noqa: F811
+    at = load_on_model_page(str(folders[key]))
+    at.switch_page(f"app_pages/{page}.py")
+    run(at)
+    if page == "attributions":
+        assert any("no classifier" in i for i in texts(at.info))
+        return
+    at, _ = upload_picture(at, "cnn" if page == "inspect_cnn" else "attention")
+    assert not at.error and at.get("plotly_chart")
+    assert not [m for m in texts(at.markdown) if m.startswith("The model says")]
