@@ -13,6 +13,7 @@ from viz.rnn import trajectory_figure
 
 AVERAGE = -1  # the head choice meaning "the mean of all heads"
 GRID_TOKENS = 48  # tokens drawn in the all-heads grid: 144 heads of 512×512 would freeze the browser
+GRID_CELLS = 150_000  # attention weights drawn in the all-heads grid (a few MB of figure)
 PRETRAINED_SENTENCE = "The zorblax at the cinema was unexpectedly delightful, wasn't it?"  # words no class grammar has
 
 st.title("Attention")
@@ -47,9 +48,11 @@ if model.spec.num_classes and inspection.prefix_probabilities is not None and le
 
 layers, heads = inspection.patterns.shape[:2]
 st.subheader("Every layer and head at a glance")
-shown = min(len(inspection.labels), GRID_TOKENS)
+# At most GRID_CELLS values in all: 32 tokens for 12 × 12 heads, up to GRID_TOKENS for small models.
+shown = min(len(inspection.labels), GRID_TOKENS, max(16, int((GRID_CELLS / (layers * heads)) ** 0.5)))
 cut = "" if shown == len(inspection.labels) else \
-    f" Only the first {shown} of {len(inspection.labels)} tokens are drawn here, to keep the page quick; one head below shows them all."
+    f" Only the first {shown} of {len(inspection.labels)} tokens are drawn here, to keep the page quick; one " \
+    "head below shows them all."
 ui.show_figure(attention_grid(inspection.patterns[:, :, :shown, :shown], inspection.labels[:shown]), "attention_grid",
                "attention-all-heads",
                caption=f"{layers} block{'s' if layers > 1 else ''} × {heads} heads. Each square: rows are the "

@@ -185,3 +185,24 @@ def test_image_models_without_a_classifier_are_shown_without_a_prediction(folder
     at, _ = upload_picture(at, "cnn" if page == "inspect_cnn" else "attention")
     assert not at.error and at.get("plotly_chart")
     assert not [m for m in texts(at.markdown) if m.startswith("The model says")]
+
+
+def test_twelve_by_twelve_heads_on_a_long_text_stay_light(tmp_path):
+    """A BERT-base-shaped model (12 blocks × 12 heads, tiny widths) on a text longer than it reads:
+    the text is cut with a note, and the all-heads grid draws 144 tiles of at most 32 tokens."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "was", "good"]
+    folder = tmp_path / "bert-12x12"
+    BertModel(BertConfig(vocab_size=len(words), hidden_size=24, num_hidden_layers=12, num_attention_heads=12,
+                         intermediate_size=48, max_position_embeddings=80)).save_pretrained(folder)
+    BertTokenizer(vocab={w: i for i, w in enumerate(words)}).save_pretrained(folder)
+    at = load_on_model_page(str(folder))
+    at.switch_page("app_pages/inspect_attention.py")
+    run(at)
+    at.text_area(key="attention_text").set_value(" ".join(["the film was good"] * 30))  # 120 words
+    run(at)
+    assert any("the last" in c and "were left out" in c for c in texts(at.caption)), texts(at.caption)
+    grid = figure(at, "attention_grid")["data"]
+    assert len(grid) == 144 and values(grid[0]["z"]).shape == (32, 32)
+    assert any("Only the first 32 of 80 tokens" in c for c in texts(at.caption))
