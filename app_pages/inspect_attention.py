@@ -67,6 +67,10 @@ head = pick[1].selectbox("Head", head_options, key="attention_head", persist_sta
 head = AVERAGE if head is None or head >= heads else head
 pattern = head_average(inspection, layer) if head == AVERAGE else inspection.patterns[layer, head]
 head_name = "the mean of its heads" if head == AVERAGE else f"head {head + 1}"
+if getattr(model, "causal", False):
+    st.caption(f"{model.spec.name} is a decoder: its attention is causal. Each token looks only at itself and the "
+               "tokens before it (the upper right triangle is empty), because it was trained to predict the next "
+               "token without seeing it.")
 ui.show_figure(attention_heatmap(pattern, inspection.labels, title=f"Block {layer + 1}, {head_name}"),
                "attention_head_map", f"attention-block{layer + 1}-{'mean' if head == AVERAGE else f'head{head + 1}'}",
                caption="Each row sums to 1: how one token shares its attention among all the tokens.")

@@ -13,12 +13,6 @@ from training.datasets import load_dataset
 from viz.attributions import attribution_map
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path))
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def digits():
     return load_dataset("digits")

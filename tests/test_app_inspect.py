@@ -25,12 +25,6 @@ from models import build_model, presets
 from training.datasets import load_dataset
 from training.store import RunStore
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path))
-    return tmp_path
-
-
 @pytest.fixture(scope="module")
 def datasets():
     return {name: load_dataset(name) for name in ("digits", "sentiment", "shapes")}

@@ -21,12 +21,6 @@ from tests.test_pretrained import tiny  # noqa: F401 - the fixture of tiny model
 SENTENCE = "The zorblax at the cinema was unexpectedly delightful"
 
 
-@pytest.fixture(autouse=True)
-def home(tmp_path, monkeypatch):
-    monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path))
-    return tmp_path
-
-
 def load_on_model_page(source: str | None = None):
     """The Model page, after clicking the built-in model's button (or loading ``source``)."""
     at = open_page("model")
@@ -93,6 +87,7 @@ def test_a_gpt2_decoders_attention_is_causal(tiny):  # noqa: F811
     run(at)
     pattern = values(figure(at, "attention_grid")["data"][0]["z"])
     assert pattern.shape[0] > 1 and np.allclose(np.triu(pattern, k=1), 0)  # nothing looks ahead
+    assert any("its attention is causal" in c for c in texts(at.caption))
 
 
 def test_a_folder_with_code_and_an_unreachable_id_are_refused_in_words(tiny, tmp_path, monkeypatch):  # noqa: F811
