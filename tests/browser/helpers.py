@@ -31,3 +31,19 @@ def open_app(page: Page, base_url: str, path: str = "", timeout_ms: float = 60_0
 def assert_no_exception(page: Page) -> None:
     """Fail if the page shows an uncaught exception box (its details go to the server log)."""
     expect(page.locator("[data-testid=stException]")).to_have_count(0)
+
+
+def upload_file(page: Page, key: str, name: str, data: bytes, mime: str = "application/octet-stream") -> None:
+    """Hand ``name`` to the file uploader with widget key ``key`` and wait until the page has read
+    it. A file given while a rerun replaces the uploader is dropped by the browser, so it is
+    given again then (at most three times)."""
+    uploader = page.locator(f".st-key-{key}")
+    for _attempt in range(3):
+        wait_for_app(page)
+        uploader.locator("input[type=file]").set_input_files(files=[{"name": name, "mimeType": mime, "buffer": data}])
+        try:
+            expect(uploader.get_by_text(name)).to_be_visible(timeout=10_000)
+            break
+        except AssertionError:
+            continue
+    wait_for_app(page, settle_ms=800)

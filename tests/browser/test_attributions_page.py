@@ -4,7 +4,7 @@ import io
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
-from tests.browser.helpers import assert_no_exception, open_app, wait_for_app
+from tests.browser.helpers import upload_file, assert_no_exception, open_app, wait_for_app
 from tests.browser.test_inspect_pages import _screenshot
 
 
@@ -26,9 +26,7 @@ def test_an_uploaded_picture_explained_by_three_methods_then_four(app_server, pa
     ImageDraw.Draw(picture).ellipse((30, 20, 90, 100), outline="black", width=10)  # a zero
     buffer = io.BytesIO()
     picture.save(buffer, "PNG")
-    page.locator(".st-key-attr_upload input[type=file]").set_input_files(
-        files=[{"name": "zero.png", "mimeType": "image/png", "buffer": buffer.getvalue()}])
-    wait_for_app(page, settle_ms=800)
+    upload_file(page, "attr_upload", "zero.png", buffer.getvalue(), "image/png")
     expect(page.get_by_text("upload: zero.png · 120×120")).to_be_visible()
     assert len(_heatmaps(page)) == 3  # Saliency, Integrated Gradients and Grad-CAM by default
     expect(page.get_by_text("does it add up?")).to_be_visible()

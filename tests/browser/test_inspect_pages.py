@@ -10,7 +10,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
-from tests.browser.helpers import assert_no_exception, open_app, wait_for_app
+from tests.browser.helpers import upload_file, assert_no_exception, open_app, wait_for_app
 
 
 def _screenshot(page, name: str) -> None:
@@ -67,9 +67,7 @@ def test_an_uploaded_picture_shows_its_feature_maps_and_bad_files_are_refused(ap
     open_app(page, app_server, "inspect_cnn")
     _choose_source(page, "Upload a picture")
     seven = _png(lambda pen: pen.line([(60, 30), (140, 30), (90, 140)], fill="black", width=14))
-    page.locator(".st-key-cnn_upload input[type=file]").set_input_files(
-        files=[{"name": "seven.png", "mimeType": "image/png", "buffer": seven}])
-    wait_for_app(page, settle_ms=800)
+    upload_file(page, "cnn_upload", "seven.png", seven, "image/png")
     expect(page.get_by_text("upload: seven.png · 200×160")).to_be_visible()
     expect(page.get_by_text("what the model receives · 16×16")).to_be_visible()
     maps = _plot(page, "conv.0_pre")
@@ -82,9 +80,7 @@ def test_an_uploaded_picture_shows_its_feature_maps_and_bad_files_are_refused(ap
     _screenshot(page, "inspect-cnn-upload")
     assert_no_exception(page)
 
-    page.locator(".st-key-cnn_upload input[type=file]").set_input_files(
-        files=[{"name": "notes.png", "mimeType": "image/png", "buffer": b"my notes, not a picture"}])
-    wait_for_app(page, settle_ms=800)
+    upload_file(page, "cnn_upload", "notes.png", b"my notes, not a picture", "image/png")
     expect(page.get_by_text("'notes.png' is not a picture: use a PNG, JPEG, WebP, BMP or GIF file.")).to_be_visible()
     _choose_source(page, "An example from the data")  # the page goes on, on the tab left open
     assert _plot(page, "pool.0_maps")["traces"] == 8

@@ -8,7 +8,7 @@ from playwright.sync_api import expect
 
 from models import presets
 from models.checkpoint import load_checkpoint
-from tests.browser.helpers import assert_no_exception, open_app, wait_for_app
+from tests.browser.helpers import upload_file, assert_no_exception, open_app, wait_for_app
 
 MODEL_PAGE = "model"
 
@@ -32,9 +32,7 @@ def _choose_preset(page, name: str) -> None:
 
 
 def _upload(page, name: str, data: bytes) -> None:
-    page.locator(".st-key-upload input[type=file]").set_input_files(
-        files=[{"name": name, "mimeType": "application/octet-stream", "buffer": data}])
-    wait_for_app(page)
+    upload_file(page, "upload", name, data)
 
 
 def _cell(grid, text: str):

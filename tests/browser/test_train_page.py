@@ -10,7 +10,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.browser.helpers import assert_no_exception, open_app, wait_for_app
+from tests.browser.helpers import upload_file, assert_no_exception, open_app, wait_for_app
 
 TRAIN_PAGE = "train"
 RUN_S = 240  # generous: only a hung worker or server should reach it (ms below)
@@ -151,9 +151,7 @@ def test_data_that_cannot_be_used_is_refused_in_plain_words(app_server, page):
     expect(page.get_by_test_id("stAlertContentError").filter(has_text="cannot train on sentences")).to_be_visible()
     expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
     _choose(page, "train_dataset", "my own data (upload)…")
-    page.locator(".st-key-train_data_upload input[type=file]").set_input_files(
-        files=[{"name": "cats.zip", "mimeType": "application/zip", "buffer": _zip_of_one_class()}])
-    wait_for_app(page)
+    upload_file(page, "train_data_upload", "cats.zip", _zip_of_one_class(), "application/zip")
     expect(page.get_by_test_id("stAlertContentError").first).to_contain_text("No pictures could be read")
     expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
     assert_no_exception(page)
