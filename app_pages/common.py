@@ -113,7 +113,7 @@ PAGES = [
      "What Glassbox is and where to start."),
     ("app_pages/model.py", "Model", ":material/account_tree:",
      "Pick a ready-made CNN, RNN or Transformer or design your own, see every layer's output shape "
-     "and parameter count, and save or load checkpoints."),
+     "and parameter count, and save or load checkpoints; or load a pretrained Hugging Face model (one is built in)."),
     ("app_pages/train.py", "Train", ":material/model_training:",
      "Train the current model on built-in data or your own pictures or sentences, and watch the loss, "
      "the accuracy and the first layer change live; compare runs and see what the model gets wrong."),
