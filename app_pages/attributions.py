@@ -10,10 +10,11 @@ from app_pages import inspect_ui as ui
 from explain.attributions import (GRADIENT_METHODS, Settings, attribute_many, available_methods, gradcam_layers,
                                   image_baseline, randomized_copy)
 from explain.probe import class_names_of, default_probe_sentence
+from models.hooks import token_of
 from viz.attributions import MODES, attribution_grid, token_attribution_figure, token_attribution_html
 
 RESULTS = "attr_results"  # {cache key: [Attribution, ...]}: this session's, the last few inputs
-RANDOMIZED = "attr_randomized"  # (model id, the randomised copy) for the sanity check
+RANDOMIZED = "attr_randomized"  # (model token, the randomised copy) for the sanity check
 KEPT = 6  # results kept per session while a class flips between inputs and methods
 PREDICTED = -1  # the target choice "whatever the model predicts"
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "grad_cam")
@@ -117,7 +118,7 @@ if picture is None:
 
 # ---- compute (cached per input, target, methods and settings) ----------------------------
 def computed_attributions(which_model, label: str) -> list:
-    key = (id(which_model), target.step, hashlib.sha1(x.numpy().tobytes()).hexdigest(), target_class,
+    key = (token_of(which_model), target.step, hashlib.sha1(x.numpy().tobytes()).hexdigest(), target_class,
            tuple(chosen), astuple(settings))
     results = st.session_state.setdefault(RESULTS, {})
     if key not in results:
@@ -137,8 +138,8 @@ def computed_attributions(which_model, label: str) -> list:
 
 def randomized_model():
     kept = st.session_state.get(RANDOMIZED)
-    if not kept or kept[0] != id(model):
-        kept = (id(model), randomized_copy(model, seed=0))
+    if not kept or kept[0] != token_of(model):
+        kept = (token_of(model), randomized_copy(model, seed=0))
         st.session_state[RANDOMIZED] = kept
     return kept[1]
 

@@ -66,6 +66,13 @@ def parameter_count(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
+def sentence(text) -> str:
+    """A message as a sentence for the page: capitalised, ending in a full stop."""
+    text = str(text).strip()
+    text = text[:1].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
+
+
 def is_pretrained(model) -> bool:
     """A pretrained Hugging Face model (models.pretrained): inspected here, never trained or saved."""
     return bool((getattr(model, "meta", None) or {}).get("pretrained"))

@@ -5,10 +5,11 @@ import streamlit as st
 from app_pages import inspect_ui as ui
 from explain.probe import default_probe_sentence
 from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn, step_arithmetic
+from models.hooks import token_of
 from viz.probe import prefix_predictions_figure
 from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap
 
-PCA_CACHE = "inspect_rnn_pca"  # {(model id, step): (PCA, what it was fitted on)}
+PCA_CACHE = "inspect_rnn_pca"  # {(model token, step, same words): (PCA, what it was fitted on)}
 CONTRASTS = ("the film was good", "the film was not good")
 DIMENSIONS = {2: "2-D", 3: "3-D"}
 
@@ -40,7 +41,7 @@ else:
 st.subheader("The hidden state as a path")
 same_words = dataset is not None and dataset.input_kind == "tokens" and dataset.vocab == vocab
 cache = st.session_state.setdefault(PCA_CACHE, {})
-cache_key = (id(model), target.step, same_words)
+cache_key = (token_of(model), target.step, same_words)
 if cache_key not in cache:
     if same_words:
         states, fitted_on = dataset_hidden_states(model, dataset.x_val), f"the {dataset.name} validation sentences"

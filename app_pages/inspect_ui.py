@@ -47,8 +47,7 @@ STEP = "inspect_step"
 USE_PRESET = "inspect_use_preset"
 
 
-def sentence(text) -> str:
-    return train_ui.sentence(text)
+sentence = common.sentence
 
 
 # ---- the model, at a step of its training ----------------------------------------------

@@ -555,13 +555,8 @@ def _load_pretrained(source: str | None) -> None:
         with st.spinner(f"Loading {source}…"):
             model = shared_pretrained(source)
     except PretrainedError as err:
-        st.session_state[common.LOAD_RESULT] = {"pretrained": True, "ok": False, "message": _sentence(err)}
+        st.session_state[common.LOAD_RESULT] = {"pretrained": True, "ok": False, "message": common.sentence(err)}
         return
     common.make_current(model, f"Now using {common.model_summary(model)}. Its attention is on the Attention "
                                "page" + (", its attributions on the Attributions page." if model.spec.num_classes
                                          else "."))
-
-
-def _sentence(err) -> str:
-    text = str(err).strip()
-    return (text[:1].upper() + text[1:]) if text.endswith((".", "!", "?")) else text[:1].upper() + text[1:] + "."

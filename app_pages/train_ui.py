@@ -75,10 +75,7 @@ PICTURE_PRESETS = "digits-cnn, shapes-cnn or shapes-vit"
 SENTENCE_PRESETS = "sentiment-lstm, sentiment-gru or sentiment-transformer"
 
 
-def sentence(text: str) -> str:
-    text = str(text).strip()
-    text = text[:1].upper() + text[1:]
-    return text if text.endswith((".", "!", "?", ")")) else text + "."
+sentence = common.sentence
 
 
 def store() -> RunStore:

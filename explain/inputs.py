@@ -64,11 +64,9 @@ def input_context(model, dataset: Dataset | None = None) -> InputContext:
     if meta.get("pretrained") and spec.input.kind == "image":
         return _pretrained_image_context(model)
     if meta.get("pretrained"):  # its own tokenizer: subwords, so no word is unknown
-        tokenizer = model.tokenizer
-        vocab = tokenizer.convert_ids_to_tokens(list(range(len(tokenizer))))
         return InputContext("tokens", lambda text: pretrained_ids(model, text), f"{model.spec.name}'s own tokenizer "
                             "(words it does not know are split into pieces it does)", trained=True,
-                            vocab=vocab, max_len=spec.input.max_len, pretrained=model)
+                            vocab=model.vocab, max_len=spec.input.max_len, pretrained=model)
     if meta.get("input_kind") == spec.input.kind:
         try:
             preprocess = preprocessor_from_meta(meta)

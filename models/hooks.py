@@ -8,6 +8,7 @@ hooks, even when the forward pass raises.
 """
 from __future__ import annotations
 
+import itertools
 import threading
 import weakref
 from collections.abc import Iterable, Iterator, Mapping
@@ -17,6 +18,19 @@ from torch import nn
 
 _TURNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its RLock, gone with the model
 _TURNS_LOCK = threading.Lock()
+
+
+_TOKENS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its number, gone with the model
+_NEXT_TOKEN = itertools.count(1)
+
+
+def token_of(model: nn.Module) -> int:
+    """A number for ``model`` that no other model ever gets, for cache keys. ``id(model)`` is not:
+    once a model is freed, the next one may be given the same id and inherit its cached views."""
+    with _TURNS_LOCK:
+        if model not in _TOKENS:
+            _TOKENS[model] = next(_NEXT_TOKEN)
+        return _TOKENS[model]
 
 
 def turn_of(model: nn.Module) -> threading.RLock:

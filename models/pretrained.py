@@ -20,6 +20,7 @@ Image models (ViT, ResNet) pass the same checks and are wrapped by ``models.pret
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib.util
 import json
 import os
@@ -118,6 +119,11 @@ class PretrainedText(HookedModel):
         with torch.no_grad():
             self.hf(input_ids=torch.tensor([[self.pad_id]]), output_attentions=True, output_hidden_states=True)
         self.eval()  # inspected, never trained: dropout stays off, also after a caller restores "as found"
+
+    @functools.cached_property
+    def vocab(self) -> list[str]:
+        """id -> the tokenizer's piece, for every id; built once (tens of thousands of lookups)."""
+        return self.tokenizer.convert_ids_to_tokens(list(range(len(self.tokenizer))))
 
     def tokens_of(self, ids) -> list[str]:
         """The tokenizer's own pieces for ``ids``: "##ing", "Ġthe", "[CLS]"."""

@@ -70,7 +70,6 @@ def test_the_sanity_check_adds_the_randomised_models_maps(digits):
 def test_more_methods_and_smoothgrad(digits):
     model = build_model(presets.get("digits-cnn"), seed=0)
     at = open_page("attributions", model)
-    at.get("button_group")  # pills are a button group
     pills = [g for g in at.get("button_group") if g.key == "attr_methods"][0]
     pills.set_value(["gradient_shap", "deeplift", "occlusion", "guided_grad_cam"])
     run(at)

@@ -357,3 +357,17 @@ def test_build_model_copies_the_spec():
     spec.layers[0].channels = 99
     assert model.spec.layers[0].channels == 8
     assert copy.deepcopy(model.spec) == presets.get("digits-cnn")
+
+
+def test_model_tokens_are_never_reused_after_a_model_is_freed():
+    import gc
+
+    from models.hooks import token_of
+
+    first = build_model(presets.get("digits-cnn"), seed=0)
+    token = token_of(first)
+    assert token_of(first) == token
+    del first
+    gc.collect()
+    later = [build_model(presets.get("digits-cnn"), seed=0) for _ in range(3)]  # one may get the freed id
+    assert token not in {token_of(model) for model in later}
