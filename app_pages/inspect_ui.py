@@ -60,10 +60,6 @@ class Target:
     step: int | None = None
     steps: tuple[int, ...] = ()  # the run's checkpoints, when it has any
 
-    @property
-    def label(self) -> str:
-        return f"step {self.step:,}" if self.step is not None else "as it is now"
-
 
 def require_kind(kind: str) -> bool:
     """True if the current model is a ``kind`` model (cnn | rnn | transformer); otherwise say
