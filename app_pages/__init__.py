@@ -1,3 +1,12 @@
-"""Glassbox's pages, one file per page (listed in ``common.PAGES``), and their helpers: ``common`` (session
-state every page shares), ``model_ui``, ``train_ui`` and ``inspect_ui`` (one page's or the Inspect pages' widgets),
-``canvas`` (the drawing canvas)."""
+"""Glassbox's pages, one file per page (listed in ``common.PAGES``), and the helpers they import (no
+helper imports a page):
+
+- ``common``: session state every page shares (every key that no widget owns is created there);
+- ``editor_state``: the Model page editor's state (the spec being edited, the layer table's rows);
+  ``model_design``, ``layer_table`` and ``model_files``: the Model page's widgets;
+- ``run_data``: the training runs' data the Train and Inspect pages read (store, datasets, checkpoints);
+  ``train_data``, ``train_settings``, ``train_run``, ``train_live``, ``train_results``, ``train_runs_list``:
+  the Train page's widgets;
+- ``inspect_target`` (the model at a training step) and ``inspect_ui`` (inputs, figures, downloads):
+  what the Inspect pages share; ``canvas``: the drawing canvas.
+"""

@@ -2,17 +2,17 @@
 
 Every session key the app uses that belongs to no widget is created in ``init_session_state``
 (app.py calls it on every run), so any page can read them whichever page the session opened
-on. The Model page's widgets, their keys and the editor they drive live in ``model_ui``.
-Seeding the editor with the first spec takes that editor's knowledge (its widget keys and
-layer table rows), so ``init_session_state`` imports ``model_ui.load_into_editor`` when it
-runs rather than at the top: ``model_ui`` imports this module, and this keeps the import one
-way. Changing the current model happens in widget callbacks (or is followed by a rerun), so
-the sidebar, drawn before the page, always names the model that is really current.
+on. The Model page editor's keys are ``editor_state``'s; this module seeds them with the first
+spec through ``editor_state.load_into_editor``. Results a page computes and keeps for the
+session are in Streamlit's caches (``scope="session"``), not in session state. Changing the
+current model happens in widget callbacks (or is followed by a rerun), so the sidebar, drawn
+before the page, always names the model that is really current.
 """
 from __future__ import annotations
 
 import streamlit as st
 
+from app_pages.editor_state import EDITOR_GENERATION, load_into_editor
 from models import build_model, presets
 
 DEFAULT_PRESET = "digits-cnn"
@@ -20,27 +20,20 @@ SEED = 0  # a freshly built model has the same weights on every student's screen
 
 # ---- session keys that belong to no widget -------------------------------------------
 CURRENT_MODEL = "current_model"  # the HookedModel every page works with
-WORKING_SPEC = "working_spec"  # the spec the Model page is editing (not built yet)
-WORKING_PRESET = "working_preset"  # the preset the working spec started from, None if none
-LAYER_ROWS = "layer_rows"  # the CNN layer table as last shown, rows not yet valid included
-LAYERS_BASE = "layers_base"  # the table the data editor was given; its edits are relative to it
-EDITOR_GENERATION = "editor_generation"  # bumped to give the data editor a fresh start
 LOAD_RESULT = "load_result"  # {file_id, ok, message} of the last checkpoint load
 NOTICE = "notice"  # a success message shown once, after the rerun that caused it
 CURRENT_RUN = "current_run"  # id of the training run the Train page shows; None: attach to the newest
 RUNS_WATCHED = "runs_watched"  # ids of runs this session saw queued or running
 RUNS_ADOPTED = "runs_adopted"  # ids of runs whose final model this session already made current
-TRAIN_UPLOAD = "train_upload_result"  # {file_id, dataset, error} of the Train page's last upload
-RUN_METRICS = "run_metrics"  # {run_id, offset, records}: the shown run's metrics, read incrementally
 TRAIN_SETTINGS = "train_settings"  # {model, dataset, hyperparameters} last chosen on the Train page
 TRAIN_ERROR = "train_error"  # why the last click on Train started nothing (None when it did)
+INSPECT_STEPS = "inspect_steps"  # {run_id: step} chosen on the Inspect pages' slider, shared by them
+# (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
 
 
 # ---- session --------------------------------------------------------------------------
 def init_session_state() -> None:
     """Create the session's keys (those of no widget), once per browser session."""
-    from app_pages.model_ui import load_into_editor  # here: model_ui imports this module
-
     state = st.session_state
     if CURRENT_MODEL not in state:
         spec = presets.get(DEFAULT_PRESET)
@@ -52,10 +45,9 @@ def init_session_state() -> None:
         state[CURRENT_RUN] = None
         state[RUNS_WATCHED] = set()
         state[RUNS_ADOPTED] = set()
-        state[TRAIN_UPLOAD] = None
-        state[RUN_METRICS] = None
         state[TRAIN_SETTINGS] = None
         state[TRAIN_ERROR] = None
+        state[INSPECT_STEPS] = {}
 
 
 def current_model():

@@ -9,9 +9,21 @@ from models.hooks import token_of
 from viz.probe import prefix_predictions_figure
 from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap
 
-PCA_CACHE = "inspect_rnn_pca"  # {(model token, step, same words): (PCA, what it was fitted on)}
 CONTRASTS = ("the film was good", "the film was not good")
 DIMENSIONS = {2: "2-D", 3: "3-D"}
+
+
+# One model at a time (scrubbing the slider refits for each step), for this session. The key is
+# the model, its step and where the states come from: the sentences shown only seed the first fit.
+@st.cache_data(show_spinner=False, scope="session", max_entries=1)
+def hidden_state_pca(model_token: int, step: int | None, same_words: bool, _model, _dataset, _inspections):
+    """(PCA of the hidden states or None if there are too few, what it was fitted on)."""
+    if same_words:
+        states, fitted_on = dataset_hidden_states(_model, _dataset.x_val), f"the {_dataset.name} validation sentences"
+    else:
+        states, fitted_on = np.concatenate([view.hidden for view in _inspections]), "the sentences shown"
+    return (fit_pca(states, k=3) if len(states) >= 2 else None), fitted_on
+
 
 st.title("Hidden states")
 st.caption("A recurrent network reads a sentence one word at a time and keeps a memory, the hidden state "
@@ -40,16 +52,7 @@ else:
 # ---- trajectories --------------------------------------------------------------------------
 st.subheader("The hidden state as a path")
 same_words = dataset is not None and dataset.input_kind == "tokens" and dataset.vocab == vocab
-cache = st.session_state.setdefault(PCA_CACHE, {})
-cache_key = (token_of(model), target.step, same_words)
-if cache_key not in cache:
-    if same_words:
-        states, fitted_on = dataset_hidden_states(model, dataset.x_val), f"the {dataset.name} validation sentences"
-    else:
-        states, fitted_on = np.concatenate([view.hidden for view in inspections]), "the sentences shown"
-    cache.clear()  # one model at a time: scrubbing the slider refits for each step
-    cache[cache_key] = (fit_pca(states, k=3) if len(states) >= 2 else None, fitted_on)
-pca, fitted_on = cache[cache_key]
+pca, fitted_on = hidden_state_pca(token_of(model), target.step, same_words, model, dataset, inspections)
 if pca is None:
     st.info("Type a longer sentence (or several) to draw the path: it needs at least two hidden states.")
 else:

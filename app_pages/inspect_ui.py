@@ -1,9 +1,9 @@
-"""What the three Inspect pages share: the model at a chosen training step, the input pickers,
-the prediction, and figures with their downloads.
+"""What the three Inspect pages (and Attributions) share: their start (``page_setup``), the input
+pickers, the prediction, and figures with their downloads.
 
-Each page draws ``inspection_target()`` first (the checkpoint slider, when the current model
-came from a training run), then an input picker, then its own views. The computations live
-in ``explain/`` and the figures in ``viz/``; this module only wires widgets to them.
+Each page calls ``page_setup`` first (the model at a chosen training step, from
+``inspect_target``), then an input picker, then draws its own views. The computations live in
+``explain/`` and the figures in ``viz/``; this module only wires widgets to them.
 
 Input widgets keep their values for the whole session (``persist_state="session"``), so a
 sentence typed on one page is still there after a visit to another page.
@@ -14,69 +14,26 @@ import base64
 import binascii
 import html
 import io
-from collections import OrderedDict
-from dataclasses import dataclass
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
 from app_pages import common
-from app_pages import train_ui
-from explain.inputs import (InputContext, InputError, PreparedImage, PreparedSentence, example_image,
-                            input_context, prepare_image, prepare_sentence, read_image, read_text_file,
-                            split_sentences)
-from models import build_model, presets
-from training.datasets import builtin_names
+from app_pages.inspect_target import context_for, examples_dataset, inspection_target, require_kind
+from explain.inputs import (InputContext, InputError, PreparedImage, PreparedSentence, example_image, prepare_image,
+                            prepare_sentence, read_image, read_text_file, split_sentences)
 from viz.activations import probability_bars
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 SOURCES = {"example": "An example from the data", "upload": "Upload a picture", "draw": "Draw",
            "camera": "Camera"}
 SHOWN_SIDE = 168  # pixels: a 16×16 input is blown up (nearest neighbour) so each pixel is visible
-MODELS_KEPT = 6  # checkpoints kept loaded per session while a class scrubs the slider
-KIND_PRESET = {"cnn": "digits-cnn", "rnn": "sentiment-lstm", "transformer": "sentiment-transformer"}
-KIND_PAGE = {"cnn": "app_pages/inspect_cnn.py", "rnn": "app_pages/inspect_rnn.py",
-             "transformer": "app_pages/inspect_attention.py"}
-KIND_WORDS = {"cnn": "CNNs", "rnn": "recurrent networks (RNN, LSTM, GRU)", "transformer": "Transformers"}
-INSPECT_STEPS = "inspect_steps"  # {run_id: step} chosen on the slider, shared by the pages
-LOADED = "inspect_loaded_models"  # OrderedDict {(run_id, step): model}, this session's
-
-# ---- widget keys (app and browser tests find widgets by these) ------------------------
-STEP = "inspect_step"
-USE_PRESET = "inspect_use_preset"
-
 
 sentence = common.sentence
 
 
-# ---- the model, at a step of its training ----------------------------------------------
-@dataclass
-class Target:
-    """The model a page inspects: the current model, or one of its run's earlier checkpoints."""
-
-    model: object
-    run_id: str | None = None
-    step: int | None = None
-    steps: tuple[int, ...] = ()  # the run's checkpoints, when it has any
-
-
-def require_kind(kind: str) -> bool:
-    """True if the current model is a ``kind`` model (cnn | rnn | transformer); otherwise say
-    which page shows it, and offer this page's preset."""
-    model = common.current_model()
-    if model.spec.kind == kind:
-        return True
-    st.info(f"This page shows {KIND_WORDS[kind]}; the current model is {common.model_summary(model)}.",
-            icon=":material/info:")
-    if model.spec.kind in KIND_PAGE:
-        st.page_link(KIND_PAGE[model.spec.kind], label="Inspect it on its own page", icon=":material/arrow_forward:")
-    preset = KIND_PRESET[kind]
-    st.button(f"Use the {preset} preset (untrained) here", key=USE_PRESET, on_click=_use_preset, args=(preset,),
-              help="Makes a fresh, untrained copy of the preset the current model; train it on the Train page.")
-    return False
-
-
+# ---- the page's start ------------------------------------------------------------------
 def page_setup(kind: str | None):
     """What every Inspect page starts with: (target, dataset, input context), the step slider and
     the input note drawn; the page ends here, with the reason shown, if it cannot go on.
@@ -89,84 +46,6 @@ def page_setup(kind: str | None):
     if context is None:
         st.stop()
     return target, dataset, context
-
-
-def _use_preset(name: str) -> None:
-    common.make_current(build_model(presets.get(name), seed=common.SEED), f"Now using {name} (not trained yet).")
-
-
-def inspection_target() -> Target:
-    """The current model, or (slider) the same run's model at an earlier checkpoint."""
-    model = common.current_model()
-    meta = getattr(model, "meta", None) or {}
-    run_id = meta.get("run_id")
-    if not run_id:
-        return Target(model)
-    try:
-        steps = tuple(train_ui.store().checkpoint_steps(run_id))
-    except train_ui.UNREADABLE:
-        steps = ()
-    own_step = meta.get("step")
-    if len(steps) < 2 or own_step not in steps:
-        return Target(model, run_id, own_step, steps)
-    chosen = st.session_state.setdefault(INSPECT_STEPS, {})
-    key = f"{STEP}_{run_id}"
-    if key not in st.session_state:
-        st.session_state[key] = chosen.get(run_id, own_step)
-    step = st.select_slider(
-        "Training step", options=list(steps), key=key, format_func=lambda s: f"{s:,}",
-        help="Every view below is recomputed for the model as it was at this step of its training run, "
-             "so you can watch filters, hidden states and attention form.")
-    chosen[run_id] = step
-    if step == own_step:
-        st.caption(f"The current model, from run {run_id} (step {step:,} of {steps[-1]:,}).")
-        return Target(model, run_id, step, steps)
-    try:
-        earlier = _checkpoint_model(run_id, step)
-    except train_ui.UNREADABLE as err:
-        st.warning(f"The checkpoint at step {step:,} could not be read ({err}); showing the current model.")
-        return Target(model, run_id, own_step, steps)
-    st.caption(f"The model at step {step:,} of run {run_id} (the current model is step {own_step:,}).")
-    return Target(earlier, run_id, step, steps)
-
-
-def _checkpoint_model(run_id: str, step: int):
-    loaded = st.session_state.setdefault(LOADED, OrderedDict())
-    if (run_id, step) not in loaded:
-        loaded[(run_id, step)] = train_ui.store().load_model(run_id, step)
-        while len(loaded) > MODELS_KEPT:
-            loaded.popitem(last=False)
-    loaded.move_to_end((run_id, step))
-    return loaded[(run_id, step)]
-
-
-# ---- the data its inputs are prepared like ---------------------------------------------
-def examples_dataset(model):
-    """The data the model was trained on (or is made for): examples to pick, and how inputs are
-    prepared when the model itself does not say. None if no such data can be had."""
-    meta = getattr(model, "meta", None) or {}
-    if meta.get("pretrained"):
-        return None  # its own tokenizer prepares its inputs; it has no examples of its own
-    try:
-        if meta.get("run_id"):
-            return train_ui.run_dataset(str(train_ui.store().root), meta["run_id"])
-    except train_ui.UNREADABLE:
-        pass
-    name = meta.get("dataset") if meta.get("dataset") in builtin_names() else train_ui.default_dataset(model.spec)
-    try:
-        return train_ui.builtin_dataset(name, train_ui.default_options(name))
-    except train_ui.UNREADABLE:  # e.g. MNIST not downloaded on an offline machine
-        return None
-
-
-def context_for(model, dataset) -> InputContext | None:
-    try:
-        context = input_context(model, dataset)
-    except InputError as err:
-        st.warning(sentence(err))
-        return None
-    st.caption(f"Inputs: {context.source}.")
-    return context
 
 
 # ---- pictures ---------------------------------------------------------------------------

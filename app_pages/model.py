@@ -1,32 +1,32 @@
 """Model: choose or design a network, check its shapes, make it the current model, save or load it."""
 import streamlit as st
 
-from app_pages import common, model_ui
+from app_pages import common, model_design, model_files
 
 st.title("Model")
 st.caption("Start from a preset, change any setting, and watch the output shape and parameter count of "
            "every layer update before anything is built.")
 
 st.subheader("Start from a preset")
-model_ui.preset_picker()
+model_design.preset_picker()
 
 st.subheader("Design")
-spec, problems = model_ui.design_editor()
+spec, problems = model_design.design_editor()
 
 st.subheader("Shapes and parameters")
 problems += spec.validate()
 common.show_problems(problems)
-model_ui.show_layer_table(spec, valid=not problems)
-model_ui.use_model_button(spec, problems)
+model_design.show_layer_table(spec, valid=not problems)
+model_design.use_model_button(spec, problems)
 
 st.divider()
 st.subheader("Save and load")
 save, load = st.columns(2, gap="large")
 with save:
-    model_ui.save_button()
+    model_files.save_button()
 with load:
-    model_ui.load_uploader()
+    model_files.load_uploader()
 
 st.divider()
 st.subheader("Pretrained models")
-model_ui.pretrained_loader()
+model_files.pretrained_loader()

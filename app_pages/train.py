@@ -1,16 +1,15 @@
 """Train: pick the data and the settings, train the current model live, compare and reopen runs."""
 import streamlit as st
 
-from app_pages import common
-from app_pages import train_ui as ui
+from app_pages import common, train_data, train_live, train_results, train_run, train_runs_list, train_settings
 
 st.title("Train")
 st.caption("Train the current model and watch it learn: the loss falls, the accuracy climbs and its first "
            "layer takes shape. Training runs in the background, so the other pages stay usable, and "
            "coming back here (or reloading the page) shows the same run.")
-run = ui.attached_run()
+run = train_run.attached_run()
 if run is not None:
-    ui.adopt_if_just_finished(run)
+    train_run.adopt_if_just_finished(run)
 common.show_notice()
 
 if common.is_pretrained(common.current_model()):
@@ -19,30 +18,30 @@ if common.is_pretrained(common.current_model()):
             icon=":material/info:")
     st.page_link("app_pages/model.py", label="Go to the Model page", icon=":material/account_tree:")
     st.subheader("All runs")
-    ui.runs_section()
+    train_runs_list.runs_section()
     st.stop()
 
 spec = common.current_model().spec
-ui.seed_settings(spec)
-with ui.new_run_section(open_by_default=run is None):
+train_settings.seed_settings(spec)
+with train_settings.new_run_section(open_by_default=run is None):
     data_column, settings_column = st.columns(2, gap="large")
     with data_column:
         st.markdown(f"**Data** for {common.model_summary(common.current_model())}")
-        dataset = ui.dataset_picker(spec)
-        fitted = ui.fit_to_data(spec, dataset) if dataset is not None else None
+        dataset = train_data.dataset_picker(spec)
+        fitted = train_data.fit_to_data(spec, dataset) if dataset is not None else None
     with settings_column:
         st.markdown("**Settings**")
-        hyperparameters, problems = ui.settings_form(fitted or spec)
+        hyperparameters, problems = train_settings.settings_form(fitted or spec)
         common.show_problems(problems)
-    ui.remember_settings(hyperparameters)
-    ui.train_button(spec, dataset, hyperparameters, ready=fitted is not None and not problems)
+    train_settings.remember_settings(hyperparameters)
+    train_settings.train_button(spec, dataset, hyperparameters, ready=fitted is not None and not problems)
 
 if run is not None:
-    st.subheader(f"Training {ui.run_title(run)}")
-    ui.run_controls(run)
-    ui.live_panel(run)
+    st.subheader(f"Training {train_run.run_title(run)}")
+    train_run.run_controls(run)
+    train_live.live_panel(run)
     if run.status == "finished":
-        ui.results(run)
+        train_results.results(run)
 
 st.subheader("All runs")
-ui.runs_section()
+train_runs_list.runs_section()

@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from app_pages import common
 from tests.app_helpers import figure, has_figure, open_page, run, texts, values
-from app_pages import inspect_ui as ui
+from app_pages import inspect_target
 from explain.attention import cls_patch_attention, inspect_attention
 from explain.layers import residual_stream, token_paths
 from explain.cnn import inspect_cnn, receptive_field
@@ -124,7 +124,7 @@ def test_bad_pictures_are_refused_in_words_and_the_page_goes_on(name, data, word
 def test_a_page_for_another_kind_of_model_says_so_and_offers_its_preset():
     at = open_page("inspect_cnn", build_model(presets.get("sentiment-gru"), seed=0))
     assert any("This page shows CNNs" in i for i in texts(at.info))
-    at.button(key=ui.USE_PRESET).click()
+    at.button(key=inspect_target.USE_PRESET).click()
     run(at)
     assert at.session_state[common.CURRENT_MODEL].spec.name == "digits-cnn"
     assert at.get("plotly_chart")
@@ -219,7 +219,7 @@ def test_the_step_slider_shows_an_earlier_checkpoint(home, datasets):
         store.save_checkpoint(run_id, step, model, meta={**digits.meta(), "run_id": run_id, "step": step})
     current = store.load_model(run_id, 40)
     at = open_page("inspect_cnn", current)
-    slider = at.select_slider(key=f"{ui.STEP}_{run_id}")
+    slider = at.select_slider(key=f"{inspect_target.STEP}_{run_id}")
     assert slider.value == 40 and list(slider.options) == ["1", "40"]
     filters = figure(at, "conv.0_filters")["data"]
     np.testing.assert_allclose(values(filters[0]["z"]),
@@ -232,5 +232,5 @@ def test_the_step_slider_shows_an_earlier_checkpoint(home, datasets):
     assert any("step 1 of run" in c for c in texts(at.caption))
     at.switch_page("app_pages/inspect_cnn.py")  # the choice is kept while the class moves around
     run(at)
-    assert at.select_slider(key=f"{ui.STEP}_{run_id}").value == 1
+    assert at.select_slider(key=f"{inspect_target.STEP}_{run_id}").value == 1
     assert at.session_state[common.CURRENT_MODEL] is current  # scrubbing never replaces the current model

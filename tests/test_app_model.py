@@ -8,7 +8,7 @@ import safetensors.torch
 import torch
 from streamlit.testing.v1 import AppTest
 
-from app_pages import common, model_ui
+from app_pages import common, layer_table, model_design, model_files
 from models import build_model, presets
 from models.checkpoint import checkpoint_bytes
 
@@ -41,7 +41,7 @@ def run(at: AppTest) -> AppTest:
 
 
 def choose_preset(at: AppTest, name: str) -> AppTest:
-    at.selectbox(key=model_ui.PRESET).set_value(name)
+    at.selectbox(key=model_design.PRESET).set_value(name)
     return run(at)
 
 
@@ -68,8 +68,8 @@ def sidebar(at: AppTest) -> list[str]:
 
 # ---- presets and the shape table --------------------------------------------------------
 def test_page_opens_on_the_current_model(page):
-    assert page.selectbox(key=model_ui.PRESET).value == common.DEFAULT_PRESET
-    assert page.text_input(key=model_ui.NAME).value == common.DEFAULT_PRESET
+    assert page.selectbox(key=model_design.PRESET).value == common.DEFAULT_PRESET
+    assert page.text_input(key=model_design.NAME).value == common.DEFAULT_PRESET
     assert shown_total(page) == model_parameter_count(presets.get(common.DEFAULT_PRESET))
     assert not errors(page)
 
@@ -84,21 +84,21 @@ def test_each_preset_shows_its_layer_table_and_total(page, name):
     assert list(shape_table(page)["Layer"]) == [row["name"] for row in spec.layer_table()]
     assert presets.describe(name) in [c.value for c in page.caption]
     assert not errors(page)
-    assert not page.button(key=model_ui.USE_MODEL).disabled
+    assert not page.button(key=model_design.USE_MODEL).disabled
     # Choosing is not using: the sidebar still names the current model.
     assert sidebar(page) == ["digits-cnn · CNN · 18,346 parameters"]
 
 
 @pytest.mark.parametrize("name, keys", [
-    ("digits-cnn", ["edit_input_channels", "edit_input_height", "edit_input_width", model_ui.NUM_CLASSES]),
+    ("digits-cnn", ["edit_input_channels", "edit_input_height", "edit_input_width", model_design.NUM_CLASSES]),
     ("sentiment-lstm", ["edit_input_vocab_size", "edit_input_max_len", "edit_rnn_embed_dim", "edit_rnn_hidden_size",
-                        "edit_rnn_num_layers", "edit_rnn_dropout", model_ui.NUM_CLASSES]),
+                        "edit_rnn_num_layers", "edit_rnn_dropout", model_design.NUM_CLASSES]),
     ("sentiment-transformer", ["edit_input_vocab_size", "edit_input_max_len", "edit_transformer_d_model",
                                "edit_transformer_num_heads", "edit_transformer_num_layers",
-                               "edit_transformer_mlp_ratio", "edit_transformer_dropout", model_ui.NUM_CLASSES]),
+                               "edit_transformer_mlp_ratio", "edit_transformer_dropout", model_design.NUM_CLASSES]),
     ("shapes-vit", ["edit_input_channels", "edit_input_height", "edit_input_width", "edit_transformer_d_model",
                     "edit_transformer_num_heads", "edit_transformer_num_layers", "edit_transformer_mlp_ratio",
-                    "edit_transformer_dropout", "edit_transformer_patch_size", model_ui.NUM_CLASSES]),
+                    "edit_transformer_dropout", "edit_transformer_patch_size", model_design.NUM_CLASSES]),
 ])
 def test_the_editor_shows_the_settings_of_the_family(page, name, keys):
     choose_preset(page, name)
@@ -107,12 +107,12 @@ def test_the_editor_shows_the_settings_of_the_family(page, name, keys):
 
 
 def test_changing_a_value_updates_the_table(page):
-    page.number_input(key=model_ui.NUM_CLASSES).set_value(12)
+    page.number_input(key=model_design.NUM_CLASSES).set_value(12)
     run(page)
     spec = presets.get("digits-cnn")
     spec.num_classes = 12
     spec.class_names = spec.class_names + ["10", "11"]  # the page numbers the new classes
-    assert page.text_input(key=model_ui.CLASS_NAMES).value == ", ".join(spec.class_names)
+    assert page.text_input(key=model_design.CLASS_NAMES).value == ", ".join(spec.class_names)
     assert table_total(page) == shown_total(page) == model_parameter_count(spec)
     assert not errors(page)
 
@@ -138,17 +138,17 @@ def test_an_image_too_small_for_the_layers_is_explained(page):
     (message,) = spec.validate()
     assert "larger than its 1×1 input" in message
     assert errors(page) == [message[0].upper() + message[1:]]
-    assert page.button(key=model_ui.USE_MODEL).disabled
+    assert page.button(key=model_design.USE_MODEL).disabled
     assert not page.metric  # no total for a model that cannot be built
 
 
 def test_a_kernel_larger_than_its_input_is_explained(page):
     choose_preset(page, "digits-cnn")
     at_state = {"edited_rows": {0: {"kernel": 40}}, "added_rows": [], "deleted_rows": []}
-    page.session_state[model_ui.LAYER_EDITOR] = at_state
+    page.session_state[layer_table.LAYER_EDITOR] = at_state
     run(page)
     assert errors(page) == ["Layer 1 (conv.0): kernel 40 is larger than its 16×16 input (with padding 1)"]
-    assert page.button(key=model_ui.USE_MODEL).disabled
+    assert page.button(key=model_design.USE_MODEL).disabled
 
 
 def test_heads_that_do_not_divide_the_width_are_explained(page):
@@ -169,15 +169,15 @@ def test_a_patch_size_that_does_not_divide_the_image_is_explained(page):
 
 
 def test_a_blank_name_is_explained(page):
-    page.text_input(key=model_ui.NAME).set_value("   ")
+    page.text_input(key=model_design.NAME).set_value("   ")
     run(page)
     assert errors(page) == ["The model needs a name"]
-    assert page.button(key=model_ui.USE_MODEL).disabled
+    assert page.button(key=model_design.USE_MODEL).disabled
 
 
 # ---- the CNN layer table ------------------------------------------------------------------
 def test_layer_rows_can_be_edited_added_and_deleted(page):
-    page.session_state[model_ui.LAYER_EDITOR] = {
+    page.session_state[layer_table.LAYER_EDITOR] = {
         "edited_rows": {0: {"channels": 4}},
         "added_rows": [{"type": "dropout", "p": 0.25}],
         "deleted_rows": [7],  # the last act
@@ -192,31 +192,31 @@ def test_layer_rows_can_be_edited_added_and_deleted(page):
 
 
 def test_move_up_and_down_reorder_the_layers(page):
-    page.selectbox(key=model_ui.MOVE_ROW).set_value(1)  # the act after conv.0
-    page.button(key=model_ui.MOVE_DOWN).click()
+    page.selectbox(key=layer_table.MOVE_ROW).set_value(1)  # the act after conv.0
+    page.button(key=layer_table.MOVE_DOWN).click()
     run(page)
     assert list(page.data_editor[0].value["type"])[:3] == ["conv", "pool", "act"]
-    assert page.selectbox(key=model_ui.MOVE_ROW).value == 2  # the moved layer stays selected
+    assert page.selectbox(key=layer_table.MOVE_ROW).value == 2  # the moved layer stays selected
     assert not errors(page)
-    page.button(key=model_ui.MOVE_UP).click()
+    page.button(key=layer_table.MOVE_UP).click()
     run(page)
     assert list(page.data_editor[0].value["type"])[:3] == ["conv", "act", "pool"]
-    assert page.button(key=model_ui.MOVE_UP).disabled is False
-    page.selectbox(key=model_ui.MOVE_ROW).set_value(0)
+    assert page.button(key=layer_table.MOVE_UP).disabled is False
+    page.selectbox(key=layer_table.MOVE_ROW).set_value(0)
     run(page)
-    assert page.button(key=model_ui.MOVE_UP).disabled
+    assert page.button(key=layer_table.MOVE_UP).disabled
 
 
 def test_a_layer_in_the_wrong_place_is_explained(page):
-    page.selectbox(key=model_ui.MOVE_ROW).set_value(0)
-    page.button(key=model_ui.MOVE_DOWN).click()  # act before any conv
+    page.selectbox(key=layer_table.MOVE_ROW).set_value(0)
+    page.button(key=layer_table.MOVE_DOWN).click()  # act before any conv
     run(page)
     assert errors(page) == ["Layer 1 (act): a act layer must follow a conv, pool or fc layer"]
 
 
 def test_edits_survive_a_visit_to_another_page(page):
     page.number_input(key="edit_input_height").set_value(20)
-    page.session_state[model_ui.LAYER_EDITOR] = {"edited_rows": {0: {"channels": 6}}, "added_rows": [], "deleted_rows": []}
+    page.session_state[layer_table.LAYER_EDITOR] = {"edited_rows": {0: {"channels": 6}}, "added_rows": [], "deleted_rows": []}
     run(page)
     page.switch_page("app_pages/home.py").run()
     page.switch_page("app_pages/model.py")
@@ -231,7 +231,7 @@ def test_edits_survive_a_visit_to_another_page(page):
 def test_start_again_from_the_preset_undoes_edits(page):
     page.number_input(key="edit_input_height").set_value(20)
     run(page)
-    page.button(key=model_ui.RESET_PRESET).click()
+    page.button(key=model_design.RESET_PRESET).click()
     run(page)
     assert page.number_input(key="edit_input_height").value == 16
 
@@ -239,7 +239,7 @@ def test_start_again_from_the_preset_undoes_edits(page):
 # ---- Use this model -----------------------------------------------------------------------
 def test_use_this_model_makes_it_current(page):
     choose_preset(page, "shapes-vit")
-    page.button(key=model_ui.USE_MODEL).click()
+    page.button(key=model_design.USE_MODEL).click()
     run(page)
     expected = "shapes-vit · Vision Transformer · 80,836 parameters"
     assert sidebar(page) == [expected]
@@ -251,10 +251,10 @@ def test_use_this_model_makes_it_current(page):
 
 
 def test_use_this_model_builds_the_edited_design(page):
-    page.text_input(key=model_ui.NAME).set_value("my-cnn")
+    page.text_input(key=model_design.NAME).set_value("my-cnn")
     page.number_input(key="edit_input_channels").set_value(3)
     run(page)
-    page.button(key=model_ui.USE_MODEL).click()
+    page.button(key=model_design.USE_MODEL).click()
     run(page)
     spec = presets.get("digits-cnn")
     spec.name, spec.input.channels = "my-cnn", 3
@@ -263,23 +263,23 @@ def test_use_this_model_builds_the_edited_design(page):
 
 # ---- save and load ------------------------------------------------------------------------
 def test_the_current_model_can_be_downloaded(page):
-    button = page.download_button(key=model_ui.DOWNLOAD)
+    button = page.download_button(key=model_files.DOWNLOAD)
     assert button.label == "Download the current model"
     assert button.proto.url.endswith(".zip")
     model = page.session_state[common.CURRENT_MODEL]
-    assert model_ui.checkpoint_file_name(model) == "digits-cnn.zip"
+    assert model_files.checkpoint_file_name(model) == "digits-cnn.zip"
 
 
 def test_an_uploaded_checkpoint_becomes_the_current_model(page):
     model = build_model(presets.get("sentiment-lstm"), seed=7)
-    page.file_uploader(key=model_ui.UPLOAD).upload("lstm.zip", checkpoint_bytes(model), "application/zip")
+    page.file_uploader(key=model_files.UPLOAD).upload("lstm.zip", checkpoint_bytes(model), "application/zip")
     run(page)
     assert [s.value for s in page.success] == [f"Loaded {summary(model)} from lstm.zip. It is now the current model."]
     assert sidebar(page) == [summary(model)]
     loaded = page.session_state[common.CURRENT_MODEL]
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
     # The editor now shows the loaded design ...
-    assert page.text_input(key=model_ui.NAME).value == "sentiment-lstm"
+    assert page.text_input(key=model_design.NAME).value == "sentiment-lstm"
     assert page.number_input(key="edit_rnn_hidden_size").value == 64
     # ... and a later edit is not overwritten by loading the same file again.
     page.number_input(key="edit_rnn_hidden_size").set_value(32)
@@ -290,7 +290,7 @@ def test_an_uploaded_checkpoint_becomes_the_current_model(page):
 
 
 def test_a_broken_upload_is_explained_and_the_page_keeps_working(page):
-    page.file_uploader(key=model_ui.UPLOAD).upload("broken.zip", b"this is not a zip file", "application/zip")
+    page.file_uploader(key=model_files.UPLOAD).upload("broken.zip", b"this is not a zip file", "application/zip")
     run(page)
     assert errors(page) == ["'broken.zip' is not a valid .zip file; it may be damaged or incomplete."]
     assert sidebar(page) == ["digits-cnn · CNN · 18,346 parameters"]
@@ -301,18 +301,18 @@ def test_a_broken_upload_is_explained_and_the_page_keeps_working(page):
 def test_bare_weights_are_loaded_with_the_spec_picked_for_them(page):
     model = build_model(presets.get("sentiment-gru"), seed=1)
     weights = safetensors.torch.save(model.state_dict())
-    page.file_uploader(key=model_ui.UPLOAD).upload("gru.safetensors", weights)
+    page.file_uploader(key=model_files.UPLOAD).upload("gru.safetensors", weights)
     run(page)
     assert not page.success and not errors(page)  # nothing is loaded before a spec is picked
-    picker = page.selectbox(key=model_ui.UPLOAD_SPEC)
+    picker = page.selectbox(key=model_files.UPLOAD_SPEC)
     assert picker.label == "These weights belong to"
-    assert picker.value == model_ui.CURRENT_SPEC_CHOICE
-    page.button(key=model_ui.LOAD_WEIGHTS).click()
+    assert picker.value == model_files.CURRENT_SPEC_CHOICE
+    page.button(key=model_files.LOAD_WEIGHTS).click()
     run(page)
     (message,) = errors(page)
     assert message.startswith("The weights in 'gru.safetensors' do not fit the model 'digits-cnn' (CNN).")
-    page.selectbox(key=model_ui.UPLOAD_SPEC).set_value("sentiment-gru")
-    page.button(key=model_ui.LOAD_WEIGHTS).click()
+    page.selectbox(key=model_files.UPLOAD_SPEC).set_value("sentiment-gru")
+    page.button(key=model_files.LOAD_WEIGHTS).click()
     run(page)
     assert [s.value for s in page.success] == [f"Loaded {summary(model)} from gru.safetensors. It is now the current model."]
     assert sidebar(page) == [summary(model)]
@@ -322,9 +322,9 @@ def test_a_state_dict_can_be_loaded_for_the_current_model(page):
     model = build_model(presets.get("digits-cnn"), seed=5)
     buffer = io.BytesIO()
     torch.save(model.state_dict(), buffer)
-    page.file_uploader(key=model_ui.UPLOAD).upload("digits.pt", buffer.getvalue())
+    page.file_uploader(key=model_files.UPLOAD).upload("digits.pt", buffer.getvalue())
     run(page)
-    page.button(key=model_ui.LOAD_WEIGHTS).click()
+    page.button(key=model_files.LOAD_WEIGHTS).click()
     run(page)
     assert [s.value for s in page.success] == [f"Loaded {summary(model)} from digits.pt. It is now the current model."]
     loaded = page.session_state[common.CURRENT_MODEL]
@@ -334,19 +334,19 @@ def test_a_state_dict_can_be_loaded_for_the_current_model(page):
 # ---- the load function on its own ---------------------------------------------------------
 def test_load_checkpoint_file_returns_the_model_and_a_message():
     model = build_model(presets.get("shapes-cnn"), seed=2)
-    loaded, message = model_ui.load_checkpoint_file(checkpoint_bytes(model), "shapes.zip", None)
+    loaded, message = model_files.load_checkpoint_file(checkpoint_bytes(model), "shapes.zip", None)
     assert loaded is not None and loaded.spec.name == "shapes-cnn"
     assert message == f"Loaded {summary(model)} from shapes.zip. It is now the current model."
 
 
 def test_load_checkpoint_file_refuses_in_words():
-    loaded, message = model_ui.load_checkpoint_file(b"garbage", "model.zip", None)
+    loaded, message = model_files.load_checkpoint_file(b"garbage", "model.zip", None)
     assert loaded is None
     assert message == "'model.zip' is not a valid .zip file; it may be damaged or incomplete."
     spec = copy.deepcopy(presets.get("digits-cnn"))
-    loaded, message = model_ui.load_checkpoint_file(b"garbage", "weights.safetensors", None)
+    loaded, message = model_files.load_checkpoint_file(b"garbage", "weights.safetensors", None)
     assert loaded is None and "pick the model spec it belongs to" in message
-    loaded, message = model_ui.load_checkpoint_file(b"garbage", "weights.safetensors", spec)
+    loaded, message = model_files.load_checkpoint_file(b"garbage", "weights.safetensors", spec)
     assert loaded is None and "not a valid .safetensors file" in message
-    loaded, message = model_ui.load_checkpoint_file(b"garbage", "notes.txt", None)
+    loaded, message = model_files.load_checkpoint_file(b"garbage", "notes.txt", None)
     assert loaded is None and "cannot open 'notes.txt'" in message

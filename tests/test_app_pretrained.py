@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from app_pages import common, model_ui
+from app_pages import common, model_files
 from explain.attributions import attribute
 from explain.inputs import input_context
 from models.pretrained import BUILTIN_TEXT, load_pretrained, tokenize
@@ -25,11 +25,11 @@ def load_on_model_page(source: str | None = None):
     """The Model page, after clicking the built-in model's button (or loading ``source``)."""
     at = open_page("model")
     if source is None:
-        at.button(key=model_ui.LOAD_BUILTIN).click()
+        at.button(key=model_files.LOAD_BUILTIN).click()
     else:
-        at.text_input(key=model_ui.PRETRAINED_SOURCE).set_value(source)
+        at.text_input(key=model_files.PRETRAINED_SOURCE).set_value(source)
         run(at)
-        at.button(key=model_ui.LOAD_PRETRAINED).click()
+        at.button(key=model_files.LOAD_PRETRAINED).click()
     return run(at)
 
 

@@ -20,7 +20,7 @@ from streamlit.testing.v1 import AppTest
 
 from tests.waiting import until as wait_until
 from app_pages import common
-from app_pages import train_ui as ui
+from app_pages import run_data, train_data, train_run, train_runs_list, train_settings
 from models import build_model, presets
 from training import jobs
 from training.datasets import load_dataset
@@ -41,7 +41,7 @@ def home(tmp_path, monkeypatch):
     yield tmp_path
     manager = jobs.default_jobs()
     for run_id in manager.store.run_ids():
-        if (run := ui.safe_status(run_id)) is not None and run.active:
+        if (run := run_data.safe_status(run_id)) is not None and run.active:
             manager.backend.kill(manager.store.path(run_id))
 
 
@@ -94,13 +94,13 @@ def until(condition, timeout_s=WAIT_S, poll_s=0.05):
 
 
 def set_hyperparameter(at: AppTest, attr: str, value) -> None:
-    widget = at.selectbox(key=ui._key(attr)) if attr in ("optimizer", "schedule", "device") \
-        else at.number_input(key=ui._key(attr))
+    widget = at.selectbox(key=train_settings.hp_key(attr)) if attr in ("optimizer", "schedule", "device") \
+        else at.number_input(key=train_settings.hp_key(attr))
     widget.set_value(value)
 
 
 def click_train(at: AppTest) -> str:
-    at.button(key=ui.TRAIN).click()
+    at.button(key=train_settings.TRAIN).click()
     run(at)
     run_id = at.session_state[common.CURRENT_RUN]
     assert run_id is not None, texts(at.error)
@@ -120,11 +120,11 @@ def training_has_begun(run_id: str) -> bool:
 def test_idle_page_offers_data_and_defaults_that_fit_the_current_model():
     at = open_train_page()
     assert texts(at.title) == ["Train"]
-    assert at.selectbox(key=ui.DATASET).value == "digits"  # the data digits-cnn is made for
-    assert at.selectbox(key=ui._key("optimizer")).value == "adam"
-    assert at.number_input(key=ui._key("lr")).value == pytest.approx(1e-3)
-    assert at.number_input(key=ui._key("epochs")).value == 5
-    assert not at.button(key=ui.TRAIN).disabled
+    assert at.selectbox(key=train_data.DATASET).value == "digits"  # the data digits-cnn is made for
+    assert at.selectbox(key=train_settings.hp_key("optimizer")).value == "adam"
+    assert at.number_input(key=train_settings.hp_key("lr")).value == pytest.approx(1e-3)
+    assert at.number_input(key=train_settings.hp_key("epochs")).value == 5
+    assert not at.button(key=train_settings.TRAIN).disabled
     assert not at.error and not at.get("progress")
     assert any("No runs yet" in c for c in texts(at.caption))
     assert any("1,438 examples to train on" in c for c in texts(at.caption))
@@ -135,17 +135,17 @@ def test_idle_page_offers_data_and_defaults_that_fit_the_current_model():
                                                       ("shapes-vit", "shapes", 10)])
 def test_defaults_follow_the_current_model(preset, dataset, epochs):
     at = open_train_page(preset)
-    assert at.selectbox(key=ui.DATASET).value == dataset
-    assert at.number_input(key=ui._key("epochs")).value == epochs
+    assert at.selectbox(key=train_data.DATASET).value == dataset
+    assert at.number_input(key=train_settings.hp_key("epochs")).value == epochs
 
 
 def test_a_cnn_cannot_train_on_sentences_and_the_page_says_what_to_do():
     at = open_train_page("digits-cnn")
-    at.selectbox(key=ui.DATASET).set_value("sentiment")
+    at.selectbox(key=train_data.DATASET).set_value("sentiment")
     run(at)
     assert any("cannot train on sentences" in e for e in texts(at.error))
     assert any("sentiment-lstm" in i for i in texts(at.info))  # a preset that reads sentences
-    assert at.button(key=ui.TRAIN).disabled
+    assert at.button(key=train_settings.TRAIN).disabled
 
 
 def test_invalid_settings_are_explained_and_block_training():
@@ -153,7 +153,7 @@ def test_invalid_settings_are_explained_and_block_training():
     set_hyperparameter(at, "lr", 0.0)
     run(at)
     assert any(e.startswith("The learning rate must be a number above 0") for e in texts(at.error))
-    assert at.button(key=ui.TRAIN).disabled
+    assert at.button(key=train_settings.TRAIN).disabled
 
 
 def test_settings_are_kept_while_away_and_reset_for_another_model():
@@ -164,15 +164,15 @@ def test_settings_are_kept_while_away_and_reset_for_another_model():
     run(at)
     at.switch_page("app_pages/train.py")
     run(at)
-    assert at.number_input(key=ui._key("epochs")).value == 3
-    at.button(key=ui.SUGGESTED).click()
+    assert at.number_input(key=train_settings.hp_key("epochs")).value == 3
+    at.button(key=train_settings.SUGGESTED).click()
     run(at)
-    assert at.number_input(key=ui._key("epochs")).value == 5
-    assert not any(b.key == ui.SUGGESTED for b in at.button)  # nothing left to reset
+    assert at.number_input(key=train_settings.hp_key("epochs")).value == 5
+    assert not any(b.key == train_settings.SUGGESTED for b in at.button)  # nothing left to reset
     at.session_state[common.CURRENT_MODEL] = build_model(presets.get("sentiment-gru"))
     run(at)
-    assert at.number_input(key=ui._key("epochs")).value == 8
-    assert at.selectbox(key=ui.DATASET).value == "sentiment"
+    assert at.number_input(key=train_settings.hp_key("epochs")).value == 8
+    assert at.selectbox(key=train_data.DATASET).value == "sentiment"
 
 
 # ---- uploads ------------------------------------------------------------------------------
@@ -194,9 +194,9 @@ def _zip(folders: dict[str, int]) -> bytes:
 
 
 def upload(at: AppTest, name: str, data: bytes) -> AppTest:
-    at.selectbox(key=ui.DATASET).set_value(ui.UPLOAD_CHOICE)
+    at.selectbox(key=train_data.DATASET).set_value(train_data.UPLOAD_CHOICE)
     run(at)
-    at.file_uploader(key=ui.DATA_UPLOAD).upload(name, data)
+    at.file_uploader(key=train_data.DATA_UPLOAD).upload(name, data)
     return run(at)
 
 
@@ -206,7 +206,7 @@ def test_an_uploaded_csv_trains_a_sentence_model():
     at = upload(open_train_page("sentiment-lstm"), "reviews.csv", _csv(rows))
     assert not at.error
     assert any("24 sentences in 2 classes from reviews.csv" in c for c in texts(at.caption))
-    assert not at.button(key=ui.TRAIN).disabled
+    assert not at.button(key=train_settings.TRAIN).disabled
 
 
 def test_an_uploaded_zip_of_pictures_shows_its_warnings():
@@ -225,7 +225,7 @@ def test_an_uploaded_zip_of_pictures_shows_its_warnings():
 def test_refused_uploads_are_explained(name, data, words):
     at = upload(open_train_page("digits-cnn"), name, data)
     assert any(words in e for e in texts(at.error)), texts(at.error)
-    assert at.button(key=ui.TRAIN).disabled
+    assert at.button(key=train_settings.TRAIN).disabled
 
 
 # ---- running, stopped, resumed ------------------------------------------------------------
@@ -240,19 +240,19 @@ def test_a_running_job_shows_progress_curves_and_the_device_and_can_be_stopped_a
     pattern = r"epoch \d+/1,000 · step [\d,]+/22,000 · [\d,]+ samples/s · about .+ left · "
     assert re.fullmatch(pattern + re.escape(device), text), text
     assert curves(at)["data"][0]["x"], "the training curve has points"
-    assert at.button(key=ui.STOP)
+    assert at.button(key=train_run.STOP)
     assert any(run_id in c for c in texts(at.caption))
 
-    at.button(key=ui.STOP).click()
+    at.button(key=train_run.STOP).click()
     run(at)
     until(lambda: not jobs.status(run_id).active)
     run(at)
     assert jobs.status(run_id).status == "stopped"
     assert any(w.startswith("Stopped at step") and "Resume" in w for w in texts(at.warning))
-    at.button(key=ui.RESUME).click()
+    at.button(key=train_run.RESUME).click()
     run(at)
     assert jobs.status(run_id).active
-    assert not at.get("button") or not any(b.key == ui.RESUME for b in at.button)
+    assert not at.get("button") or not any(b.key == train_run.RESUME for b in at.button)
 
 
 def test_a_new_session_attaches_to_the_newest_active_run(monkeypatch):
@@ -270,7 +270,7 @@ def test_a_finished_run_shows_curves_confusion_mistakes_and_becomes_the_current_
     at = open_train_page()
     set_hyperparameter(at, "epochs", 2)
     run_id = click_train(at)
-    assert at.session_state[ui.SETUP] is False  # the settings folded away: the run shows
+    assert at.session_state[train_settings.SETUP] is False  # the settings folded away: the run shows
     jobs.wait(run_id, timeout_s=WAIT_S)
     run(at)
     model = at.session_state[common.CURRENT_MODEL]
@@ -298,7 +298,7 @@ def test_train_with_the_defaults_learns(preset):
     run_id = click_train(at)
     finished = jobs.wait(run_id, timeout_s=WAIT_S)
     assert finished.status == "finished", finished.message
-    dataset = at.selectbox(key=ui.DATASET).value
+    dataset = at.selectbox(key=train_data.DATASET).value
     assert finished.best_val_acc > CHANCE[dataset] + 0.3
     run(at)
     assert at.session_state[common.CURRENT_MODEL].meta["run_id"] == run_id
@@ -333,7 +333,7 @@ def test_a_huge_learning_rate_diverges_and_the_page_gives_the_advice():
     run(at)
     (message,) = [e for e in texts(at.error) if e.startswith("Diverged.")]
     assert "try a lower learning rate" in message
-    assert not any(b.key == ui.RESUME for b in at.button)  # resuming cannot help: retrain lower
+    assert not any(b.key == train_run.RESUME for b in at.button)  # resuming cannot help: retrain lower
     assert at.session_state[common.CURRENT_MODEL].spec.name == "digits-cnn"
     assert not hasattr(at.session_state[common.CURRENT_MODEL], "meta")  # a diverged model is not adopted
 
@@ -350,23 +350,23 @@ def test_open_compare_and_delete_runs():
     assert list(table["Id"]) == [second, first] and list(table["Status"]) == ["finished", "finished"]
     assert table["Best validation accuracy"].notna().all()
 
-    at.multiselect(key=ui.COMPARE).set_value([first, second])
+    at.multiselect(key=train_runs_list.COMPARE).set_value([first, second])
     run(at)
     overlaid = [f for f in curve_figures(at) if len(f["data"]) == 8]
     assert overlaid and overlaid[0]["data"][4]["name"].endswith(": train")  # two runs, two legends
 
-    at.selectbox(key=ui.RUN_PICK).set_value(first)
+    at.selectbox(key=train_runs_list.RUN_PICK).set_value(first)
     run(at)
-    at.button(key=ui.OPEN_RUN).click()
+    at.button(key=train_runs_list.OPEN_RUN).click()
     run(at)
     assert at.session_state[common.CURRENT_RUN] == first
     assert at.session_state[common.CURRENT_MODEL].meta["run_id"] == first
     assert any("is now digits-cnn" in s for s in texts(at.success))
 
-    assert at.button(key=ui.DELETE_RUN).disabled  # not before the confirmation
-    at.checkbox(key=f"{ui.CONFIRM_DELETE}_{first}").check()
+    assert at.button(key=train_runs_list.DELETE_RUN).disabled  # not before the confirmation
+    at.checkbox(key=f"{train_runs_list.CONFIRM_DELETE}_{first}").check()
     run(at)
-    at.button(key=ui.DELETE_RUN).click()
+    at.button(key=train_runs_list.DELETE_RUN).click()
     run(at)
     assert not jobs.default_jobs().store.exists(first)
     assert list(runs_table(at)["Id"]) == [second]

@@ -1,0 +1,171 @@
+"""The Train page's live view of a run: its status and progress, the loss and accuracy curves,
+and the model as it forms (the first layer and the prediction on one fixed picture, or how it
+reads one sentence), at the latest checkpoint.
+
+The view is a fragment that reruns every second only while its run is queued or running; when
+it sees the run end it reruns the whole page once, which draws the page again without polling.
+The run's metrics are read incrementally (only what was added since the last poll), and the
+figures of a checkpoint are built once per server (``live_panels``).
+"""
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from app_pages import common
+from app_pages.run_data import UNREADABLE, all_runs, run_dataset, safe_status, store
+from app_pages.train_run import run_label, run_title
+from explain import probe as probes
+from training import jobs
+from training.datasets import preprocessor_from_meta
+from training.jobs import RunStatus
+from training.progress import describe_progress, status_words
+from training.store import RunStore
+from viz.live import Panel, picture_panels, sentence_panels
+from viz.training import curves_figure
+
+POLL_S = 1.0  # how often the live panel reads the run while it is active
+
+# ---- widget keys (app and browser tests find widgets by these) ------------------------
+PROBE_TEXT = "train_probe_text"
+CURVES = "train_curves"  # the live curves' container
+LIVE_VIEW = "train_live_view"  # the live model view's container
+
+sentence = common.sentence
+
+
+def live_panel(run: RunStatus) -> None:
+    """Status, progress, curves and the model forming; polls once a second only while the run is active."""
+    panel = st.fragment(_live_panel, run_every=POLL_S if run.active else None)
+    panel(run.run_id, run.active)
+
+
+def _live_panel(run_id: str, was_active: bool) -> None:
+    run = safe_status(run_id)
+    if run is None:
+        st.warning("This run can no longer be read (was it deleted?).")
+        if was_active:
+            st.rerun()
+        return
+    if was_active and not run.active:
+        st.rerun()  # it ended: draw the whole page again, this time without polling
+    records = metrics_feed(run_id).read()
+    show_status(run, records)
+    curves, model_view = st.columns([3, 2], gap="large")
+    with curves:
+        with st.container(key=CURVES):
+            st.markdown("**Loss and accuracy**")
+            if any(r.get("type") == "train" for r in records):
+                st.plotly_chart(curves_figure({run_title(run): records}, height=380), config={"displaylogo": False})
+                st.caption("Blue: the batches the model is training on. Red dots: the validation examples, "
+                           "which it never trains on, checked after every epoch; if blue keeps improving "
+                           "while red gets worse, the model is memorising (overfitting).")
+            else:
+                st.caption("The curves appear as soon as the first steps are done.")
+    with model_view:
+        with st.container(key=LIVE_VIEW):
+            live_model_view(run)
+
+
+class MetricsFeed:
+    """One run's metrics records, reading only what was added to its file since the last read."""
+
+    def __init__(self, run_id: str):
+        self.run_id, self.offset, self.records = run_id, 0, []
+
+    def read(self) -> list[dict]:
+        try:
+            new, self.offset = jobs.read_metrics(self.run_id, self.offset)
+        except UNREADABLE:
+            new = []
+        for record in new:
+            if record.get("type") == "resume":  # the steps after it were redone: keep the redone ones
+                self.records = [r for r in self.records if r.get("step", 0) <= record.get("step", 0)]
+            self.records.append(record)
+        return list(self.records)
+
+
+@st.cache_resource(show_spinner=False, scope="session", max_entries=1)
+def metrics_feed(run_id: str) -> MetricsFeed:
+    """This session's feed of the run it shows (one at a time)."""
+    return MetricsFeed(run_id)
+
+
+def show_status(run: RunStatus, records: list[dict]) -> None:
+    """The status in words (with the advice or the reason when it went wrong) and the progress bar."""
+    tone, words = status_words(run.status, run.message)
+    if run.status == "queued":
+        ahead = [other for other in all_runs() if other.status == "running" and other.run_id != run.run_id]
+        words = (f"Queued: waiting for the run {run_label(ahead[0])} to finish (one run trains at a time)."
+                 if ahead else "Starting: loading the model and the data…")
+    elif run.status == "running" and run.device:
+        words = f"Running on {run.device}."
+    elif run.status == "finished" and run.last_val_acc is not None:
+        words = (f"Finished: {run.last_val_acc:.1%} of the validation examples right at the end "
+                 f"(best {run.best_val_acc:.1%}).")
+    {"info": st.info, "success": st.success, "warning": st.warning, "error": st.error}[tone](words)
+    progress = describe_progress(run, records)
+    st.progress(progress.fraction, text=progress.text)
+
+
+# ---- the model as it forms -----------------------------------------------------------
+def live_model_view(run: RunStatus) -> None:
+    """The first layer and the probe's prediction (pictures), or how a sentence is read (text),
+    as the latest checkpoint has them."""
+    root = str(store().root)
+    try:
+        steps = store().checkpoint_steps(run.run_id)
+        dataset = run_dataset(root, run.run_id)
+    except UNREADABLE as err:
+        st.caption(f"This run's data or snapshots cannot be read, so there is no live view: {sentence(err)}")
+        return
+    if not steps:
+        st.markdown("**The model as it learns**")
+        st.caption("A snapshot of the model appears here as soon as training starts.")
+        return
+    step = steps[-1]
+    st.markdown(f"**The model as it learns** · snapshot at step {step:,} of {run.total_steps or step:,}")
+    probe_text = ""
+    if dataset.input_kind == "tokens":
+        key = f"{PROBE_TEXT}_{dataset.name}"  # a sentence for each dataset's vocabulary
+        if not str(st.session_state.get(key) or "").strip():
+            st.session_state[key] = probes.default_probe_sentence(dataset.vocab, dataset.x_val)
+        probe_text = st.text_input("Sentence to watch", key=key,
+                                   help="The model reads this sentence at every saved step of training.")
+    try:
+        panels = live_panels(root, run.run_id, step, probe_text)
+    except UNREADABLE as err:
+        st.caption(f"The snapshot at step {step} could not be read: {sentence(err)}")
+        return
+    if not panels:
+        st.caption("Type a sentence above to watch the model read it.")
+    for row in panels:
+        columns = st.columns([panel.width for panel in row]) if len(row) > 1 else [st.container()]
+        for column, panel in zip(columns, row):
+            with column:
+                st.caption(panel.caption)
+                st.plotly_chart(panel.figure, config={"displayModeBar": False})
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def live_panels(root: str, run_id: str, step: int, probe_text: str) -> list[list[Panel]]:
+    """The live view's figures for one checkpoint, as rows of panels. Built once per checkpoint
+    (and sentence), then shared: the panel redraws every second, the figures do not change."""
+    model = RunStore(root).load_model(run_id, step)
+    dataset = run_dataset(root, run_id)
+    if dataset.input_kind == "tokens":
+        x = preprocessor_from_meta({**dataset.meta(), **model.meta})(probe_text)
+        view = probes.probe(model, x, vocab=model.meta.get("vocab") or dataset.vocab)
+        return sentence_panels(view) if probe_text.strip() else []
+    picture = probe_image(dataset)
+    return picture_panels(probes.probe(model, picture), picture.numpy(), probe_label(dataset))
+
+
+def probe_image(dataset) -> torch.Tensor:
+    """The fixed picture the live view follows: the first validation picture."""
+    return dataset.x_val[0] if len(dataset.x_val) else dataset.x_train[0]
+
+
+def probe_label(dataset) -> str:
+    y = dataset.y_val if len(dataset.y_val) else dataset.y_train
+    return str(dataset.class_names[int(y[0])])

@@ -1,0 +1,184 @@
+"""The Train page's settings and its Train button: optimizer, learning rate, batch size, epochs,
+schedule, seed (and more, folded away), and starting a run with them.
+
+Streamlit forgets a widget's value while its page is not shown, so the choices are kept in
+the session (``common.TRAIN_SETTINGS``) and put back on every visit (``seed_settings``).
+"""
+from __future__ import annotations
+
+import streamlit as st
+import torch
+
+from app_pages import common
+from app_pages.run_data import default_dataset
+from app_pages.train_data import DATASET, chosen_dataset
+from app_pages.train_run import attach
+from training import jobs
+from training.data import DatasetError
+from training.jobs import JobError
+from training.trainer import (MAX_EPOCHS, OPTIMIZERS, SCHEDULES, DeviceError, HyperparameterError,
+                              Hyperparameters, default_hyperparameters)
+
+# ---- widget keys (app and browser tests find widgets by these) ------------------------
+HP_PREFIX = "train_hp_"
+SUGGESTED = "train_suggested"
+SETUP = "train_setup"  # the fold holding the data and settings
+TRAIN = "train"
+
+OPTIMIZER_LABELS = {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
+SCHEDULE_LABELS = {"constant": "constant", "cosine": "cosine (falls smoothly to 0)"}
+DEVICE_LABELS = {"auto": "automatic (a GPU if there is one)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU"}
+FLOAT_SETTINGS = ("lr", "weight_decay", "momentum", "grad_clip")  # number inputs that take floats
+
+
+def hp_key(attr: str) -> str:
+    """The widget key of one hyperparameter."""
+    return HP_PREFIX + attr
+
+
+def _owner(spec) -> list:
+    return [spec.name, spec.kind]
+
+
+def _devices() -> list[str]:
+    devices = ["auto", "cpu"]
+    if torch.cuda.is_available():
+        devices.append("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
+def seed_settings(spec) -> None:
+    """Give the Train page's widgets their values: the ones last chosen for this model, or the
+    model's defaults. Streamlit forgets a widget's value while its page is not shown, so the
+    choices are kept in the session and put back on every visit."""
+    state = st.session_state
+    saved = state[common.TRAIN_SETTINGS]
+    if not saved or saved["model"] != _owner(spec):
+        saved = {"model": _owner(spec), "dataset": default_dataset(spec),
+                 "hyperparameters": default_hyperparameters(spec).to_dict()}
+        state[common.TRAIN_SETTINGS] = saved
+        for key in [DATASET] + [hp_key(attr) for attr in saved["hyperparameters"]]:
+            state.pop(key, None)  # another model: its own defaults replace every choice
+    hp = dict(saved["hyperparameters"])
+    if hp.get("device") not in _devices():
+        hp["device"] = "auto"
+    for attr, value in hp.items():
+        if hp_key(attr) not in state:
+            state[hp_key(attr)] = float(value) if attr in FLOAT_SETTINGS else value
+    if DATASET not in state:
+        state[DATASET] = saved["dataset"]
+
+
+def remember_settings(hp: Hyperparameters) -> None:
+    saved = st.session_state[common.TRAIN_SETTINGS]
+    saved["hyperparameters"] = hp.to_dict()
+    saved["dataset"] = st.session_state.get(DATASET, saved["dataset"])
+
+
+def _use_suggested(spec) -> None:
+    state = st.session_state
+    for attr in default_hyperparameters(spec).to_dict():
+        state.pop(hp_key(attr), None)
+    if state[common.TRAIN_SETTINGS]:
+        state[common.TRAIN_SETTINGS]["hyperparameters"] = default_hyperparameters(spec).to_dict()
+
+
+def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
+    """Optimizer, learning rate, batch size, epochs, schedule and seed (and more, folded away)."""
+    state = st.session_state
+    left, right = st.columns(2)
+    with left:
+        st.selectbox("Optimizer", list(OPTIMIZERS), key=hp_key("optimizer"), format_func=OPTIMIZER_LABELS.get,
+                     help="How each step changes the weights. Adam adapts the step size of every weight; "
+                          "SGD takes plain steps along the gradient.")
+        st.number_input("Learning rate", key=hp_key("lr"), min_value=0.0, step=0.0005, format="%g",
+                        help="The size of each step. Too small learns slowly; too large and the loss "
+                             "jumps around or becomes NaN (the run 'diverges').")
+        st.number_input("Batch size", key=hp_key("batch_size"), min_value=1, max_value=65_536, step=8,
+                        help="How many examples each step looks at.")
+    with right:
+        st.number_input("Epochs", key=hp_key("epochs"), min_value=1, max_value=MAX_EPOCHS, step=1,
+                        help="How many times training goes through all the training examples.")
+        st.selectbox("Learning-rate schedule", list(SCHEDULES), key=hp_key("schedule"),
+                     format_func=SCHEDULE_LABELS.get,
+                     help="Constant keeps the learning rate; cosine lowers it smoothly to 0 by the end.")
+        st.number_input("Seed", key=hp_key("seed"), min_value=0, step=1,
+                        help="The starting weights and the order of the examples: the same seed gives the "
+                             "same run.")
+    with st.popover("More settings", icon=":material/settings:"):
+        a, b = st.columns(2)
+        with a:
+            st.number_input("Weight decay", key=hp_key("weight_decay"), min_value=0.0, max_value=0.99, step=0.01,
+                            format="%g", help="Pulls every weight a little towards zero at each step.")
+            st.number_input("Gradient clipping", key=hp_key("grad_clip"), min_value=0.0, step=0.5, format="%g",
+                            help="The largest a step's gradient may be (0 = no limit); recurrent networks "
+                                 "train more steadily with 1.")
+        with b:
+            st.number_input("Momentum (SGD only)", key=hp_key("momentum"), min_value=0.0, max_value=0.99, step=0.05,
+                            format="%g", disabled=state[hp_key("optimizer")] != "sgd",
+                            help="How much of the previous step carries over into the next.")
+            st.selectbox("Device", _devices(), key=hp_key("device"), format_func=DEVICE_LABELS.get)
+            st.checkbox("Mixed precision (GPU only)", key=hp_key("amp"), disabled=not torch.cuda.is_available(),
+                        help="Faster on a GPU: most arithmetic in 16-bit numbers.")
+    hp = chosen_hyperparameters(spec)
+    suggested = default_hyperparameters(spec)
+    st.caption(f"Suggested for a {spec.family()}: {OPTIMIZER_LABELS[suggested.optimizer]}, learning rate "
+               f"{suggested.lr:g}, batches of {suggested.batch_size}, {suggested.epochs} epochs"
+               f"{', cosine schedule' if suggested.schedule == 'cosine' else ''}.")
+    if hp != suggested:
+        st.button("Use the suggested settings", key=SUGGESTED, on_click=_use_suggested, args=(spec,))
+    return hp, hp.validate()
+
+
+def chosen_hyperparameters(spec) -> Hyperparameters:
+    """The hyperparameters the widgets hold (not checked: ``validate()`` says what is wrong)."""
+    return Hyperparameters(**{attr: st.session_state[hp_key(attr)]
+                              for attr in default_hyperparameters(spec).to_dict()})
+
+
+# ---- starting a run ---------------------------------------------------------------------
+def new_run_section(open_by_default: bool):
+    """The fold with the data, the settings and Train; it folds away once a run starts, so the
+    run is what the class sees."""
+    if SETUP not in st.session_state:
+        st.session_state[SETUP] = open_by_default
+    return st.expander("**New run**: choose the data and the settings, then Train", key=SETUP,
+                       on_change="rerun", icon=":material/tune:")
+
+
+def train_button(spec, dataset, hp: Hyperparameters, ready: bool) -> None:
+    """Train: start a run of a fresh copy of the current model; the page then shows it."""
+    st.button("Train", key=TRAIN, type="primary", disabled=not ready, icon=":material/play_arrow:",
+              on_click=_start_run, help="Starts training in the background: you can keep using the other pages.")
+    error, st.session_state[common.TRAIN_ERROR] = st.session_state[common.TRAIN_ERROR], None  # shown once
+    if error:
+        common.show_problems(error)
+    if not ready:
+        st.caption("Fix the problems above to train.")
+    else:
+        st.caption(f"Trains a fresh copy of {spec.name} (new weights from seed {hp.seed}) on "
+                   f"{dataset.name}; when it finishes, it becomes the current model.")
+
+
+def _start_run() -> None:
+    """Train's callback. It reads the choices from the session, not from arguments bound when
+    the button was drawn: a setting changed just before the click must count."""
+    state = st.session_state
+    spec = common.current_model().spec
+    try:
+        dataset = chosen_dataset()
+        if dataset is None:
+            raise DatasetError("choose the data to train on first")
+        run_id = jobs.submit(spec, dataset, chosen_hyperparameters(spec))
+    except HyperparameterError as err:
+        state[common.TRAIN_ERROR] = err.messages
+        return
+    except (DatasetError, DeviceError, JobError, KeyError) as err:
+        state[common.TRAIN_ERROR] = [str(err)]
+        return
+    state[common.TRAIN_ERROR] = None
+    attach(run_id)
+    state[common.RUNS_WATCHED].add(run_id)
+    state[SETUP] = False  # fold the settings away: the run is what matters now
