@@ -7,9 +7,10 @@ import streamlit as st
 import torch
 
 from app_pages import inspect_ui as ui
-from explain.attributions import (GRADIENT_METHODS, Settings, attribute_many, available_methods, gradcam_layers,
-                                  image_baseline, randomized_copy)
-from explain.probe import class_names_of, default_probe_sentence
+from explain.attributions import (Settings, attribute_many, available_methods, gradcam_layers, image_baseline,
+                                  randomized_copy)
+from explain.predictions import class_names_of
+from explain.probe import default_probe_sentence
 from models.hooks import token_of
 from viz.attributions import MODES, attribution_grid, token_attribution_figure, token_attribution_html
 
@@ -25,7 +26,7 @@ st.caption("Which parts of the input made the model decide? Each method below an
            "seeing where is part of the lesson.")
 target, dataset, context = ui.page_setup(None)
 model = target.model
-methods = available_methods(model)
+methods = available_methods(model)  # key -> its entry in the table of methods
 if not model.spec.num_classes:
     st.info(f"{model.spec.name} has no classifier, so there is no class whose evidence could be shown. Load one "
             "with a classification head on the Model page (e.g. distilbert-base-uncased-finetuned-sst-2-english) "
@@ -57,7 +58,7 @@ predicted = int(np.argmax(probabilities))
 ui.prediction(probabilities, class_names, key="attr_prediction", top_k=3)
 
 # ---- what to compute --------------------------------------------------------------------
-chosen = st.pills("Methods", list(methods), format_func=methods.get, selection_mode="multi",
+chosen = st.pills("Methods", list(methods), format_func=lambda key: methods[key].label, selection_mode="multi",
                   default=[m for m in DEFAULT_METHODS if m in methods] or list(methods)[:2],
                   key="attr_methods", persist_state="session")
 left, _ = st.columns([1, 2])
@@ -106,8 +107,8 @@ with st.expander("Settings: display, steps, windows, SmoothGrad, the sanity chec
                                         persist_state="session",
                                         help="Wraps each gradient method in Captum's NoiseTunnel: less speckle.")
         if settings.smoothgrad:
-            settings.smoothgrad_samples = st.slider("Noisy copies", 2, 50, settings.smoothgrad_samples,
-                                                    key="attr_nt_samples", persist_state="session")
+            settings.nt_samples = st.slider("Noisy copies", 2, 50, settings.nt_samples, key="attr_nt_samples",
+                                            persist_state="session")
         sanity = st.toggle("Sanity check: the same methods on the model with random weights", key="attr_sanity",
                            persist_state="session",
                            help="A method that shows what the model learned must change when the weights are "
@@ -127,9 +128,9 @@ def computed_attributions(which_model, label: str) -> list:
         def progress(done: int, total: int, method_label: str) -> None:
             bar.progress(done / max(total, 1), text=f"{label}: {method_label} ({done + 1} of {total})…")
 
-        baseline = image_baseline(x, context.normalization) if picture is not None else None
+        baselines = image_baseline(x, context.normalization) if picture is not None else None
         results[key] = ui.computed(attribute_many, which_model, x, target_class, chosen, settings,
-                                   baseline=baseline, progress=progress)
+                                   baselines=baselines, progress=progress)
         bar.empty()
         while len(results) > KEPT:
             results.pop(next(iter(results)))
@@ -188,8 +189,8 @@ for attribution in integrated:
     st.caption("The convergence delta is the gap between the two: the integral is approximated with "
                f"{settings.n_steps} steps, and more steps make it smaller.")
 if settings.smoothgrad:
-    wrapped = [methods[m] for m in chosen if m in GRADIENT_METHODS]
-    st.caption(f"SmoothGrad averages {', '.join(wrapped) or 'no chosen method'} over {settings.smoothgrad_samples} "
+    wrapped = [methods[m].label for m in chosen if methods[m].gradients]
+    st.caption(f"SmoothGrad averages {', '.join(wrapped) or 'no chosen method'} over {settings.nt_samples} "
                "noisy copies of the input.")
 
 st.divider()

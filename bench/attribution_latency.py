@@ -109,9 +109,9 @@ def main() -> None:
     print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} thread(s) | median of {args.repeats} calls per "
           f"method and {args.repeats * UNIT_REPEATS} forward+backward passes (interleaved), after {WARMUP} warm-up "
           "calls | "
-          f"Settings(): n_steps {defaults.n_steps}, internal_batch_size {defaults.internal_batch_size}, shap_samples "
-          f"{defaults.shap_samples}, occlusion {defaults.occlusion_window}/{defaults.occlusion_stride}, "
-          f"perturbations_per_eval {defaults.perturbations_per_eval}, smoothgrad_samples {defaults.smoothgrad_samples}")
+          f"Settings(): n_steps {defaults.n_steps}, internal_batch_size {defaults.internal_batch_size}, n_samples "
+          f"{defaults.n_samples}, occlusion {defaults.occlusion_window}/{defaults.occlusion_stride}, "
+          f"perturbations_per_eval {defaults.perturbations_per_eval}, nt_samples {defaults.nt_samples}")
     print(f"{'model':<16}{'method':<34}{'ms':>10}{'ratio':>9}")
     slowest = None
     for name, (model, x) in inputs.items():

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .probe import (PAD_ID, _softmax, attention_labels, class_names_of, pad_id_of, prefix_probabilities, strip_padding,
-                    words_of)
+from .predictions import class_names_of, prefix_probabilities, softmax
+from .tokens import PAD_ID, attention_labels, pad_id_of, strip_padding, words_of
 
 ATTENTION_FORMULA = r"\alpha_{ij} = \mathrm{softmax}_j\left(\frac{q_i \cdot k_j}{\sqrt{d}}\right)"
 PAD_WORD = "<pad>"  # label of a <pad> id left inside a sentence (only trailing padding is stripped)
@@ -103,7 +103,7 @@ def inspect_attention(model, x: torch.Tensor, vocab: list[str] | None = None) ->
         labels=attention_labels(spec, tokens, length),
         tokens=tokens,
         class_names=class_names_of(model),
-        probabilities=_softmax(logits)[0],
+        probabilities=softmax(logits)[0],
         # Every prefix is one more forward pass over up to T tokens: a long text to a large
         # pretrained classifier would take minutes, so the view is left out past MAX_PREFIXES.
         prefix_probabilities=None if image or len(x) > MAX_PREFIXES else prefix_probabilities(model, x),

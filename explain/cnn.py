@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .probe import _softmax, class_names_of
+from .predictions import class_names_of, softmax
 
 ACTIVATION_LATEX = {"relu": r"\mathrm{ReLU}", "leaky_relu": r"\mathrm{LeakyReLU}", "tanh": r"\tanh",
                     "sigmoid": r"\mathrm{sigmoid}", "gelu": r"\mathrm{GELU}"}
@@ -92,7 +92,7 @@ class ConvArithmetic:
 
 # ---- stage structure -----------------------------------------------------------------------
 
-def _stage_hooks(stage_module, name: str) -> list[str]:
+def stage_hooks(stage_module, name: str) -> list[str]:
     """The hook names of one stage in execution order, e.g. ["conv.0.out", "conv.0.act"]."""
     return [f"{name}.{hook}" for _, hook in stage_module.steps if hook is not None]
 
@@ -103,7 +103,7 @@ def stage_inputs(model) -> dict[str, str]:
     for group, index in model.order:
         name = f"{group}.{index}"
         inputs[name] = previous
-        hooks = _stage_hooks(getattr(model, group)[index], name)
+        hooks = stage_hooks(getattr(model, group)[index], name)
         previous = hooks[-1] if hooks else previous
     return inputs
 
@@ -175,7 +175,7 @@ def inspect_cnn(model, x: torch.Tensor) -> CNNInspection:
             kind = "max" if isinstance(model.pool[index].pool, torch.nn.MaxPool2d) else "avg"
             pools.append(PoolView(name, index, kind, kernel, stride, padding, input_name=inputs[name],
                                   before=activations[inputs[name]], after=activations[f"{name}.out"]))
-    return CNNInspection(class_names_of(model), _softmax(logits)[0], x.detach().cpu().float().numpy(),
+    return CNNInspection(class_names_of(model), softmax(logits)[0], x.detach().cpu().float().numpy(),
                          convs, pools, [f"{g}.{i}" for g, i in model.order], activations)
 
 

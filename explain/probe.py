@@ -12,7 +12,9 @@ run saves a new checkpoint, asks ``probe`` what that checkpoint makes of it:
   the prefix predictions for sentences.
 
 ``validation_predictions`` gives the predictions a confusion matrix and a grid of mistakes
-need, computed in batches under ``no_grad``. Nothing here trains, plots or imports Streamlit.
+need, computed in batches under ``no_grad``. What other views share (probabilities, class
+names, padding, words) lives in ``explain.predictions`` and ``explain.tokens``. Nothing here
+trains, plots or imports Streamlit.
 """
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-CLS_TOKEN = "[CLS]"
-PAD_ID = 0
-PREFIX_BATCH = 64  # prefixes scored at once (a sentence has at most a few dozen words)
+from .predictions import class_names_of, prefix_probabilities, softmax
+from .tokens import attention_labels, pad_id_of, sentence_of, strip_padding, words_of
+
 NICE_PROBES = (  # sentences that show word order mattering, used when every word is known
     "the plot is boring but the acting is good",
     "the film was not bad",
@@ -53,39 +55,6 @@ class ProbeView:
         return int(np.argmax(self.probabilities))
 
 
-def class_names_of(model) -> list[str]:
-    spec = model.spec
-    names = list(spec.class_names or [])
-    return names if len(names) == spec.num_classes else [str(i) for i in range(spec.num_classes)]
-
-
-def pad_id_of(model) -> int:
-    """The id a model pads with: 0 for Glassbox's own models, the tokenizer's for a pretrained one."""
-    return int(getattr(model, "pad_id", PAD_ID))
-
-
-def strip_padding(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
-    """(T,) token ids without the ``pad_id`` ids at the end; at least one id is kept."""
-    ids = torch.as_tensor(ids, dtype=torch.int64).flatten()
-    real = torch.nonzero(ids != pad_id).flatten()
-    end = int(real[-1]) + 1 if len(real) else 1
-    return ids[:end]
-
-
-def words_of(ids, vocab: list[str] | None) -> list[str]:
-    """Token ids -> words (<pad> dropped); ids are shown as numbers when there is no vocabulary."""
-    words = []
-    for i in (int(v) for v in torch.as_tensor(ids).flatten()):
-        if i == PAD_ID:
-            continue
-        words.append(vocab[i] if vocab is not None and 0 <= i < len(vocab) else str(i))
-    return words
-
-
-def sentence_of(ids, vocab: list[str] | None) -> str:
-    return " ".join(words_of(ids, vocab))
-
-
 def default_probe_sentence(vocab: list[str] | None, x_val: torch.Tensor | None = None) -> str:
     """A sentence worth watching: a contrast like '... boring but ... good' when the vocabulary
     knows every word of one, else the first validation sentence."""
@@ -112,7 +81,7 @@ def probe(model, x: torch.Tensor, vocab: list[str] | None = None) -> ProbeView:
         wanted = [n for n in ("conv.0.out", "conv.0.act") if n in hooks]
         logits, cache = model.run_with_cache(batch, names=wanted)
         return ProbeView(
-            "cnn", names, _softmax(logits)[0],
+            "cnn", names, softmax(logits)[0],
             filters=model.conv[0].conv.weight.detach().cpu().float().numpy(),  # a CNN has at least one conv
             feature_maps=cache["conv.0.out"][0].float().numpy() if "conv.0.out" in cache else None,
             activations=cache["conv.0.act"][0].float().numpy() if "conv.0.act" in cache else None)
@@ -120,48 +89,21 @@ def probe(model, x: torch.Tensor, vocab: list[str] | None = None) -> ProbeView:
     prefixes = prefix_probabilities(model, x) if spec.input.kind == "tokens" else None
     if spec.kind == "rnn":
         logits, cache = model.run_with_cache(batch, names=["rnn.hidden"])
-        return ProbeView("rnn", names, _softmax(logits)[0], tokens=tokens, prefix_probabilities=prefixes,
+        return ProbeView("rnn", names, softmax(logits)[0], tokens=tokens, prefix_probabilities=prefixes,
                          hidden=cache["rnn.hidden"][0].float().numpy())
     last = f"blocks.{spec.transformer.num_layers - 1}.attn.pattern"
     logits, cache = model.run_with_cache(batch, names=[last])
     heads = cache[last][0].float().numpy()  # (heads, T', T')
-    return ProbeView("transformer", names, _softmax(logits)[0], tokens=tokens, prefix_probabilities=prefixes,
+    return ProbeView("transformer", names, softmax(logits)[0], tokens=tokens, prefix_probabilities=prefixes,
                      attention=heads.mean(axis=0), attention_heads=heads,
                      attention_tokens=attention_labels(spec, tokens, heads.shape[-1]))
-
-
-def attention_labels(spec, tokens: list[str], length: int) -> list[str]:
-    """The labels of the attention pattern's rows and columns: [CLS] first when the model
-    pools with one, then the words (or the image's patches, numbered row by row)."""
-    cls = [CLS_TOKEN] if spec.transformer.pooling == "cls" else []
-    rest = list(tokens) if spec.input.kind == "tokens" else [f"patch {i + 1}" for i in range(length - len(cls))]
-    return (cls + rest)[:length]
-
-
-@torch.no_grad()
-def prefix_probabilities(model, ids: torch.Tensor) -> np.ndarray:
-    """(T, K): the class probabilities after reading words 1..t, for every t.
-
-    Each prefix is the sentence cut after t words and padded on the right, exactly as a
-    sentence of t words reaches the model.
-    """
-    pad = pad_id_of(model)
-    ids = strip_padding(ids, pad)
-    length = len(ids)
-    if model.spec.num_classes == 0:  # a pretrained encoder without a head: nothing to predict
-        return np.zeros((length, 0), dtype=np.float32)
-    rows = torch.full((length, length), pad, dtype=torch.int64)  # (T prefixes, T positions), the rest <pad>
-    for t in range(length):
-        rows[t, : t + 1] = ids[: t + 1]
-    out = [_softmax(model(rows[start:start + PREFIX_BATCH])) for start in range(0, length, PREFIX_BATCH)]
-    return np.concatenate(out, axis=0)
 
 
 @torch.no_grad()
 def validation_predictions(model, x: torch.Tensor, batch_size: int = 256) -> tuple[np.ndarray, np.ndarray]:
     """(predicted class (N,), probabilities (N, K)) for every example, in batches."""
     model.eval()
-    parts = [_softmax(model(x[start:start + batch_size])) for start in range(0, len(x), batch_size)]
+    parts = [softmax(model(x[start:start + batch_size])) for start in range(0, len(x), batch_size)]
     if not parts:
         return np.zeros(0, dtype=np.int64), np.zeros((0, model.spec.num_classes), dtype=np.float32)
     probabilities = np.concatenate(parts, axis=0)
@@ -177,6 +119,3 @@ def misclassified(true, predicted, probabilities=None, limit: int | None = None)
         wrong = wrong[np.argsort(-confidence, kind="stable")]
     return wrong[:limit] if limit is not None else wrong
 
-
-def _softmax(logits: torch.Tensor) -> np.ndarray:
-    return torch.softmax(logits.detach().float(), dim=-1).cpu().numpy()

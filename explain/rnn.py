@@ -20,7 +20,8 @@ import torch
 
 from models.rnn import GATE_NAMES
 
-from .probe import PAD_ID, _softmax, class_names_of, prefix_probabilities, strip_padding
+from .predictions import class_names_of, prefix_probabilities, softmax
+from .tokens import PAD_ID, strip_padding
 
 GATE_SYMBOLS = {"h": "h", "input": "i", "forget": "f", "candidate": "g", "output": "o",
                 "reset": "r", "update": "z", "new": "n"}  # the letters the equations use
@@ -63,7 +64,7 @@ def _check_rnn(model) -> None:
 
 
 def _word(token_id: int, vocab: list[str] | None) -> str:
-    # One label per position (a <pad> inside a sentence keeps its place, unlike probe.words_of),
+    # One label per position (a <pad> inside a sentence keeps its place, unlike tokens.words_of),
     # so tokens always line up with the hidden states.
     return vocab[token_id] if vocab is not None and 0 <= token_id < len(vocab) else str(token_id)
 
@@ -94,10 +95,10 @@ def inspect_rnn(model, ids: torch.Tensor, vocab: list[str] | None = None) -> RNN
         prefixes = prefix_probabilities(model, x)
     else:  # a numeric sequence has no padding, so each prefix is run on its own
         tokens = [f"step {t + 1}" for t in range(len(x))]
-        prefixes = np.concatenate([_softmax(model(x[None, : t + 1])) for t in range(len(x))], axis=0)
+        prefixes = np.concatenate([softmax(model(x[None, : t + 1])) for t in range(len(x))], axis=0)
     cell = model.spec.rnn.cell
     return RNNInspection(
-        tokens=tokens, ids=x.numpy(), class_names=class_names_of(model), probabilities=_softmax(logits)[0],
+        tokens=tokens, ids=x.numpy(), class_names=class_names_of(model), probabilities=softmax(logits)[0],
         prefix_probabilities=prefixes, cell=cell, hidden=activations["rnn.hidden"],
         cell_state=activations.get("rnn.cell"), gates=activations.get("rnn.gates"),
         gate_names=GATE_NAMES[cell], activations=activations)

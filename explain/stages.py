@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .probe import _softmax, class_names_of
+from .predictions import class_names_of, softmax
 
 
 @dataclass
@@ -38,4 +38,4 @@ def inspect_stages(model, x: torch.Tensor) -> StagesInspection:
     activations = {name: value[0].float().numpy() for name, value in cache.items()}
     stages = [StageMaps(name, activations[name]) for name in names if activations.get(name) is not None
               and activations[name].ndim == 3]
-    return StagesInspection(class_names_of(model), _softmax(logits)[0], stages, activations)
+    return StagesInspection(class_names_of(model), softmax(logits)[0], stages, activations)

@@ -23,7 +23,7 @@ def heatmaps(at, key: str = "attr_grid") -> list[np.ndarray]:
 
 
 def reference(model, x, target: int, method: str, normalization) -> np.ndarray:
-    result = attribute(model, x, target, method, baseline=image_baseline(x, normalization))
+    result = attribute(model, x, target, method, baselines=image_baseline(x, normalization))
     return attribution_map(result.values, "signed")
 
 

@@ -77,9 +77,9 @@ def test_on_a_linear_model_integrated_gradients_deeplift_and_saliency_have_their
     weights = model.linear.weight[target].detach().view(2, 3, 4)  # (24,) -> (C, H, W)
     settings = attr.Settings(n_steps=200)
     expected = ((x - baseline) * weights).numpy()
-    ig = attr.attribute(model, x, target, "integrated_gradients", settings, baseline=baseline)
+    ig = attr.attribute(model, x, target, "integrated_gradients", settings, baselines=baseline)
     np.testing.assert_allclose(ig.values, expected, atol=1e-5)
-    deeplift = attr.attribute(model, x, target, "deeplift", settings, baseline=baseline)
+    deeplift = attr.attribute(model, x, target, "deeplift", settings, baselines=baseline)
     np.testing.assert_allclose(deeplift.values, expected, atol=1e-5)
     assert deeplift.delta is None and f"add up to {expected.sum():.4f}" in deeplift.note
     saliency = attr.attribute(model, x, target, "saliency", settings)
@@ -101,10 +101,10 @@ def test_smoothgrad_without_noise_is_the_plain_method_and_with_noise_is_seeded()
     model = model_of("digits-cnn")
     x = picture(model)
     plain = attr.attribute(model, x, 2, "saliency")
-    silent = attr.attribute(model, x, 2, "saliency", attr.Settings(smoothgrad=True, smoothgrad_stdev=0.0))
+    silent = attr.attribute(model, x, 2, "saliency", attr.Settings(smoothgrad=True, nt_stdevs=0.0))
     np.testing.assert_allclose(silent.values, plain.values, atol=1e-7)
     assert silent.label == "SmoothGrad · Saliency"
-    noisy = attr.Settings(smoothgrad=True, smoothgrad_samples=4)
+    noisy = attr.Settings(smoothgrad=True, nt_samples=4)
     torch.manual_seed(5)
     before = torch.rand(3)
     torch.manual_seed(5)
@@ -176,7 +176,7 @@ def test_occlusion_is_the_score_drop_of_each_covered_patch(window, stride):
     model = model_of("digits-cnn")
     x, baseline = picture(model), torch.full((1, 16, 16), -0.5)
     settings = attr.Settings(occlusion_window=window, occlusion_stride=stride, perturbations_per_eval=7)
-    result = attr.attribute(model, x, 3, "occlusion", settings, baseline=baseline)
+    result = attr.attribute(model, x, 3, "occlusion", settings, baselines=baseline)
     np.testing.assert_allclose(result.values, occlusion_by_hand(model, x, baseline, 3, window, stride), atol=1e-6)
     with pytest.raises(ValueError, match="window"):
         attr.attribute(model, x, 3, "occlusion", attr.Settings(occlusion_window=17))
@@ -240,7 +240,7 @@ def test_token_inputs_are_checked():
 # ---- hooks: none left behind, even after a failure ----------------------------------------------
 
 def every_method(model) -> list[tuple[str, attr.Settings]]:
-    quick = dict(n_steps=8, internal_batch_size=4, shap_samples=4, smoothgrad_samples=3)
+    quick = dict(n_steps=8, internal_batch_size=4, n_samples=4, nt_samples=3)
     return [(method, attr.Settings(smoothgrad=smooth, **quick)) for method in attr.available_methods(model)
             for smooth in (False, True)]
 

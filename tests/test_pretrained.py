@@ -21,7 +21,7 @@ from transformers import (AutoModel, AutoModelForSequenceClassification, AutoTok
 
 from explain.attention import inspect_attention
 from explain.attributions import attribute, available_methods
-from explain.probe import attention_labels
+from explain.tokens import attention_labels
 from models.hooks import count_hooks
 from models.pretrained import (BUILTIN_TEXT, PretrainedError, builtin_text_folder, check_folder, load_pretrained,
                                tokenize)
@@ -233,7 +233,7 @@ def test_integrated_gradients_on_the_tiny_bert_classifier(tiny):
     hooks = count_hooks(model)
     ids, _, _ = tokenize(model, "the film was good")
     result = attribute(model, ids, 2, "integrated_gradients")
-    explicit = attribute(model, ids, 2, "integrated_gradients", baseline=torch.full_like(ids, model.pad_id))
+    explicit = attribute(model, ids, 2, "integrated_gradients", baselines=torch.full_like(ids, model.pad_id))
     assert result.values.shape == (len(ids),)
     torch.testing.assert_close(torch.from_numpy(result.values), torch.from_numpy(explicit.values))
     assert abs(result.total - result.expected_total) < 0.05 * max(1e-3, abs(result.expected_total)) + 1e-4
@@ -306,8 +306,8 @@ def test_gpt2_padding_is_its_end_of_text_token(tiny):
     with torch.no_grad():
         torch.testing.assert_close(model(padded.unsqueeze(0)), model(ids.unsqueeze(0)))
     result = attribute(model, ids, 1, "integrated_gradients")
-    explicit = attribute(model, ids, 1, "integrated_gradients", baseline=torch.full_like(ids, model.pad_id))
-    zeros = attribute(model, ids, 1, "integrated_gradients", baseline=torch.zeros_like(ids))
+    explicit = attribute(model, ids, 1, "integrated_gradients", baselines=torch.full_like(ids, model.pad_id))
+    zeros = attribute(model, ids, 1, "integrated_gradients", baselines=torch.zeros_like(ids))
     torch.testing.assert_close(torch.from_numpy(result.values), torch.from_numpy(explicit.values))
     assert not torch.allclose(torch.from_numpy(result.values), torch.from_numpy(zeros.values))
 

@@ -217,7 +217,7 @@ def test_attribution_methods_offered(models):
 
 
 def test_every_method_on_both_classifiers_leaves_no_hook(models):
-    settings = Settings(n_steps=24, shap_samples=4, internal_batch_size=24)
+    settings = Settings(n_steps=24, n_samples=4, internal_batch_size=24)
     x = pictures(1, seed=5)[0]
     for key in ("vit", "resnet"):
         model = models[key]

@@ -77,13 +77,6 @@ def test_vision_transformer_attention_is_labelled_by_patch():
     assert view.tokens == [] and view.prefix_probabilities is None
 
 
-def test_padding_is_stripped_but_one_token_is_always_kept():
-    assert probes.strip_padding(torch.tensor([5, 6, 0, 0])).tolist() == [5, 6]
-    assert probes.strip_padding(torch.tensor([0, 0])).tolist() == [0]
-    assert probes.sentence_of(torch.tensor([2, 3, 0, 0]), VOCAB) == "the plot"
-    assert probes.words_of([2, 99], None) == ["2", "99"]
-
-
 def test_the_default_probe_sentence():
     assert probes.default_probe_sentence(VOCAB) == "the plot is boring but the acting is good"
     small = ["<pad>", "<unk>", "hello", "world"]

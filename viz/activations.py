@@ -10,6 +10,8 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
+from .labels import unique_labels
+
 DIVERGING = "RdBu_r"  # signed values: blue negative, white zero, red positive
 SEQUENTIAL = "Viridis"
 
@@ -100,7 +102,7 @@ def heatmap_grid(maps: np.ndarray, titles: Sequence[str] | None = None, cols: in
 def attention_heatmap(pattern: np.ndarray, tokens: Sequence[str], title: str = "") -> go.Figure:
     """One head's (Tq, Tk) attention weights with the tokens on both axes (rows attend to columns)."""
     pattern = np.asarray(pattern, dtype=float)
-    labels = _unique_labels(tokens)
+    labels = unique_labels(tokens)
     side = min(640, 160 + 26 * len(labels))
     return go.Figure(  # dicts: validated once, by go.Figure
         data=[dict(type="heatmap", z=pattern, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
@@ -121,15 +123,3 @@ def probability_bars(probabilities: np.ndarray, class_names: Sequence[str], top_
                    hovertemplate="%{y}: %{x:.3f}<extra></extra>")],
         layout=dict(height=80 + 28 * len(order), margin=dict(l=10, r=10, t=10, b=30),
                     xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed", type="category")))
-
-
-def _unique_labels(tokens: Sequence[str]) -> list[str]:
-    """Plotly merges equal category labels, so repeated words get their position appended."""
-    seen: dict[str, int] = {}
-    labels = []
-    for position, token in enumerate(tokens):
-        labels.append(f"{token} ({position})" if token in seen else str(token))
-        seen[token] = position
-    if len(set(labels)) != len(labels):
-        labels = [f"{token} ({position})" for position, token in enumerate(tokens)]
-    return labels

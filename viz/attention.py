@@ -11,8 +11,9 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .activations import _unique_labels, axis_names, subplot_grid
-from .training import _as_display_image
+from .activations import axis_names, subplot_grid
+from .labels import unique_labels
+from .pictures import rgb_of_hwc
 
 WEIGHT_SCALE = "Blues"  # attention weights, 0..1, as in attention_heatmap
 WEIGHT_COLOUR = "#2563eb"
@@ -30,7 +31,7 @@ def attention_grid(patterns: np.ndarray, labels: Sequence[str], tile: int = 150)
     layers, heads, length, _ = patterns.shape
     if len(labels) != length:
         raise ValueError(f"there are {len(labels)} labels for {length} positions")
-    names = _unique_labels(labels)
+    names = unique_labels(labels)
     # The layout is written out as one dict rather than through make_subplots and per-axis
     # updates: Plotly re-validates the figure on every such call, which takes seconds at 144 tiles.
     layout = dict(height=layers * tile + 60, margin=dict(l=10, r=10, t=40, b=10), annotations=[],
@@ -67,7 +68,7 @@ def query_bars(weights: np.ndarray, labels: Sequence[str], query_label: str) -> 
     """Horizontal bars of where one query attends: one bar per key, in sentence order."""
     weights = np.asarray(weights, dtype=float)
     _check_row(weights, labels, "weights")
-    names = _unique_labels(labels)
+    names = unique_labels(labels)
     return go.Figure(  # dicts: validated once, by go.Figure
         data=[dict(type="bar", x=weights, y=names, orientation="h", text=[f"{w:.2f}" for w in weights],
                    textposition="auto", marker_color=WEIGHT_COLOUR,
@@ -83,7 +84,7 @@ def scores_figure(scores: np.ndarray, weights: np.ndarray, labels: Sequence[str]
     scores, weights = np.asarray(scores, dtype=float), np.asarray(weights, dtype=float)
     _check_row(scores, labels, "scores")
     _check_row(weights, labels, "weights")
-    names = _unique_labels(labels)
+    names = unique_labels(labels)
     # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
     layout, ((x1, y1), (x2, y2)) = subplot_grid(1, 2, ["score qk/√d (before softmax)", "weight (after softmax)"],
                                                 horizontal_spacing=0.06)
@@ -110,7 +111,7 @@ def patch_attention_figure(image: np.ndarray, maps: np.ndarray, patch_size: int,
     ``image`` is (H, W, 3) (uint8 as is, other types stretched to 0..255) or (H, W) grey.
     All overlays share one colour axis from the smallest to the largest weight, so heads compare.
     """
-    picture = _as_picture(image)
+    picture = rgb_of_hwc(image)
     maps = np.asarray(maps, dtype=float)
     if maps.ndim != 3:
         raise ValueError(f"patch_attention_figure needs (heads, rows, cols) maps, got shape {maps.shape}")
@@ -149,18 +150,6 @@ def patch_attention_figure(image: np.ndarray, maps: np.ndarray, patch_size: int,
                   coloraxis=dict(colorscale=OVERLAY_SCALE, cmin=low, cmax=high if high > low else low + 1e-6,
                                  colorbar=dict(title="attention", thickness=12)))
     return go.Figure(data=traces, layout=layout)
-
-
-def _as_picture(image: np.ndarray) -> np.ndarray:
-    """(H, W, 3) uint8 for go.Image: uint8 colour pictures unchanged, anything else stretched."""
-    image = np.asarray(image)
-    if image.ndim == 3 and image.shape[-1] == 3:
-        if image.dtype == np.uint8:
-            return image
-        return _as_display_image(np.transpose(image, (2, 0, 1)))  # (H, W, 3) -> (3, H, W), what it expects
-    if image.ndim == 2:
-        return _as_display_image(image)
-    raise ValueError(f"the picture must be (H, W, 3) colour or (H, W) grey, not an array of shape {image.shape}")
 
 
 def _check_row(values: np.ndarray, labels: Sequence[str], what: str) -> None:

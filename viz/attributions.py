@@ -14,8 +14,10 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .activations import DIVERGING, SEQUENTIAL, _unique_labels, axis_names, subplot_grid
-from .attention import NEGATIVE_COLOUR, POSITIVE_COLOUR, _as_picture
+from .activations import DIVERGING, SEQUENTIAL, axis_names, subplot_grid
+from .attention import NEGATIVE_COLOUR, POSITIVE_COLOUR
+from .labels import unique_labels
+from .pictures import rgb_of_hwc
 
 MODES = {"signed": "signed (red helps, blue hurts)",
          "absolute": "absolute (how much, either way)",
@@ -148,7 +150,7 @@ def token_attribution_figure(tokens: Sequence[str], scores: np.ndarray, title: s
     """One bar per token in sentence order, its score written on it: red above zero (speaks for
     the class), blue below (against). Repeated words get their position appended to stay apart."""
     scores = _token_scores(tokens, scores)
-    labels = _unique_labels(tokens)
+    labels = unique_labels(tokens)
     key = "red: speaks for the class · blue: against"
     return go.Figure(  # dicts: validated once, by go.Figure
         # Text outside the bars, unclipped: a near-zero bar has no room inside, and its score still matters.
@@ -222,7 +224,7 @@ def _picture(image: np.ndarray | None, blend: float) -> np.ndarray | None:
         image = image[..., 0]  # (H, W, 1) -> (H, W)
     if image.ndim == 2 and image.dtype == np.uint8:
         return np.repeat(image[..., None], 3, axis=2)  # (H, W) -> (H, W, 3): grey kept as is, not stretched
-    return _as_picture(image)
+    return rgb_of_hwc(image)
 
 
 def _check_covers(picture: np.ndarray | None, shape: tuple[int, int]) -> None:

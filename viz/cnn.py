@@ -15,7 +15,7 @@ import plotly.graph_objects as go
 from explain.cnn import ConvArithmetic, window_box
 
 from .activations import DIVERGING, SEQUENTIAL, axis_names, heatmap_grid, subplot_grid
-from .training import _as_display_image
+from .pictures import rgb_of_hwc
 
 HIGHLIGHT = "#f59e0b"  # amber: stands out on both the diverging and the viridis scales
 GRID = {SEQUENTIAL: "rgba(255, 255, 255, 0.55)", DIVERGING: "rgba(0, 0, 0, 0.3)"}  # faint, yet seen on each scale
@@ -96,7 +96,7 @@ def receptive_field_figure(image: np.ndarray, box: tuple[int, int, int, int], ti
                      hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>")
     elif image.ndim == 3 and image.shape[2] == 3:
         height, width = image.shape[:2]
-        pixels = image if image.dtype == np.uint8 else _as_display_image(np.transpose(image, (2, 0, 1)))  # (H, W, 3)
+        pixels = rgb_of_hwc(image)  # (H, W, 3) uint8
         trace = dict(type="image", z=pixels, hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>")
     else:
         raise ValueError(f"receptive_field_figure needs an (H, W) or (H, W, 3) image, got shape {image.shape}")

@@ -10,7 +10,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.colors import qualitative
 
-from .activations import DIVERGING, _unique_labels, heatmap_grid
+from .activations import DIVERGING, heatmap_grid
+from .labels import unique_labels
 from .training import image_grid_figure
 
 MAX_LINES = 10  # more classes than this: only the most likely ones at the end get a line
@@ -35,7 +36,7 @@ def prefix_predictions_figure(tokens: Sequence[str], probabilities: np.ndarray, 
     probabilities = np.asarray(probabilities, dtype=float)
     if probabilities.ndim != 2 or probabilities.shape[0] != len(tokens):
         raise ValueError(f"need (T, K) probabilities for {len(tokens)} tokens, got shape {probabilities.shape}")
-    labels = _unique_labels(tokens)
+    labels = unique_labels(tokens)
     classes = np.argsort(-probabilities[-1])[:MAX_LINES] if probabilities.shape[1] > MAX_LINES \
         else range(probabilities.shape[1])
     lines = [dict(type="scatter", x=labels, y=probabilities[:, k], mode="lines+markers", name=str(class_names[k]),
@@ -54,7 +55,7 @@ def hidden_states_figure(hidden: np.ndarray, tokens: Sequence[str], height: int 
     if hidden.ndim != 2 or hidden.shape[0] != len(tokens):
         raise ValueError(f"need (T, H) hidden states for {len(tokens)} tokens, got shape {hidden.shape}")
     bound = float(np.abs(hidden).max()) or 1.0
-    labels = _unique_labels(tokens)
+    labels = unique_labels(tokens)
     fig = go.Figure(go.Heatmap(z=hidden.T, x=labels, zmin=-bound, zmax=bound, colorscale=DIVERGING,
                                colorbar=dict(title="h"),
                                hovertemplate="after '%{x}', unit %{y}: %{z:.3f}<extra></extra>"))

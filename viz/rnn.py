@@ -14,7 +14,8 @@ from plotly.colors import qualitative
 
 from explain.rnn import GATE_SYMBOLS, TANH_GATES, StepArithmetic  # the data type and its gate conventions
 
-from .activations import DIVERGING, _unique_labels, axis_names, subplot_grid
+from .activations import DIVERGING, axis_names, subplot_grid
+from .labels import unique_labels
 
 GATE_SCALE = "Blues"  # sigmoid gates: 0 (closed) white to 1 (open) blue
 
@@ -77,7 +78,7 @@ def units_heatmap(values: np.ndarray, tokens: Sequence[str], title: str = "hidde
     else:
         low, high, scale = 0.0, max(1.0, float(values.max())), GATE_SCALE
     return go.Figure(  # dicts: validated once, by go.Figure
-        data=[dict(type="heatmap", z=values.T, x=_unique_labels(tokens), y=np.arange(values.shape[1]),  # z: (H, T)
+        data=[dict(type="heatmap", z=values.T, x=unique_labels(tokens), y=np.arange(values.shape[1]),  # z: (H, T)
                    zmin=low, zmax=high, colorscale=scale, colorbar=dict(title=colorbar),
                    hovertemplate=f"after '%{{x}}', unit %{{y}}: {colorbar} = %{{z:.3f}}<extra></extra>")],
         layout=dict(title=title or None, height=height, margin=dict(l=50, r=10, t=40 if title else 10, b=60),
@@ -94,7 +95,7 @@ def gates_figure(gates: np.ndarray, gate_names: Sequence[str], tokens: Sequence[
         raise ValueError(f"need (T, G, H) gates for {len(tokens)} words and {len(gate_names)} gates, "
                          f"got shape {gates.shape}")
     count = len(gate_names)
-    labels = _unique_labels(tokens)
+    labels = unique_labels(tokens)
     # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
     layout, cells = subplot_grid(count, 1, [_gate_title(name) for name in gate_names],
                                  vertical_spacing=0.06 if count > 1 else 0)

@@ -15,6 +15,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from .activations import axis_names, subplot_grid
+from .pictures import rgb_of_chw
 
 PALETTE = qualitative.Plotly
 
@@ -80,18 +81,6 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], height: int
     return fig
 
 
-def _as_display_image(image: np.ndarray) -> np.ndarray:
-    """(C, H, W) or (H, W) values of any range -> (H, W, 3) uint8 for display."""
-    image = np.asarray(image, dtype=float)
-    if image.ndim == 3:
-        image = image[0] if image.shape[0] == 1 else np.transpose(image[:3], (1, 2, 0))  # (H, W, C)
-    low, high = float(image.min()), float(image.max())
-    scaled = (image - low) / (high - low) if high > low else np.zeros_like(image)
-    if scaled.ndim == 2:
-        scaled = np.repeat(scaled[..., None], 3, axis=2)
-    return (scaled * 255).round().astype(np.uint8)
-
-
 def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], cols: int = 6,
                       tile: int = 130) -> go.Figure:
     """Small images in a grid, each with its title (e.g. 'predicted 3, true 8')."""
@@ -106,7 +95,7 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], cols:
     # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
     layout, cells = subplot_grid(rows, cols, list(titles), horizontal_spacing=0.02,
                                  vertical_spacing=min(0.12, 0.3 / rows), title_size=11)
-    pictures = [dict(type="image", z=_as_display_image(image), hoverinfo="skip", xaxis=x, yaxis=y)
+    pictures = [dict(type="image", z=rgb_of_chw(image), hoverinfo="skip", xaxis=x, yaxis=y)
                 for image, (x, y) in zip(images, cells)]
     for cell in cells:
         x_name, y_name = axis_names(cell)
