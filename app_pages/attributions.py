@@ -14,8 +14,6 @@ from explain.probe import default_probe_sentence
 from models.hooks import token_of
 from viz.attributions import MODES, attribution_grid, token_attribution_figure, token_attribution_html
 
-RESULTS = "attr_results"  # {cache key: [Attribution, ...]}: this session's, the last few inputs
-RANDOMIZED = "attr_randomized"  # (model token, the randomised copy) for the sanity check
 KEPT = 6  # results kept per session while a class flips between inputs and methods
 PREDICTED = -1  # the target choice "whatever the model predicts"
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "grad_cam")
@@ -118,31 +116,38 @@ if picture is None:
 
 
 # ---- compute (cached per input, target, methods and settings) ----------------------------
+@st.cache_resource(show_spinner=False, scope="session", max_entries=KEPT)
+def session_attributions(model_token: int, step, input_digest: str, target_class: int, methods: tuple,
+                         settings_key: tuple, label: str, _model, _x, _settings, _baselines) -> list:
+    """This session's attributions for one model, input, class, methods and settings; the last few
+    are kept while a class flips between inputs and methods (the progress bar is part of the result:
+    on a repeat it is replayed, already emptied)."""
+    bar = st.progress(0.0, text=f"{label}: starting…")
+
+    def progress(done: int, total: int, method_label: str) -> None:
+        bar.progress(done / max(total, 1), text=f"{label}: {method_label} ({done + 1} of {total})…")
+
+    found = ui.computed(attribute_many, _model, _x, target_class, list(methods), _settings,
+                        baselines=_baselines, progress=progress)
+    bar.empty()
+    return found
+
+
+@st.cache_resource(show_spinner=False, scope="session", max_entries=1)
+def randomized_model_of(model_token: int, _model):
+    """The sanity check's copy of the model with random weights, made once per model."""
+    return randomized_copy(_model, seed=0)
+
+
 def computed_attributions(which_model, label: str) -> list:
-    key = (token_of(which_model), target.step, hashlib.sha1(x.numpy().tobytes()).hexdigest(), target_class,
-           tuple(chosen), astuple(settings))
-    results = st.session_state.setdefault(RESULTS, {})
-    if key not in results:
-        bar = st.progress(0.0, text=f"{label}: starting…")
-
-        def progress(done: int, total: int, method_label: str) -> None:
-            bar.progress(done / max(total, 1), text=f"{label}: {method_label} ({done + 1} of {total})…")
-
-        baselines = image_baseline(x, context.normalization) if picture is not None else None
-        results[key] = ui.computed(attribute_many, which_model, x, target_class, chosen, settings,
-                                   baselines=baselines, progress=progress)
-        bar.empty()
-        while len(results) > KEPT:
-            results.pop(next(iter(results)))
-    return results[key]
+    baselines = image_baseline(x, context.normalization) if picture is not None else None
+    return session_attributions(token_of(which_model), target.step, hashlib.sha1(x.numpy().tobytes()).hexdigest(),
+                                target_class, tuple(chosen), astuple(settings), label,
+                                which_model, x, settings, baselines)
 
 
 def randomized_model():
-    kept = st.session_state.get(RANDOMIZED)
-    if not kept or kept[0] != token_of(model):
-        kept = (token_of(model), randomized_copy(model, seed=0))
-        st.session_state[RANDOMIZED] = kept
-    return kept[1]
+    return randomized_model_of(token_of(model), model)
 
 
 attributions = computed_attributions(model, "Trained model")
