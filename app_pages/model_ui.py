@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from models import Layer, ModelSpec, SpecError, build_model, presets
+from models import Layer, ModelSpec, SpecError, build_model, presets, shape_text
 from models.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint
 from models.spec import ACTIVATIONS, LAYER_TYPES
 
@@ -396,8 +396,8 @@ def show_layer_table(spec: ModelSpec, valid: bool) -> None:
     """Every layer's output shape and parameter count, worked out without building anything."""
     rows = spec.layer_table()
     if rows:
-        table = pd.DataFrame(rows).rename(columns={"name": "Layer", "layer": "What it does",
-                                                   "output": "Output shape", "params": "Parameters"})
+        table = pd.DataFrame([{"Layer": row.name, "What it does": row.layer, "Output shape": shape_text(row.output),
+                               "Parameters": row.params} for row in rows])
         st.dataframe(table, hide_index=True, width="stretch", key="layer_shapes",
                      column_config={"What it does": st.column_config.TextColumn(width="large"),
                                     "Parameters": st.column_config.NumberColumn(format="localized")})
