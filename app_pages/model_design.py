@@ -17,7 +17,7 @@ from app_pages import common
 from app_pages import editor_state as editor
 from app_pages.editor_state import EDIT_PREFIX, PRESET
 from app_pages.layer_table import layer_table_editor
-from models import ModelSpec, SpecError, build_model, presets
+from models import ModelSpec, SpecError, build_model, presets, shape_text
 
 # ---- widget keys (browser and app tests find widgets by these) -------------------------
 RESET_PRESET = "reset_preset"
@@ -218,8 +218,8 @@ def show_layer_table(spec: ModelSpec, valid: bool) -> None:
     """Every layer's output shape and parameter count, worked out without building anything."""
     rows = spec.layer_table()
     if rows:
-        table = pd.DataFrame(rows).rename(columns={"name": "Layer", "layer": "What it does",
-                                                   "output": "Output shape", "params": "Parameters"})
+        table = pd.DataFrame([{"Layer": row.name, "What it does": row.layer, "Output shape": shape_text(row.output),
+                               "Parameters": row.params} for row in rows])
         st.dataframe(table, hide_index=True, width="stretch", key="layer_shapes",
                      column_config={"What it does": st.column_config.TextColumn(width="large"),
                                     "Parameters": st.column_config.NumberColumn(format="localized")})

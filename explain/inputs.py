@@ -93,7 +93,7 @@ def input_context(model, dataset: Dataset | None = None) -> InputContext:
 
 
 def _pretrained_image_context(model) -> InputContext:
-    """A pretrained image model's own preprocessing (models.pretrained_vision): its size, mean and
+    """A pretrained image model's own preprocessing (models.pretrained.vision): its size, mean and
     std; a picture of another shape is centre-cropped to the aspect, then resized, as photos are."""
     image = model.meta["image"]
     normalization = {"mean": list(image["mean"]), "std": list(image["std"])}

@@ -7,6 +7,8 @@ convolution, ``conv.0.bn`` its normalised value and ``conv.0.act`` what the acti
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -64,7 +66,7 @@ class CNN(HookedModel):
         self.order: list[tuple[str, int]] = []
         channels = spec.input.channels
         features = spec.input.channels * spec.input.height * spec.input.width
-        shapes = {row["name"]: row["output"] for row in spec.layer_table()}
+        shapes = {row.name: row.output for row in spec.layer_table()}  # (C, H, W) or (features,)
         stage: Stage | None = None
         for layer in spec.layers:
             if layer.type in STAGE_TYPES:
@@ -79,8 +81,8 @@ class CNN(HookedModel):
                     stage = Stage(nn.Linear(features, layer.channels), "linear")
                 group.append(stage)
                 self.order.append((layer.type, len(group) - 1))
-                dims = [int(d) for d in shapes[name].split("×")]
-                channels, features = dims[0], _product(dims)
+                dims = shapes[name]
+                channels, features = dims[0], math.prod(dims)
             else:
                 stage.add(layer, channels, spatial=self.order[-1][0] != "fc")
         classifier = Stage(nn.Linear(features, spec.num_classes), "linear")
@@ -94,11 +96,4 @@ class CNN(HookedModel):
                 x = x.flatten(1)  # (B, C, H, W) -> (B, C*H*W)
             x = getattr(self, group)[index](x)
         return x  # (B, num_classes) logits
-
-
-def _product(dims: list[int]) -> int:
-    total = 1
-    for d in dims:
-        total *= d
-    return total
 

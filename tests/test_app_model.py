@@ -81,7 +81,8 @@ def test_each_preset_shows_its_layer_table_and_total(page, name):
     expected = model_parameter_count(spec)
     assert table_total(page) == expected
     assert shown_total(page) == expected
-    assert list(shape_table(page)["Layer"]) == [row["name"] for row in spec.layer_table()]
+    assert list(shape_table(page)["Layer"]) == [row.name for row in spec.layer_table()]
+    assert list(shape_table(page)["Output shape"]) == ["×".join(map(str, row.output)) for row in spec.layer_table()]
     assert presets.describe(name) in [c.value for c in page.caption]
     assert not errors(page)
     assert not page.button(key=model_design.USE_MODEL).disabled
@@ -186,7 +187,7 @@ def test_layer_rows_can_be_edited_added_and_deleted(page):
     spec = presets.get("digits-cnn")
     spec.layers[0].channels = 4
     spec.layers[7].type, spec.layers[7].p = "dropout", 0.25
-    assert [r["name"] for r in spec.layer_table()][-2] == "fc.0.dropout"
+    assert [r.name for r in spec.layer_table()][-2] == "fc.0.dropout"
     assert not errors(page)
     assert shown_total(page) == model_parameter_count(spec)
 

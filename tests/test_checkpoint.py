@@ -19,7 +19,7 @@ import safetensors.torch
 import torch
 
 from models import build_model, example_input, presets
-from models import checkpoint as ckpt
+from models import weights as weight_files
 from models.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint, read_meta, save_checkpoint
 
 META = {
@@ -361,21 +361,21 @@ def test_a_zip_bomb_is_refused():
 
 def test_an_archive_that_unpacks_too_large_is_refused(monkeypatch):
     data = checkpoint_bytes(trained_like("shapes-cnn"))
-    monkeypatch.setattr(ckpt, "MAX_UNPACKED_BYTES", 100_000)
+    monkeypatch.setattr(weight_files, "MAX_UNPACKED_BYTES", 100_000)
     assert "would unpack to" in refused((data, "m.zip"))
 
 
 def test_files_over_the_size_limit_are_refused(monkeypatch, tmp_path):
     model = trained_like("shapes-cnn")
     path = save_checkpoint(model, tmp_path / "m.zip")
-    monkeypatch.setattr(ckpt, "MAX_FILE_BYTES", 10_000)
+    monkeypatch.setattr(weight_files, "MAX_FILE_BYTES", 10_000)
     message = refused(path)
     assert "m.zip" in message and "up to" in message
 
 
 def test_checkpoint_limits_fit_the_largest_buildable_model():
     from models.spec import MAX_PARAMETERS
-    assert ckpt.MAX_FILE_BYTES > MAX_PARAMETERS * 4 and ckpt.MAX_UNPACKED_BYTES > MAX_PARAMETERS * 4
+    assert weight_files.MAX_FILE_BYTES > MAX_PARAMETERS * 4 and weight_files.MAX_UNPACKED_BYTES > MAX_PARAMETERS * 4
 
 
 def test_missing_parts_are_named():

@@ -6,16 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from models import (InputSpec, Layer, ModelSpec, RNNConfig, SpecError, TransformerConfig, build_model, count_hooks,
-                    example_input, presets)
+from models import (InputSpec, Layer, LayerRow, ModelSpec, RNNConfig, SpecError, TransformerConfig, build_model,
+                    count_hooks, example_input, presets, shape_text)
 from models.transformer import sinusoidal_positions
 
 REQUIRED_PRESETS = {"digits-cnn", "shapes-cnn", "sentiment-rnn", "sentiment-lstm", "sentiment-gru",
                     "sentiment-transformer", "shapes-vit"}
-
-
-def _dims(text: str) -> tuple[int, ...]:
-    return tuple(int(d) for d in text.split("×"))
 
 
 @pytest.fixture(params=presets.names())
@@ -45,7 +41,7 @@ def test_layer_table_shapes_match_the_activations(preset):
     model = build_model(spec, seed=0)
     x = example_input(spec, batch=3)
     logits, cache = model.run_with_cache(x)
-    rows = {row["name"]: _dims(row["output"]) for row in spec.layer_table()}
+    rows = {row.name: row.output for row in spec.layer_table()}
     checked = 0
     for name, shape in rows.items():
         aliases = ["rnn.hidden"] if spec.rnn and name == f"rnn.{spec.rnn.num_layers - 1}" else []
@@ -315,11 +311,22 @@ def test_layer_order_mistakes_are_explained():
     assert "channels must be between" in _cnn(Layer("conv", channels=0)).validate()[0]
 
 
+def test_layer_table_shapes_are_numbers_and_are_written_only_for_display():
+    rows = presets.get("digits-cnn").layer_table()
+    assert all(isinstance(row, LayerRow) for row in rows)
+    assert all(isinstance(row.output, tuple) and all(type(d) is int for d in row.output) for row in rows)
+    assert rows[0] == LayerRow("input", "image", (1, 16, 16), 0)
+    assert rows[-1].output == (10,)
+    assert shape_text((8, 16, 16)) == "8×16×16" and shape_text((10,)) == "10"
+    with pytest.raises(AttributeError):  # a row is a record, not an editable dict
+        rows[0].params = 1
+
+
 def test_layer_table_stops_at_the_first_broken_layer():
     spec = _cnn(Layer("conv", channels=4, kernel=3), Layer("conv", channels=4, kernel=30), Layer("act"))
     rows = spec.layer_table()
-    assert [r["name"] for r in rows] == ["input", "conv.0"]
-    assert rows[1]["output"] == "4×14×14" and rows[1]["params"] == 4 * 9 + 4
+    assert [r.name for r in rows] == ["input", "conv.0"]
+    assert rows[1].output == (4, 14, 14) and rows[1].params == 4 * 9 + 4
 
 
 def test_transformer_and_rnn_validation():

@@ -1,4 +1,4 @@
-"""Pretrained Hugging Face text models behind Glassbox's hook names (models/pretrained.py).
+"""Pretrained Hugging Face text models behind Glassbox's hook names (models/pretrained/).
 
 References: the same weights run by ``transformers`` directly (attentions, hidden states,
 logits), projections and pooling recomputed by hand from the HF modules, and the tokenizer's

@@ -1,4 +1,4 @@
-"""Pretrained Hugging Face image models behind Glassbox's hook names (models/pretrained_vision.py).
+"""Pretrained Hugging Face image models behind Glassbox's hook names (models/pretrained/vision.py).
 
 References: the same weights run by ``transformers`` directly (logits, attentions, hidden
 states), stage outputs and Grad-CAM recomputed by hand with torch.nn.functional, and pictures
@@ -25,8 +25,8 @@ from explain.attention import cls_patch_attention, inspect_attention
 from explain.attributions import NO_IMAGE_CLASSIFIER, Settings, attribute, available_methods, gradcam_layers
 from explain.inputs import input_context, prepare_image
 from models.hooks import count_hooks
-from models.pretrained import PretrainedError, check_folder, load_pretrained
-from models.pretrained_vision import PretrainedResNet, PretrainedViT, image_preprocessing
+from models.pretrained import (PretrainedError, PretrainedResNet, PretrainedViT, check_folder, image_preprocessing,
+                               load_pretrained)
 
 LABELS = {0: "cat", 1: "dog", 2: "bird"}
 MEAN, STD = [0.4, 0.5, 0.6], [0.2, 0.25, 0.3]

@@ -1,9 +1,9 @@
 """Pretrained Hugging Face image models (ViT, ResNet) behind Glassbox's hook names.
 
-A vision transformer is wrapped like the text models of ``models.pretrained``: the Hugging Face
-forward pass runs as it is, with eager attention, and the hook points (``embed.out``,
-``blocks.{i}.attn.pattern``, ``blocks.{i}.out``, ``pooled``) are read-outs filled from its
-outputs inside ``run_with_cache``. So the attention page works on it unchanged.
+A vision transformer is a ``PretrainedTransformer`` (models.pretrained.base), like the text
+models: the Hugging Face forward pass runs as it is, with eager attention, and the hook points
+(``embed.out``, ``blocks.{i}.attn.pattern``, ``blocks.{i}.out``, ``pooled``) are read-outs
+filled from its outputs inside ``run_with_cache``. So the attention page works on it unchanged.
 
 A ResNet is run stage by stage here instead (stem, stem pooling, each stage, average pooling,
 classifier: exactly what ``ResNetModel.forward`` does), with each stage's output passing
@@ -13,8 +13,8 @@ logits are computed from; a read-out would be a dead end.
 
 Each model gets its own preprocessing from its ``preprocessor_config.json`` (size, mean, std),
 read here as plain JSON: no image-processor class is built (the fast ones need torchvision),
-and nothing in the folder runs. Loading is reached only through ``models.pretrained``, which
-checks the folder and keeps the safetensors-only, no-remote-code rules.
+and nothing in the folder runs. Loading is reached only through ``models.pretrained.load``,
+which checks the folder and keeps the safetensors-only, no-remote-code rules.
 """
 from __future__ import annotations
 
@@ -23,16 +23,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .hooks import HookedModel, HookPoint
-from .pretrained import Block, Family, PretrainedError, PretrainedText, _read_json
-from .spec import InputSpec, ModelSpec, TransformerConfig
+from ..hooks import HookedModel, HookPoint
+from ..spec import InputSpec, ModelSpec, TransformerConfig
+from .base import Family, PretrainedError, PretrainedTransformer, class_names, read_json
 
 PREPROCESSOR_FILE = "preprocessor_config.json"
 IMAGENET_MEAN = [0.485, 0.456, 0.406]  # transformers' IMAGENET_DEFAULT_MEAN: ResNet's processor default
 IMAGENET_STD = [0.229, 0.224, 0.225]  # transformers' IMAGENET_DEFAULT_STD
 STANDARD_MEAN_STD = [0.5, 0.5, 0.5]  # transformers' IMAGENET_STANDARD_MEAN and _STD: ViT's processor default
 DEFAULT_SIDE = 224  # pixels, when neither the preprocessor nor the model config gives a size
-# Where a ViT keeps what the borrowed PretrainedText helpers read, relative to its base model.
+VISION_FAMILIES = {"vit": "ViT", "resnet": "ResNet"}  # model_type -> the name shown in messages
+# Where a ViT keeps what PretrainedTransformer's read-outs read, relative to its base model.
 VIT_LAYOUT = Family("ViT", False, "layers", "attention", ("q_proj", "k_proj", "v_proj"), True)
 
 
@@ -45,7 +46,7 @@ def image_preprocessing(source, model_config=None) -> dict:
     if isinstance(source, dict):
         settings, name = source, "the model"
     else:
-        settings, name = _read_json(Path(source) / PREPROCESSOR_FILE, Path(source).name), Path(source).name
+        settings, name = read_json(Path(source) / PREPROCESSOR_FILE, Path(source).name), Path(source).name
     channels = int(getattr(model_config, "num_channels", 3) or 3)
     family_default = STANDARD_MEAN_STD if getattr(model_config, "model_type", None) == "vit" else None
     mean = _per_channel(settings.get("image_mean", family_default or IMAGENET_MEAN), channels, "image_mean", name)
@@ -101,12 +102,6 @@ def _meta(source: str, family: str, classifier: bool, image: dict) -> dict:
             "normalization": {"mean": list(image["mean"]), "std": list(image["std"])}}
 
 
-def _class_names(config, classifier: bool) -> tuple[int, list[str]]:
-    num_classes = config.num_labels if classifier else 0
-    labels = {int(k): str(v) for k, v in (config.id2label or {}).items()}
-    return num_classes, [labels.get(i, str(i)) for i in range(num_classes)]
-
-
 def _checked_pictures(x, channels: int, height: int | None, width: int | None) -> torch.Tensor:
     """A (B, C, H, W) float batch; H and W are checked only when the model needs one size."""
     x = torch.as_tensor(x)
@@ -126,35 +121,24 @@ class Embed(nn.Module):
         self.out = HookPoint()  # (B, 1 + patches, D): hidden_states[0], [CLS] first, positions added
 
 
-class PretrainedViT(HookedModel):
+class PretrainedViT(PretrainedTransformer):
     """A Hugging Face ViT (``ViTModel`` or ``ViTForImageClassification``, eager attention) with
     Glassbox's hook points; ``forward(x)`` takes normalised (B, C, H, W) pictures, gives (B, K)."""
-
-    # The same projections read-out and head split as the text models: they use only
-    # self.family, self._hf_layers and self.head_dim, set below.
-    _projections_recorded = PretrainedText._projections_recorded
-    _split_heads = PretrainedText._split_heads
 
     def __init__(self, hf: nn.Module, name: str, source: str, image: dict):
         config = hf.config
         classifier = hf is not hf.base_model and config.num_labels > 0
-        num_classes, class_names = _class_names(config, classifier)
+        num_classes, names = class_names(config, classifier)
         transformer = TransformerConfig(
             d_model=config.hidden_size, num_heads=config.num_attention_heads, num_layers=config.num_hidden_layers,
             mlp_ratio=max(1, config.intermediate_size // config.hidden_size), dropout=0.0, positional="learned",
             norm="pre", pooling="cls", patch_size=config.patch_size)
-        super().__init__(ModelSpec(name=name, kind="transformer", num_classes=num_classes, class_names=class_names,
-                                   input=InputSpec(kind="image", channels=config.num_channels,
-                                                   height=image["height"], width=image["width"]),
-                                   transformer=transformer))
-        self.hf = hf
-        self.family = VIT_LAYOUT
+        spec = ModelSpec(name=name, kind="transformer", num_classes=num_classes, class_names=names,
+                         input=InputSpec(kind="image", channels=config.num_channels,
+                                         height=image["height"], width=image["width"]),
+                         transformer=transformer)
+        super().__init__(spec, hf, VIT_LAYOUT, Embed())
         self.meta = _meta(source, "vit", classifier, image)
-        self.head_dim = config.hidden_size // config.num_attention_heads
-        self.embed = Embed()
-        self.blocks = nn.ModuleList(Block() for _ in range(config.num_hidden_layers))
-        self.pooled = HookPoint()  # (B, D): what the head reads ([CLS] after the final norm), else the pooler's output
-        self._hf_layers = list(hf.base_model.get_submodule(self.family.layers))  # plain list: not registered twice
         # As for text: transformers hooks its layers for good the first time attentions are asked for
         with torch.no_grad():
             self.hf(pixel_values=torch.zeros(1, config.num_channels, image["height"], image["width"]),
@@ -166,28 +150,12 @@ class PretrainedViT(HookedModel):
         x = _checked_pictures(x, inp.channels, inp.height, inp.width)
         if not self._caching:
             return self._logits(self.hf(pixel_values=x), x)
-        with self._projections_recorded() as projections:
-            outputs = self.hf(pixel_values=x, output_attentions=True, output_hidden_states=True)
-        hidden = outputs.hidden_states  # L + 1 tensors of (B, 1 + patches, D)
-        self.embed.out(hidden[0])
-        for i, block in enumerate(self.blocks):
-            q, k, v = (self._split_heads(projections[i][part]) for part in range(3))  # 3 × (B, h, T, dh)
-            for point, value in ((block.attn.q, q), (block.attn.k, k), (block.attn.v, v)):
-                point(value)
-            scale = self._hf_layers[i].get_submodule(self.family.attention).scaling
-            block.attn.scores(q @ k.transpose(-2, -1) * scale)  # (B, h, T, T)
-            block.attn.pattern(outputs.attentions[i])  # (B, h, T, T)
-            block.out(hidden[i + 1])
+        outputs = self._run_read_out(pixel_values=x)  # hidden states of (B, 1 + patches, D)
         if self.meta["classifier"]:  # ViTForImageClassification reads [CLS] after the final layer norm
-            self.pooled(self.hf.base_model.layernorm(hidden[-1])[:, 0])
+            self.pooled(self.hf.base_model.layernorm(outputs.hidden_states[-1])[:, 0])
         else:
             self.pooled(outputs.pooler_output if outputs.pooler_output is not None else outputs.last_hidden_state[:, 0])
         return self._logits(outputs, x)
-
-    def _logits(self, outputs, x: torch.Tensor) -> torch.Tensor:
-        if self.meta["classifier"]:
-            return outputs.logits  # (B, K)
-        return torch.zeros(x.shape[0], 0, device=x.device)  # (B, 0): a bare encoder has no classes
 
 
 # ---- ResNet -----------------------------------------------------------------------------------
@@ -205,8 +173,8 @@ class PretrainedResNet(HookedModel):
     def __init__(self, hf: nn.Module, name: str, source: str, image: dict):
         config = hf.config
         classifier = hf is not hf.base_model and config.num_labels > 0
-        num_classes, class_names = _class_names(config, classifier)
-        super().__init__(ModelSpec(name=name, kind="cnn", num_classes=num_classes, class_names=class_names,
+        num_classes, names = class_names(config, classifier)
+        super().__init__(ModelSpec(name=name, kind="cnn", num_classes=num_classes, class_names=names,
                                    input=InputSpec(kind="image", channels=config.num_channels,
                                                    height=image["height"], width=image["width"]),
                                    layers=[]))  # descriptive only: the residual blocks are no layer table
@@ -241,7 +209,7 @@ class PretrainedResNet(HookedModel):
         return torch.zeros(x.shape[0], 0, device=x.device)  # (B, 0): a bare backbone has no classes
 
 
-# ---- loading (called by models.pretrained after its checks) ------------------------------------
+# ---- loading (called by models.pretrained.load after its checks) --------------------------------
 
 def build_vision(location: str, config, name: str, source: str, offline: bool) -> HookedModel:
     """The ViT or ResNet at ``location`` (a checked folder or a hub id), wrapped with hook points."""
@@ -261,9 +229,9 @@ def _preprocessor_settings(location: str, name: str, offline: bool) -> dict:
     """The model's preprocessor_config.json as a dict ({} when it has none: defaults apply)."""
     folder = Path(location)
     if folder.is_dir():
-        return _read_json(folder / PREPROCESSOR_FILE, name)
+        return read_json(folder / PREPROCESSOR_FILE, name)
     from transformers.utils import cached_file
 
     path = cached_file(location, PREPROCESSOR_FILE, local_files_only=offline,
                        _raise_exceptions_for_missing_entries=False, _raise_exceptions_for_connection_errors=False)
-    return _read_json(Path(path), name) if path else {}
+    return read_json(Path(path), name) if path else {}
