@@ -101,7 +101,7 @@ def uploaded_run_dataset(root: str, run_id: str):
 
 def run_dataset(root: str, run_id: str):
     """The dataset a run trains on: built-in ones from the shared cache, uploads from the run."""
-    source = RunStore(root).read(run_id)["dataset"].get("source")
+    source = RunStore(root).read(run_id).dataset.get("source")
     if source:
         return builtin_dataset(source["builtin"], json.dumps(source.get("options", {}), sort_keys=True))
     return uploaded_run_dataset(root, run_id)
@@ -388,6 +388,7 @@ def all_runs() -> list[RunStatus]:
 def attached_run() -> RunStatus | None:
     """The run this session watches; a new session (a reload) attaches to the newest active run,
     or else the newest run."""
+    jobs.reconcile()  # first record what became of the workers (a dead one's run is failed)
     state = st.session_state
     if state[common.CURRENT_RUN] is not None:
         run = safe_status(state[common.CURRENT_RUN])
@@ -490,6 +491,7 @@ def live_panel(run: RunStatus) -> None:
 
 
 def _live_panel(run_id: str, was_active: bool) -> None:
+    jobs.reconcile(run_id)  # status() only reads: record a dead worker or enforce a stop first
     run = safe_status(run_id)
     if run is None:
         st.warning("This run can no longer be read (was it deleted?).")
@@ -719,6 +721,7 @@ def runs_section() -> None:
 
 
 def _runs_section(active_before: list[str]) -> None:
+    jobs.reconcile()  # status() only reads: record dead workers and enforce stops first
     runs = all_runs()
     if active_before and sorted(run.run_id for run in runs if run.active) != active_before:
         st.rerun()  # a run started or ended: redraw the page (and stop polling when none is left)
