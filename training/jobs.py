@@ -31,7 +31,7 @@ from dataclasses import asdict, dataclass, replace
 
 from training.backends import Backend
 from training.backends.local import LocalProcessBackend
-from training.record import ACTIVE, RESUMABLE, TERMINAL, RunProgress, RunRecord, RunState, RunTimes  # noqa: F401
+from training.record import RESUMABLE, RunProgress, RunRecord, RunState, RunTimes  # noqa: F401 - RESUMABLE: pages use jobs.RESUMABLE
 from training.store import RunNotFound, RunStore
 
 STOP_GRACE_S = 10.0  # a worker that has not stopped this long after being asked is ended by force
@@ -84,6 +84,8 @@ class RunStatus:
 
 
 class Jobs:
+    """The job API on one run store and one backend (the module-level functions use a shared one)."""
+
     def __init__(self, store: RunStore | None = None, backend: Backend | None = None,
                  max_per_device: int | None = None):
         self.store = store or RunStore()
