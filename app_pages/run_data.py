@@ -79,7 +79,7 @@ def uploaded_run_dataset(root: str, run_id: str):
 
 def run_dataset(root: str, run_id: str):
     """The dataset a run trains on: built-in ones from the shared cache, uploads from the run."""
-    source = RunStore(root).read(run_id)["dataset"].get("source")
+    source = RunStore(root).read(run_id).dataset.get("source")
     if source:
         return builtin_dataset(source["builtin"], json.dumps(source.get("options", {}), sort_keys=True))
     return uploaded_run_dataset(root, run_id)

@@ -2,6 +2,7 @@
 import streamlit as st
 
 from app_pages import common, train_data, train_live, train_results, train_run, train_runs_list, train_settings
+from training.record import RunState
 
 st.title("Train")
 st.caption("Train the current model and watch it learn: the loss falls, the accuracy climbs and its first "
@@ -40,7 +41,7 @@ if run is not None:
     st.subheader(f"Training {train_run.run_title(run)}")
     train_run.run_controls(run)
     train_live.live_panel(run)
-    if run.status == "finished":
+    if run.status == RunState.FINISHED:
         train_results.results(run)
 
 st.subheader("All runs")

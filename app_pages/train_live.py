@@ -19,6 +19,7 @@ from explain import probe as probes
 from training import jobs
 from training.datasets import preprocessor_from_meta
 from training.jobs import RunStatus
+from training.record import RunState
 from training.progress import describe_progress, status_words
 from training.store import RunStore
 from viz.live import Panel, picture_panels, sentence_panels
@@ -41,6 +42,7 @@ def live_panel(run: RunStatus) -> None:
 
 
 def _live_panel(run_id: str, was_active: bool) -> None:
+    jobs.reconcile(run_id)  # the run's polling step: a dead worker or an ignored stop is settled here
     run = safe_status(run_id)
     if run is None:
         st.warning("This run can no longer be read (was it deleted?).")
@@ -94,13 +96,13 @@ def metrics_feed(run_id: str) -> MetricsFeed:
 def show_status(run: RunStatus, records: list[dict]) -> None:
     """The status in words (with the advice or the reason when it went wrong) and the progress bar."""
     tone, words = status_words(run.status, run.message)
-    if run.status == "queued":
-        ahead = [other for other in all_runs() if other.status == "running" and other.run_id != run.run_id]
+    if run.status == RunState.QUEUED:
+        ahead = [other for other in all_runs() if other.status == RunState.RUNNING and other.run_id != run.run_id]
         words = (f"Queued: waiting for the run {run_label(ahead[0])} to finish (one run trains at a time)."
                  if ahead else "Starting: loading the model and the data…")
-    elif run.status == "running" and run.device:
+    elif run.status == RunState.RUNNING and run.device:
         words = f"Running on {run.device}."
-    elif run.status == "finished" and run.last_val_acc is not None:
+    elif run.status == RunState.FINISHED and run.last_val_acc is not None:
         words = (f"Finished: {run.last_val_acc:.1%} of the validation examples right at the end "
                  f"(best {run.best_val_acc:.1%}).")
     {"info": st.info, "success": st.success, "warning": st.warning, "error": st.error}[tone](words)

@@ -15,6 +15,7 @@ from app_pages import common
 from app_pages.run_data import UNREADABLE, all_runs, safe_status, store
 from training import jobs
 from training.jobs import JobError, RunStatus
+from training.record import RunState
 
 # ---- widget keys (app and browser tests find widgets by these) ------------------------
 STOP = "train_stop"
@@ -41,6 +42,7 @@ def attach(run_id: str | None) -> None:
 def attached_run() -> RunStatus | None:
     """The run this session watches; a new session (a reload) attaches to the newest active run,
     or else the newest run."""
+    jobs.reconcile()  # a worker that died while nobody watched is marked so before it is shown
     state = st.session_state
     if state[common.CURRENT_RUN] is not None:
         run = safe_status(state[common.CURRENT_RUN])
@@ -76,7 +78,7 @@ def trained_summary(model, run: RunStatus) -> str:
 def adopt_if_just_finished(run: RunStatus) -> None:
     """A run this session watched has finished: its final model becomes the current model."""
     state = st.session_state
-    if run.status != "finished" or run.run_id not in state[common.RUNS_WATCHED] \
+    if run.status != RunState.FINISHED or run.run_id not in state[common.RUNS_WATCHED] \
             or run.run_id in state[common.RUNS_ADOPTED]:
         return
     state[common.RUNS_ADOPTED].add(run.run_id)
@@ -112,7 +114,7 @@ def run_controls(run: RunStatus) -> None:
     st.caption(f"Run {run.run_id}")
     buttons = st.container(horizontal=True)
     if run.active:
-        if buttons.button("Stop", key=STOP, icon=":material/stop:", disabled=run.status == "stopping",
+        if buttons.button("Stop", key=STOP, icon=":material/stop:", disabled=run.status == RunState.STOPPING,
                           help="Stops within a second and keeps the model where it got to; Resume continues."):
             jobs.stop(run.run_id)
             st.rerun()
@@ -127,7 +129,7 @@ def run_controls(run: RunStatus) -> None:
                 return
             state[common.RUNS_WATCHED].add(run.run_id)
             st.rerun()
-    if not is_current(run.run_id) and run.status in ("finished", "stopped"):
+    if not is_current(run.run_id) and run.status in (RunState.FINISHED, RunState.STOPPED):
         if buttons.button("Use this model", key=USE_RUN_MODEL, icon=":material/check:",
                           help="Make this run's latest model the current model for every page."):
             open_run(run)

@@ -13,6 +13,7 @@ from app_pages.run_data import UNREADABLE, all_runs, has_checkpoint
 from app_pages.train_run import attach, open_run, run_label
 from training import jobs
 from training.jobs import JobError, RunStatus
+from training.record import RunState
 from training.progress import format_duration
 from viz.training import curves_figure
 
@@ -38,6 +39,7 @@ def runs_section() -> None:
 
 
 def _runs_section(active_before: list[str]) -> None:
+    jobs.reconcile()  # the runs table's polling step (status reads below are pure)
     runs = all_runs()
     if active_before and sorted(run.run_id for run in runs if run.active) != active_before:
         st.rerun()  # a run started or ended: redraw the page (and stop polling when none is left)
@@ -48,7 +50,7 @@ def _runs_section(active_before: list[str]) -> None:
         "Run": run_label(run),
         "Model": f"{run.model} ({run.family})" if run.family else run.model,
         "Data": run.dataset,
-        "Status": f"running {run.progress:.0%}" if run.status == "running" else run.status,
+        "Status": f"running {run.progress:.0%}" if run.status == RunState.RUNNING else run.status,
         "Best validation accuracy": run.best_val_acc,
         "Started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.submitted_at)),
         "Time": format_duration(run.duration_s) if run.duration_s is not None else "",

@@ -2,6 +2,7 @@
 own process; a stop lands within a second or two; a second job waits as ``queued`` while the
 first holds the device; a worker killed with SIGKILL leaves a ``failed`` run (and this process
 unharmed) that resumes from its last checkpoint; errors in the worker become plain messages.
+``status`` and ``list_runs`` only read; ``reconcile`` records what became of the workers.
 
 Timing is never asserted beyond generous bounds: the machine may be busy.
 """
@@ -20,7 +21,9 @@ import torch
 
 from tests.waiting import until as wait_until
 from training import jobs as jobs_module
-from training.jobs import JobError, Jobs, LocalProcessBackend
+from training.backends.local import LocalProcessBackend, track_child
+from training.jobs import JobError, Jobs
+from training.record import RunState
 from training.store import RunStore
 from training.trainer import Hyperparameters, checkpoint_schedule
 from tests.test_trainer import quadrant_images, tiny_cnn
@@ -59,6 +62,12 @@ def long_run(jobs, epochs=1000):
     """A run that trains for far longer than any test waits (unless stopped)."""
     data = quadrant_images(n_train=512, n_val=64)
     return jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=epochs))
+
+
+def reconciled_status(jobs, run_id):
+    """The status after reconciling, as a page that watches the run sees it."""
+    jobs.reconcile(run_id)
+    return jobs.status(run_id)
 
 
 def training_has_begun(jobs, run_id):
@@ -154,7 +163,7 @@ def test_a_killed_worker_marks_the_run_failed_and_it_can_resume(make_jobs):
     until(lambda: training_has_begun(jobs, run_id) and len(jobs.store.checkpoint_steps(run_id)) > 3)
     pid = int((jobs.store.path(run_id) / "pid").read_text().split()[0])
     os.kill(pid, signal.SIGKILL)
-    failed = until(lambda: (s := jobs.status(run_id)).status == "failed" and s)
+    failed = until(lambda: (s := reconciled_status(jobs, run_id)).status == "failed" and s)
     assert "killed" in failed.message and "out of memory" in failed.message
     assert os.getpid() > 0 and jobs.list_runs()[0].status == "failed"  # this process carries on
 
@@ -217,14 +226,14 @@ class SleepingBackend(LocalProcessBackend):
         self.ignore_sigterm = ignore_sigterm
 
     def launch(self, run_dir, resume):
-        from training.jobs import _CHILDREN
         code = "import signal, time\n"
         if self.ignore_sigterm:
             code += "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n"
         code += "print('ready', flush=True)\ntime.sleep(60)\n"
         child = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
         assert child.stdout.readline().strip() == b"ready"  # its signal handling is in place
-        _CHILDREN[child.pid] = child
+        track_child(child)
+        self.child = child
         (run_dir / "pid").write_text(f"{child.pid} {time.time()}")
 
 
@@ -235,8 +244,12 @@ def test_a_worker_that_ignores_a_stop_is_ended_after_a_grace_period(make_jobs, m
     jobs.backend.launch(jobs.store.path(run_id), False)
     assert jobs.stop(run_id, wait_s=0.1).status == "stopping"
     time.sleep(0.6)
+    assert jobs.status(run_id).status == "stopping"  # looking enforces nothing
+    assert jobs.backend.child.poll() is None
+    assert jobs.reconcile(run_id) == [run_id]
     final = jobs.status(run_id)
     assert final.status == "stopped" and "did not respond" in final.message
+    assert jobs.backend.child.poll() is not None  # ended by force
 
 
 def test_a_worker_that_dies_on_the_stop_signal_counts_as_stopped(make_jobs):
@@ -251,9 +264,57 @@ def test_a_run_whose_worker_vanished_while_the_server_was_away_is_failed(make_jo
     run_id, _ = fake_run(jobs)
     folder = jobs.store.path(run_id)
     (folder / "pid").write_text(f"{2 ** 22 + 12345} {time.time() - 100}")  # no such process, not our child
+    assert jobs.status(run_id).status == "running"  # a look changes nothing
+    assert jobs.reconcile() == [run_id]
     current = jobs.status(run_id)
     assert current.status == "failed" and "ended without saying why" in current.message
-    assert jobs.store.read(run_id)["status"] == "failed"  # recorded, not only shown
+    assert jobs.store.read(run_id).status == "failed"  # recorded, not only shown
+    assert jobs.reconcile() == []  # once is enough
+
+
+def snapshot(jobs, run_id):
+    """run.json's bytes and modification time, and the folder's file names."""
+    folder = jobs.store.path(run_id)
+    run_json = folder / "run.json"
+    return run_json.read_bytes(), run_json.stat().st_mtime_ns, sorted(p.name for p in folder.iterdir())
+
+
+def test_status_and_list_runs_only_read_and_reconcile_does_what_they_no_longer_do(make_jobs, monkeypatch):
+    """A dead worker and a worker that ignores a stop: looking (status, list_runs) writes nothing
+    and ends no process; reconcile records the first as failed and ends the second."""
+    monkeypatch.setattr(jobs_module, "STOP_GRACE_S", 0.3)
+    jobs = make_jobs(backend=SleepingBackend(ignore_sigterm=True))
+    dead, _ = fake_run(jobs)
+    (jobs.store.path(dead) / "pid").write_text(f"{2 ** 22 + 12345} {time.time() - 100}")
+    stuck, _ = fake_run(jobs)
+    jobs.backend.launch(jobs.store.path(stuck), False)
+    jobs.store.ask_to_stop(stuck)
+    time.sleep(0.4)  # past the grace period
+    before = {run_id: snapshot(jobs, run_id) for run_id in (dead, stuck)}
+    time.sleep(0.05)  # a write now would show in the modification time
+
+    for _ in range(3):
+        assert jobs.status(dead).status == "running"
+        assert jobs.status(stuck).status == "stopping"
+        assert {run.run_id: run.status for run in jobs.list_runs()} == {dead: "running", stuck: "stopping"}
+    assert {run_id: snapshot(jobs, run_id) for run_id in (dead, stuck)} == before
+    assert jobs.backend.child.poll() is None  # the stuck worker lives
+
+    assert sorted(jobs.reconcile()) == sorted([dead, stuck])
+    assert jobs.store.read(dead).status is RunState.FAILED
+    assert "ended without saying why" in jobs.store.read(dead).message
+    assert jobs.store.read(stuck).status is RunState.STOPPED
+    assert jobs.backend.child.wait(timeout=5) is not None
+    assert all(snapshot(jobs, run_id)[0] != before[run_id][0] for run_id in (dead, stuck))
+
+
+def test_reconcile_leaves_a_run_it_cannot_read_alone(make_jobs):
+    jobs = make_jobs()
+    run_id, _ = fake_run(jobs)
+    (jobs.store.path(run_id) / "run.json").write_bytes(b"{torn")
+    assert jobs.reconcile() == [] and jobs.reconcile(run_id) == []
+    assert jobs.reconcile("20990101-000000-gone-0000") == []
+    assert (jobs.store.path(run_id) / "run.json").read_bytes() == b"{torn"
 
 
 def test_the_worker_module_loads_without_torch_and_nothing_here_loads_streamlit():

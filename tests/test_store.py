@@ -1,5 +1,6 @@
-"""The run store: readable ids, atomic run.json, append-only metrics that survive a torn line,
-checkpoint folders that appear only when complete, and plain-data optimizer and dataset files."""
+"""The run store: readable ids, atomic run.json read and written as a RunRecord (and run.json
+files from before it still load), append-only metrics that survive a torn line, checkpoint
+folders that appear only when complete, and plain-data optimizer and dataset files."""
 from __future__ import annotations
 
 import json
@@ -10,6 +11,9 @@ import pytest
 import torch
 
 from models import build_model
+from dataclasses import replace
+
+from training.record import RunRecord, RunState
 from training.store import METRICS_FILE, CheckpointWriter, RunNotFound, RunStore, default_root, new_run_id
 from tests.test_trainer import keyword_sentences, quadrant_images, tiny_cnn
 
@@ -28,7 +32,7 @@ def test_run_ids_are_readable_sortable_and_safe(store, monkeypatch, tmp_path):
     run_id = new_run_id("Digits CNN (mine)!")
     assert run_id[:8].isdigit() and run_id[8] == "-" and "-digits-cnn-mine-" in run_id
     first = store.create("a", {"status": "queued"})
-    assert store.read(first) == {"run_id": first, "status": "queued"}
+    assert store.read(first) == RunRecord(run_id=first, status=RunState.QUEUED)
     assert (store.path(first) / "checkpoints").is_dir()
     assert store.run_ids() == [first]
     for bad in ("../../etc", "x", "20261124-101500-../x"):
@@ -41,7 +45,7 @@ def test_run_ids_are_readable_sortable_and_safe(store, monkeypatch, tmp_path):
 
 
 def test_run_json_is_never_seen_half_written(store, run_id):
-    big = {"status": "running", "padding": "x" * 200_000}
+    big = replace(store.read(run_id), status=RunState.RUNNING, extra={"padding": "x" * 200_000})
     failures, done = [], threading.Event()
 
     def reader():
@@ -54,11 +58,11 @@ def test_run_json_is_never_seen_half_written(store, run_id):
     thread = threading.Thread(target=reader)
     thread.start()
     for i in range(200):
-        store.write(run_id, {**big, "i": i})
+        store.write(replace(big, extra={**big.extra, "i": i}))
     done.set()
     thread.join()
     assert failures == []
-    assert store.read(run_id)["i"] == 199
+    assert store.read(run_id).extra["i"] == 199
 
 
 def test_a_failed_write_leaves_the_old_run_json_and_no_temporary_file(store, run_id, monkeypatch):
@@ -73,6 +77,51 @@ def test_a_failed_write_leaves_the_old_run_json_and_no_temporary_file(store, run
     monkeypatch.undo()
     assert store.read(run_id) == before
     assert sorted(p.name for p in store.path(run_id).iterdir()) == ["checkpoints", "run.json"]
+
+
+# A run.json as the code before RunRecord wrote it (a finished run, once resumed).
+OLD_RUN_JSON = {
+    "run_id": "20260101-101500-digits-cnn-ab12", "status": "finished", "message": "Finished 320 steps.",
+    "model": "digits-cnn", "family": "CNN", "spec": {"name": "digits-cnn", "kind": "cnn"},
+    "dataset": {"name": "digits", "source": {"builtin": "digits", "options": {}}, "meta": {"class_names": ["0"]},
+                "train_size": 1000, "val_size": 200},
+    "hyperparameters": {"optimizer": "adam", "lr": 0.001, "epochs": 5},
+    "device": "cpu", "best_val_acc": 0.9, "last_val_acc": 0.875, "resumes": 1,
+    "progress": {"step": 320, "epoch": 5.0, "total_steps": 320, "steps_per_epoch": 64, "checkpoint_steps": [0, 320]},
+    "times": {"submitted": 1.0, "queued": 2.0, "started": 3.0, "finished": 4.0, "updated": 4.5},
+    "job": {"backend": "local", "max_per_device": 1},
+    "pid": 4242, "device_detail": "cpu", "amp": "off",
+}
+
+
+def test_a_run_json_written_before_run_record_loads_and_is_written_back_with_the_same_keys(store):
+    folder = store.runs_dir / OLD_RUN_JSON["run_id"]
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({**OLD_RUN_JSON, "a_later_key": [1, 2]}, indent=1))
+    record = store.read(OLD_RUN_JSON["run_id"])
+    assert record.status is RunState.FINISHED and record.status == "finished" and not record.status.active
+    assert record.progress.step == 320 and record.times.started == 3.0 and record.resumes == 1
+    assert record.dataset["source"]["builtin"] == "digits" and record.pid == 4242
+    assert record.extra == {"a_later_key": [1, 2]}  # unknown keys are kept, not dropped
+    store.write(record)
+    assert json.loads((folder / "run.json").read_text()) == {**OLD_RUN_JSON, "a_later_key": [1, 2]}
+    # a fresh run's record, as submit made it before RunRecord: no worker keys yet
+    fresh = {key: OLD_RUN_JSON[key] for key in ("run_id", "spec", "dataset", "hyperparameters", "job")}
+    fresh.update(status="queued", progress={"step": 0, "epoch": 0, "total_steps": 320},
+                 times={"submitted": 1.0, "queued": 1.0, "started": None, "finished": None, "updated": 1.0})
+    record = RunRecord.from_dict(fresh)
+    assert record.status is RunState.QUEUED and record.status.active and record.pid is None
+    assert record.to_dict().items() >= {**fresh, "progress": {**fresh["progress"], "steps_per_epoch": None,
+                                                              "checkpoint_steps": None}}.items()
+
+
+@pytest.mark.parametrize("content, words", [
+    ([], "JSON object"), ({"status": "finished"}, "no run id"), ({"run_id": "x", "status": "done"}, "no valid status"),
+    ({"run_id": "x", "status": "finished", "times": []}, "times"), ({"run_id": "x", "status": "stopping"}, "only"),
+])
+def test_a_damaged_record_is_a_value_error_in_words(content, words):
+    with pytest.raises(ValueError, match=words):
+        RunRecord.from_dict(content)
 
 
 def test_metrics_are_appended_and_read_incrementally(store, run_id):

@@ -275,13 +275,13 @@ def test_learning_rates_in_advice_read_as_plain_numbers():
 
 
 def test_a_worker_leaves_one_core_for_the_web_server(monkeypatch):
-    from training import trainer
+    from training import devices
     monkeypatch.delenv("GLASSBOX_WORKER_THREADS", raising=False)
-    monkeypatch.setattr(trainer.os, "cpu_count", lambda: 2)
-    assert trainer.worker_cpu_threads() == 1
-    monkeypatch.setattr(trainer.os, "cpu_count", lambda: 16)
-    assert trainer.worker_cpu_threads() == 15
-    monkeypatch.setattr(trainer.os, "cpu_count", lambda: 1)
-    assert trainer.worker_cpu_threads() == 1
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 2)
+    assert devices.worker_cpu_threads() == 1
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 16)
+    assert devices.worker_cpu_threads() == 15
+    monkeypatch.setattr(devices.os, "cpu_count", lambda: 1)
+    assert devices.worker_cpu_threads() == 1
     monkeypatch.setenv("GLASSBOX_WORKER_THREADS", "3")
-    assert trainer.worker_cpu_threads() == 3
+    assert devices.worker_cpu_threads() == 3

@@ -1,17 +1,24 @@
 """Training jobs: submit a run, watch it, stop it, resume it. Training never runs in the caller.
 
     run_id = jobs.submit(spec, dataset, hyperparameters)   # returns at once; a worker trains
-    jobs.status(run_id).status    # queued | running | stopping | finished | stopped | diverged | failed
+    jobs.status(run_id).status    # a RunState: queued | running | stopping | finished | stopped | diverged | failed
     jobs.metrics(run_id)          # the records so far (see training.store)
     jobs.stop(run_id)             # takes effect within a second
     jobs.resume(run_id)           # a stopped or failed run continues from its last checkpoint
     jobs.list_runs()              # newest first
+    jobs.reconcile()              # records what became of the workers (see below)
+
+Looking and acting are apart. ``status``, ``list_runs``, ``metrics`` and ``read_metrics`` only
+read the run folder: they never write a file and never signal a process. ``reconcile`` is the
+step that acts on what happened behind the store's back: a run whose worker died is recorded as
+failed (or as stopped, if a stop had been asked for), and a worker that ignores a stop for
+STOP_GRACE_S is ended. Whatever drives runs calls it: ``stop``, ``resume``, ``delete`` and
+``wait`` do, and so does a page that watches runs, before each look.
 
 The state of a run lives in its folder (training.store), not in this process: a reload of the
-page, or a restart of the server, finds every run as it is. A ``Backend`` starts and watches
-the worker processes; the default ``LocalProcessBackend`` runs each as a child process of this
-machine. Another backend (a cluster, Ray) needs only the four methods of ``Backend``, and a
-worker that can read and write the run folder.
+page, or a restart of the server, finds every run as it is. A backend (``training.backends``)
+starts and watches the worker processes; the default ``LocalProcessBackend`` runs each as a
+child process of this machine.
 
 Importing this module does no work, so pages can import it freely; the module-level functions
 use one ``Jobs`` for the store at $GLASSBOX_HOME.
@@ -19,27 +26,16 @@ use one ``Jobs`` for the store at $GLASSBOX_HOME.
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
-from typing import Protocol
+from dataclasses import asdict, dataclass, replace
 
-from training.store import (HEARTBEAT_FILE, LOG_FILE, PID_FILE, STOP_FILE, RunNotFound, RunStore,
-                            write_atomically)
+from training.backends import Backend
+from training.backends.local import LocalProcessBackend
+from training.record import RESUMABLE, RunProgress, RunRecord, RunState, RunTimes  # noqa: F401 - RESUMABLE: pages use jobs.RESUMABLE
+from training.store import RunNotFound, RunStore
 
-ACTIVE = ("queued", "running")
-FINISHED, STOPPED, DIVERGED, FAILED = "finished", "stopped", "diverged", "failed"
-TERMINAL = (FINISHED, STOPPED, DIVERGED, FAILED)
-STOPPING = "stopping"  # shown, never stored: a stop was asked for and the worker is finishing
-RESUMABLE = (STOPPED, FAILED)
-SIGKILL = getattr(signal, "SIGKILL", signal.SIGTERM)  # Windows has no SIGKILL; there SIGTERM ends a process
 STOP_GRACE_S = 10.0  # a worker that has not stopped this long after being asked is ended by force
-HEARTBEAT_STALE_S = 20.0  # a worker this server did not start is presumed dead when its heartbeat is older
-START_GRACE_S = 30.0  # time a worker has to write its first heartbeat
-REPO_ROOT = Path(__file__).resolve().parents[1]
+UNREADABLE = (RunNotFound, ValueError, KeyError, TypeError, AttributeError)  # a run deleted meanwhile, or damaged
 
 
 class JobError(ValueError):
@@ -49,7 +45,7 @@ class JobError(ValueError):
 @dataclass
 class RunStatus:
     run_id: str
-    status: str  # queued | running | stopping | finished | stopped | diverged | failed
+    status: RunState  # as stored, or STOPPING while a stop that was asked for is under way
     message: str  # why it ended, in words ("" while all is well)
     model: str  # the model's name
     family: str  # CNN, LSTM, Transformer, ...
@@ -65,9 +61,12 @@ class RunStatus:
     finished_at: float | None
     folder: str
 
+    def __post_init__(self):
+        self.status = RunState(self.status)  # also from its string
+
     @property
     def active(self) -> bool:
-        return self.status not in TERMINAL
+        return self.status.active
 
     @property
     def progress(self) -> float:
@@ -80,134 +79,13 @@ class RunStatus:
         return (self.finished_at or time.time()) - self.started_at
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "progress": self.progress, "duration_s": self.duration_s}
-
-
-class Backend(Protocol):
-    """Starts and watches the worker of a run; the run folder is its only argument."""
-
-    def launch(self, run_dir: Path, resume: bool) -> None:
-        """Start a worker for the run and return at once."""
-
-    def request_stop(self, run_dir: Path) -> None:
-        """Ask the worker to stop soon (the stop file in the folder is the lasting request)."""
-
-    def kill(self, run_dir: Path) -> None:
-        """End the worker now, and return once it is gone."""
-
-    def worker_gone(self, run_dir: Path) -> str | None:
-        """None while the worker lives (or is still starting); once it is gone, why, in words."""
-
-
-# Children started by this process, by pid, whichever backend started them: only the parent
-# can learn a child's exit code, and polling it also reaps the child (no zombies).
-_CHILDREN: dict[int, subprocess.Popen] = {}
-
-
-def _reap_children() -> None:
-    """Collect every child that has ended (its exit code stays in its Popen for later)."""
-    for child in list(_CHILDREN.values()):
-        if child.returncode is None:
-            child.poll()
-
-
-class LocalProcessBackend:
-    """One worker process per run on this machine (``python -m training.worker RUN_FOLDER``).
-
-    A fresh interpreter rather than a fork: the server's threads and CUDA state are not copied,
-    nothing but the folder path is handed over, and the worker runs in its own session, so it
-    keeps training through a restart of the server (which then finds it by its pid file).
-    """
-
-    name = "local"
-
-    def launch(self, run_dir: Path, resume: bool) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        command = [sys.executable, "-m", "training.worker", str(run_dir)] + (["--resume"] if resume else [])
-        (run_dir / HEARTBEAT_FILE).unlink(missing_ok=True)
-        with open(run_dir / LOG_FILE, "ab") as log:
-            child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
-        _CHILDREN[child.pid] = child
-        write_atomically(run_dir / PID_FILE, f"{child.pid} {time.time()}".encode())
-
-    def request_stop(self, run_dir: Path) -> None:
-        pid = self._live_pid(run_dir)
-        if pid is not None:
-            _signal(pid, signal.SIGTERM)
-
-    def kill(self, run_dir: Path) -> None:
-        pid = self._live_pid(run_dir)
-        if pid is None:
-            return
-        _signal(pid, SIGKILL)
-        deadline = time.time() + 5
-        while time.time() < deadline and self.worker_gone(run_dir) is None:
-            time.sleep(0.02)
-
-    def worker_gone(self, run_dir: Path) -> str | None:
-        pid, launched_at = _read_pid(run_dir)
-        if pid is None:
-            return None if _age(run_dir / "run.json") < START_GRACE_S else "the worker never started"
-        child = _CHILDREN.get(pid)
-        if child is not None:
-            code = child.poll()
-            return None if code is None else _exit_reason(code, run_dir)
-        from training.worker import pid_alive
-
-        heartbeat_age = _age(run_dir / HEARTBEAT_FILE)
-        if pid_alive(pid) and (heartbeat_age < HEARTBEAT_STALE_S
-                               or (heartbeat_age == float("inf") and time.time() - launched_at < START_GRACE_S)):
-            return None
-        return ("the worker process ended without saying why (it may have been killed, "
-                "or the computer restarted)")
-
-    def _live_pid(self, run_dir: Path) -> int | None:
-        pid, _ = _read_pid(run_dir)
-        return pid if pid is not None and self.worker_gone(run_dir) is None else None
-
-
-def _read_pid(run_dir: Path) -> tuple[int | None, float]:
-    try:
-        pid, launched_at = (run_dir / PID_FILE).read_text().split()
-        return int(pid), float(launched_at)
-    except (OSError, ValueError):
-        return None, 0.0
-
-
-def _age(path: Path) -> float:
-    try:
-        return time.time() - path.stat().st_mtime
-    except OSError:
-        return float("inf")
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.kill(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _exit_reason(code: int, run_dir: Path) -> str:
-    if code == -SIGKILL:
-        return "the worker was killed (perhaps it ran out of memory)"
-    if code < 0:
-        return f"the worker was ended by the signal {signal.Signals(-code).name}"
-    last_line = _last_line(run_dir / LOG_FILE)
-    return f"the worker stopped unexpectedly (exit code {code})" + (f": {last_line}" if last_line else "")
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
-    except OSError:
-        return ""
-    return lines[-1].strip()[:300] if lines else ""
+        return {**asdict(self), "status": self.status.value, "progress": self.progress,
+                "duration_s": self.duration_s}
 
 
 class Jobs:
+    """The job API on one run store and one backend (the module-level functions use a shared one)."""
+
     def __init__(self, store: RunStore | None = None, backend: Backend | None = None,
                  max_per_device: int | None = None):
         self.store = store or RunStore()
@@ -222,8 +100,9 @@ class Jobs:
         Raises DatasetError (spec and data do not fit), HyperparameterError or DeviceError, each
         with a message for the user, before anything is recorded.
         """
-        from training.data import fit_spec_to_dataset
-        from training.trainer import Hyperparameters, default_hyperparameters, pick_device, steps_per_epoch
+        from training.data import DatasetError, fit_spec_to_dataset
+        from training.devices import pick_device
+        from training.hyperparameters import Hyperparameters, default_hyperparameters, steps_per_epoch
 
         spec = fit_spec_to_dataset(spec, dataset)
         if hyperparameters is None:
@@ -235,23 +114,17 @@ class Jobs:
         hp.check()
         pick_device(hp.device)  # a missing GPU is said now, not after the worker starts
         if len(dataset.x_train) == 0:
-            from training.data import DatasetError
-
             raise DatasetError(f"the dataset '{dataset.name}' has no training examples")
         now = time.time()
-        record = {
-            "status": "queued", "message": "", "model": spec.name, "family": spec.family(),
-            "spec": spec.to_dict(),
-            "dataset": {"name": dataset.name, "source": dataset.source, "meta": dataset.meta(),
-                        "train_size": len(dataset.x_train), "val_size": len(dataset.x_val)},
-            "hyperparameters": hp.to_dict(),
-            "device": None, "best_val_acc": None, "last_val_acc": None, "resumes": 0,
-            "progress": {"step": 0, "epoch": 0,
-                         "total_steps": steps_per_epoch(len(dataset.x_train), hp.batch_size) * hp.epochs},
-            "times": {"submitted": now, "queued": now, "started": None, "finished": None, "updated": now},
-            "job": {"backend": getattr(self.backend, "name", type(self.backend).__name__),
-                    "max_per_device": self.max_per_device},
-        }
+        record = RunRecord(
+            run_id="", status=RunState.QUEUED, model=spec.name, family=spec.family(), spec=spec.to_dict(),
+            dataset={"name": dataset.name, "source": dataset.source, "meta": dataset.meta(),
+                     "train_size": len(dataset.x_train), "val_size": len(dataset.x_val)},
+            hyperparameters=hp.to_dict(),
+            progress=RunProgress(total_steps=steps_per_epoch(len(dataset.x_train), hp.batch_size) * hp.epochs),
+            times=RunTimes(submitted=now, queued=now, updated=now),
+            job={"backend": getattr(self.backend, "name", type(self.backend).__name__),
+                 "max_per_device": self.max_per_device})
         run_id = self.store.create(spec.name, record)
         if dataset.source is None:
             self.store.save_dataset(run_id, dataset)
@@ -260,19 +133,19 @@ class Jobs:
 
     def resume(self, run_id: str) -> str:
         """Continue a stopped or failed run from its last checkpoint to its planned end."""
+        self.reconcile(run_id)
         current = self.status(run_id)
-        if current.status not in RESUMABLE:
-            reasons = {FINISHED: "it has already finished", DIVERGED: "its loss became NaN; train a new run with "
-                       "a lower learning rate instead", "queued": "it is already waiting to run",
-                       "running": "it is still running", STOPPING: "it is still stopping"}
+        if not current.status.resumable:
+            reasons = {RunState.FINISHED: "it has already finished",
+                       RunState.DIVERGED: "its loss became NaN; train a new run with a lower learning rate instead",
+                       RunState.QUEUED: "it is already waiting to run", RunState.RUNNING: "it is still running",
+                       RunState.STOPPING: "it is still stopping"}
             raise JobError(f"run {run_id} cannot be resumed: {reasons.get(current.status, current.status)}")
-        folder = self.store.path(run_id)
-        (folder / STOP_FILE).unlink(missing_ok=True)
-        (folder / PID_FILE).unlink(missing_ok=True)  # the old worker's: not to be taken for the new one
+        self.store.forget_worker(run_id)  # first: the old worker's pid is not to be taken for the new one's
         record = self.store.read(run_id)
         now = time.time()
-        self.store.update(run_id, status="queued", message="", resumes=record.get("resumes", 0) + 1,
-                          times={**record["times"], "queued": now, "finished": None, "updated": now})
+        self.store.write(replace(record, status=RunState.QUEUED, message="", resumes=record.resumes + 1,
+                                 times=replace(record.times, queued=now, finished=None, updated=now)))
         self._launch(run_id, resume=True)
         return run_id
 
@@ -280,64 +153,36 @@ class Jobs:
         try:
             self.backend.launch(self.store.path(run_id), resume)
         except OSError as err:
-            self._mark(run_id, FAILED, f"the worker could not be started: {err}")
+            self._mark(run_id, RunState.FAILED, f"the worker could not be started: {err}")
             raise JobError(f"the training worker could not be started: {err}") from err
 
-    # ---- watching --------------------------------------------------------------------
+    # ---- looking (reads only) ----------------------------------------------------------
     def status(self, run_id: str) -> RunStatus:
-        """The run as it is now; notices (and records) a worker that died or ignores a stop."""
-        _reap_children()  # a run that ended on its own is never asked about its worker again
+        """The run as its folder says it is now. A pure read: see ``reconcile`` for the rest."""
         record = self.store.read(run_id)
-        if record["status"] in ACTIVE:
-            record = self._check_worker(run_id, record)
-        return self._summary(record)
+        shown = record.status
+        if shown.active and self.store.stop_asked_at(run_id) is not None:
+            shown = RunState.STOPPING
+        return self._summary(record, shown)
 
-    def _check_worker(self, run_id: str, record: dict) -> dict:
-        folder = self.store.path(run_id)
-        reason = self.backend.worker_gone(folder)
-        stop_asked = _age(folder / STOP_FILE)
-        if reason is not None:
-            record = self.store.read(run_id)  # it may have ended cleanly between the two reads
-            if record["status"] in ACTIVE:
-                if stop_asked < float("inf"):
-                    return self._mark(run_id, STOPPED, f"Stopped at step {record['progress'].get('step', 0)}.")
-                return self._mark(run_id, FAILED, reason[:1].upper() + reason[1:] + ".")
-            return record
-        if stop_asked < float("inf"):
-            if stop_asked > STOP_GRACE_S:
-                self.backend.kill(folder)
-                return self._mark(run_id, STOPPED, "Stopped (the worker did not respond, so it was ended); "
-                                                   "it can resume from its last checkpoint.")
-            record = {**record, "status": STOPPING}
-        return record
-
-    def _mark(self, run_id: str, status: str, message: str) -> dict:
-        """Record the end of a run whose worker is gone (the worker can no longer write it)."""
-        record = self.store.read(run_id)
-        now = time.time()
-        return self.store.update(run_id, status=status, message=message,
-                                 times={**record["times"], "finished": now, "updated": now})
-
-    def _summary(self, record: dict) -> RunStatus:
-        progress, times = record.get("progress", {}), record.get("times", {})
+    def _summary(self, record: RunRecord, shown: RunState) -> RunStatus:
+        progress, times = record.progress, record.times
         return RunStatus(
-            run_id=record["run_id"], status=record["status"], message=record.get("message", ""),
-            model=record.get("model", ""), family=record.get("family", ""),
-            dataset=record.get("dataset", {}).get("name", ""), device=record.get("device"),
-            step=progress.get("step", 0), total_steps=progress.get("total_steps", 0),
-            epochs=record.get("hyperparameters", {}).get("epochs", 0),
-            best_val_acc=record.get("best_val_acc"), last_val_acc=record.get("last_val_acc"),
-            submitted_at=times.get("submitted", 0.0), started_at=times.get("started"),
-            finished_at=times.get("finished") if record["status"] in TERMINAL else None,
-            folder=str(self.store.path(record["run_id"])))
+            run_id=record.run_id, status=shown, message=record.message, model=record.model, family=record.family,
+            dataset=record.dataset.get("name", ""), device=record.device,
+            step=progress.step, total_steps=progress.total_steps, epochs=record.hyperparameters.get("epochs", 0),
+            best_val_acc=record.best_val_acc, last_val_acc=record.last_val_acc,
+            submitted_at=times.submitted, started_at=times.started,
+            finished_at=None if shown.active else times.finished,
+            folder=str(self.store.path(record.run_id)))
 
     def list_runs(self) -> list[RunStatus]:
-        """Every run in the store, newest first."""
+        """Every readable run in the store, newest first (a pure read, like ``status``)."""
         runs = []
         for run_id in self.store.run_ids():
             try:
                 runs.append(self.status(run_id))
-            except (RunNotFound, ValueError, KeyError, TypeError, AttributeError):  # deleted meanwhile, or damaged
+            except UNREADABLE:
                 continue
         return runs
 
@@ -349,9 +194,11 @@ class Jobs:
         return self.store.read_metrics(run_id, offset)
 
     def wait(self, run_id: str, timeout_s: float | None = None, poll_s: float = 0.1) -> RunStatus:
-        """Block until the run ends (for scripts and tests; never call it from a page)."""
+        """Block until the run ends (for scripts and tests; never call it from a page). It
+        reconciles as it waits, so a worker that dies ends the wait."""
         deadline = None if timeout_s is None else time.time() + timeout_s
         while True:
+            self.reconcile(run_id)
             current = self.status(run_id)
             if not current.active:
                 return current
@@ -359,23 +206,75 @@ class Jobs:
                 raise TimeoutError(f"run {run_id} is still {current.status} after {timeout_s} s")
             time.sleep(poll_s)
 
+    # ---- acting on what the workers did ------------------------------------------------
+    def reconcile(self, run_id: str | None = None) -> list[str]:
+        """Bring run.json in line with the workers, for one run or (None) every run; returns the
+        ids of the runs it changed.
+
+        A run still recorded as queued or running whose worker is gone is recorded as failed,
+        with the reason (as stopped if a stop had been asked for). A worker that has ignored a
+        stop for STOP_GRACE_S is ended, and its run recorded as stopped. A run that cannot be
+        read is left alone (``status`` says what is wrong with it).
+        """
+        self.backend.collect_ended()
+        changed = []
+        for one in self.store.run_ids() if run_id is None else [run_id]:
+            try:
+                if self._reconcile(one):
+                    changed.append(one)
+            except UNREADABLE:
+                continue
+        return changed
+
+    def _reconcile(self, run_id: str) -> bool:
+        if not self.store.read(run_id).status.active:
+            return False
+        folder = self.store.path(run_id)
+        reason = self.backend.worker_gone(folder)
+        stop_asked_at = self.store.stop_asked_at(run_id)
+        if reason is not None:
+            record = self.store.read(run_id)  # it may have ended cleanly since the first read
+            if not record.status.active:
+                return False
+            if stop_asked_at is not None:
+                self._mark(run_id, RunState.STOPPED, f"Stopped at step {record.progress.step}.")
+            else:
+                self._mark(run_id, RunState.FAILED, reason[:1].upper() + reason[1:] + ".")
+            return True
+        if stop_asked_at is not None and time.time() - stop_asked_at > STOP_GRACE_S:
+            self.backend.kill(folder)
+            self._mark(run_id, RunState.STOPPED, "Stopped (the worker did not respond, so it was ended); "
+                                                 "it can resume from its last checkpoint.")
+            return True
+        return False
+
+    def _mark(self, run_id: str, state: RunState, message: str) -> RunRecord:
+        """Record the end of a run whose worker is gone (the worker can no longer write it)."""
+        record = self.store.read(run_id)
+        now = time.time()
+        record = replace(record, status=state, message=message, times=replace(record.times, finished=now, updated=now))
+        self.store.write(record)
+        return record
+
     # ---- stopping and deleting -------------------------------------------------------
     def stop(self, run_id: str, wait_s: float = 1.0) -> RunStatus:
-        """Ask the run to stop; waits up to ``wait_s`` for it to have stopped, then says where it is."""
+        """Ask the run to stop; waits up to ``wait_s`` for it to have stopped, then says where it
+        is. A worker that ignores the request is ended by a later ``reconcile``."""
+        self.reconcile(run_id)
         current = self.status(run_id)
         if not current.active:
             return current
-        folder = self.store.path(run_id)
-        if not (folder / STOP_FILE).exists():
-            write_atomically(folder / STOP_FILE, str(time.time()).encode())
-        self.backend.request_stop(folder)
+        self.store.ask_to_stop(run_id)
+        self.backend.request_stop(self.store.path(run_id))
         deadline = time.time() + wait_s
         while current.active and time.time() < deadline:
             time.sleep(0.02)
+            self.reconcile(run_id)
             current = self.status(run_id)
         return current
 
     def delete(self, run_id: str) -> None:
+        self.reconcile(run_id)
         if self.status(run_id).active:
             raise JobError(f"run {run_id} is still active; stop it before deleting it")
         self.store.delete(run_id)
@@ -400,6 +299,10 @@ def submit(spec, dataset, hyperparameters=None) -> str:
 
 def status(run_id: str) -> RunStatus:
     return default_jobs().status(run_id)
+
+
+def reconcile(run_id: str | None = None) -> list[str]:
+    return default_jobs().reconcile(run_id)
 
 
 def stop(run_id: str, wait_s: float = 1.0) -> RunStatus:

@@ -16,20 +16,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from training.record import RunState
+
 RATE_WINDOW_S = 10.0  # the speed is measured over the last this many seconds of records
 
 # Status -> (tone, sentence without a message, sentence with the run's message). The tone
 # picks how the page shows it: info, success, warning or error.
 STATUS_WORDS = {
-    "queued": ("info", "Queued: waiting for the device (another run may be training first).", None),
-    "running": ("info", "Running.", None),
-    "stopping": ("info", "Stopping: saving where it got to.", None),
-    "stopped": ("warning", "Stopped. Resume to continue from where it stopped.",
-                "{message} Resume to continue from there."),
-    "finished": ("success", "Finished.", None),
-    "diverged": ("error", "Diverged: the loss became NaN or infinite. Try a lower learning rate.",
-                 "Diverged. {message}"),
-    "failed": ("error", "Failed, without a recorded reason.", "Failed. {message}"),
+    RunState.QUEUED: ("info", "Queued: waiting for the device (another run may be training first).", None),
+    RunState.RUNNING: ("info", "Running.", None),
+    RunState.STOPPING: ("info", "Stopping: saving where it got to.", None),
+    RunState.STOPPED: ("warning", "Stopped. Resume to continue from where it stopped.",
+                        "{message} Resume to continue from there."),
+    RunState.FINISHED: ("success", "Finished.", None),
+    RunState.DIVERGED: ("error", "Diverged: the loss became NaN or infinite. Try a lower learning rate.",
+                        "Diverged. {message}"),
+    RunState.FAILED: ("error", "Failed, without a recorded reason.", "Failed. {message}"),
 }
 
 
@@ -41,7 +43,7 @@ class Progress:
     seconds_left: float | None
 
 
-def status_words(status: str, message: str = "") -> tuple[str, str]:
+def status_words(status: RunState | str, message: str = "") -> tuple[str, str]:
     """(tone, sentence) for a run's status, with the run's own message where it matters: the
     advice when it diverged, the reason when it failed, where it stopped."""
     tone, plain, with_message = STATUS_WORDS.get(status, ("info", f"{status[:1].upper()}{status[1:]}.", None))
@@ -59,7 +61,7 @@ def describe_progress(run, records: Sequence[Mapping], now: float | None = None)
     if last_step is not None and (not total or last_step <= total):
         step = max(step, last_step)  # records are written at once; run.json only once a second
     fraction = min(1.0, step / total) if total else 0.0
-    if run.status == "finished":
+    if run.status == RunState.FINISHED:
         fraction, step = 1.0, total or step
     epochs = int(run.epochs or 0)
     parts = []
@@ -70,9 +72,9 @@ def describe_progress(run, records: Sequence[Mapping], now: float | None = None)
     parts.append(f"step {step:,}/{total:,}" if total else f"step {step:,}")
     rate, steps_per_s = training_rate(records, now)
     seconds_left = None
-    if run.status in ("queued",):
+    if run.status == RunState.QUEUED:
         parts.append("waiting to start")
-    elif run.status in ("running", "stopping"):
+    elif run.status in (RunState.RUNNING, RunState.STOPPING):
         if rate is not None:
             parts.append(f"{rate:,.0f} samples/s")
         if steps_per_s and total:

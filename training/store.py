@@ -2,6 +2,7 @@
 
     $GLASSBOX_HOME/runs/<run_id>/        (GLASSBOX_HOME defaults to ~/.glassbox)
         run.json                  spec, dataset, hyperparameters, status, times, device, progress
+                                  (read and written as a ``training.record.RunRecord``, only here)
         metrics.jsonl             one JSON record per line, append-only
         checkpoints/step_N/       Glassbox checkpoints (spec.json, model.safetensors, meta.json)
         checkpoints/optimizer.safetensors   the optimizer state of the latest checkpoint (resume)
@@ -24,12 +25,14 @@ import secrets
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import safetensors.torch
 import torch
 
 from models.files import write_atomically
+from training.record import RunRecord, RunState  # noqa: F401 - RunState: the store's states, imported from here too
 
 RUN_FILE, METRICS_FILE, CHECKPOINTS_DIR = "run.json", "metrics.jsonl", "checkpoints"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -91,8 +94,12 @@ class RunStore:
             raise RunNotFound(f"'{run_id}' is not a run id")
         return self.runs_dir / run_id
 
-    def create(self, model_name: str, record: dict) -> str:
-        """A new run folder holding ``record`` as run.json (with its run_id); returns the id."""
+    def create(self, model_name: str, record: RunRecord | dict) -> str:
+        """A new run folder holding ``record`` as run.json (under its new run_id); returns the id.
+
+        ``record`` may also be run.json's content as a dict (its run_id is filled in here)."""
+        data = record.to_dict() if isinstance(record, RunRecord) else dict(record)
+        RunRecord.from_dict({**data, "run_id": ""})  # a record that cannot be read back makes no folder
         self.runs_dir.mkdir(parents=True, exist_ok=True)
         while True:
             run_id = new_run_id(model_name)
@@ -102,7 +109,7 @@ class RunStore:
             except FileExistsError:  # same second, same random suffix: draw again
                 continue
         (self.path(run_id) / CHECKPOINTS_DIR).mkdir()
-        self.write(run_id, {"run_id": run_id, **record})
+        self.write(RunRecord.from_dict({**data, "run_id": run_id}))
         return run_id
 
     def exists(self, run_id: str) -> bool:
@@ -111,24 +118,27 @@ class RunStore:
         except RunNotFound:
             return False
 
-    def read(self, run_id: str) -> dict:
+    def read(self, run_id: str) -> RunRecord:
+        """The run's record; RunNotFound if there is no such run, ValueError if run.json is damaged."""
         try:
-            record = json.loads((self.path(run_id) / RUN_FILE).read_bytes())
+            data = json.loads((self.path(run_id) / RUN_FILE).read_bytes())
         except FileNotFoundError:
             raise RunNotFound(f"there is no run '{run_id}' in {self.runs_dir}") from None
-        if not isinstance(record, dict) or not isinstance(record.get("status"), str):
-            raise ValueError(f"the run '{run_id}' has a damaged run.json")
-        return record
+        try:
+            return RunRecord.from_dict(data)
+        except ValueError as err:
+            raise ValueError(f"the run '{run_id}' has a damaged run.json: {err}") from None
 
-    def write(self, run_id: str, record: dict) -> None:
-        write_atomically(self.path(run_id) / RUN_FILE, json.dumps(record, indent=1).encode("utf-8"), durable=False)
+    def write(self, record: RunRecord) -> None:
+        """Replace run.json with ``record``, atomically: a reader sees the old one or the new one."""
+        payload = json.dumps(record.to_dict(), indent=1).encode("utf-8")
+        write_atomically(self.path(record.run_id) / RUN_FILE, payload, durable=False)
 
-    def update(self, run_id: str, **changes) -> dict:
-        """Read, change top-level keys, write back. Only one process may write a run at a time:
+    def update(self, run_id: str, **changes) -> RunRecord:
+        """Read, change fields, write back. Only one process may write a run at a time:
         its worker while the worker lives, the server otherwise."""
-        record = self.read(run_id)
-        record.update(changes)
-        self.write(run_id, record)
+        record = replace(self.read(run_id), **changes)
+        self.write(record)
         return record
 
     def run_ids(self) -> list[str]:
@@ -140,6 +150,27 @@ class RunStore:
 
     def delete(self, run_id: str) -> None:
         shutil.rmtree(self.path(run_id), ignore_errors=True)
+
+    # ---- the worker's files: a stop request, and what the last worker left -------------
+    def ask_to_stop(self, run_id: str) -> None:
+        """Leave the lasting stop request (the worker looks for it between steps)."""
+        path = self.path(run_id) / STOP_FILE
+        if not path.exists():
+            write_atomically(path, str(time.time()).encode())
+
+    def stop_asked_at(self, run_id: str) -> float | None:
+        """When a stop was asked for (seconds since the epoch), or None if it was not."""
+        try:
+            return (self.path(run_id) / STOP_FILE).stat().st_mtime
+        except OSError:
+            return None
+
+    def forget_worker(self, run_id: str) -> None:
+        """Before a resume: drop the stop request and the old worker's pid, which is not to be
+        taken for the new worker's."""
+        folder = self.path(run_id)
+        (folder / STOP_FILE).unlink(missing_ok=True)
+        (folder / PID_FILE).unlink(missing_ok=True)
 
     # ---- metrics ---------------------------------------------------------------------
     def metrics_writer(self, run_id: str) -> MetricsWriter:

@@ -18,7 +18,7 @@ PRINT_EVERY_S = 1.0  # a progress line at most this often (plus one per epoch)
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from models import presets
-    from training.trainer import DEVICES, OPTIMIZERS, SCHEDULES
+    from training.hyperparameters import DEVICES, OPTIMIZERS, SCHEDULES
 
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     parser.add_argument("--preset", required=True, choices=presets.names(), help="the model to train")
@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> int:
     from models import presets
     from training import jobs
     from training.data import DatasetError, fit_spec_to_dataset
-    from training.trainer import HyperparameterError, DeviceError, default_hyperparameters
+    from training.devices import DeviceError
+    from training.hyperparameters import HyperparameterError, default_hyperparameters
+    from training.record import RunState
 
     try:
         dataset = load_dataset(args.dataset, parse_options(args.option))
@@ -71,17 +73,19 @@ def main(argv: list[str] | None = None) -> int:
         best = f" Best validation accuracy {current.best_val_acc:.1%}." if current.best_val_acc is not None else ""
         print(f"{current.status} on {current.device}: {current.message}{best}")
     print(f"run folder: {current.folder}", flush=True)
-    return 0 if current.status == jobs.FINISHED else 1
+    return 0 if current.status is RunState.FINISHED else 1
 
 
 def follow(run_id: str):
     """Print the run's records as they arrive, until it ends; returns its final status."""
     from training import jobs
+    from training.record import RunState
 
     offset, last_print, announced = 0, 0.0, None
     while True:
+        jobs.reconcile(run_id)  # this loop drives the run: a worker that dies ends it as failed
         current = jobs.status(run_id)
-        if current.status != announced and current.status in ("queued", "running"):
+        if current.status != announced and current.status in (RunState.QUEUED, RunState.RUNNING):
             print(f"{current.status}{' on ' + current.device if current.device else ''}", flush=True)
             announced = current.status
         records, offset = jobs.read_metrics(run_id, offset)

@@ -2,8 +2,8 @@
 
 One process per run, started by ``training.jobs``. It is handed nothing but the run folder: it
 reads run.json, rebuilds the dataset (a built-in one from its name and options, an uploaded
-one from the tensors saved beside run.json), waits for a free slot on its device, trains, and
-records everything in the folder as it goes. Whatever happens to it (an exception, running out
+one from the tensors saved beside run.json), waits for a free slot on its device
+(``training.device_queue``), trains, and records everything in the folder as it goes. Whatever happens to it (an exception, running out
 of memory, a kill) happens in this process and never in the app's server.
 
 While the worker lives, it alone writes run.json. A stop is asked for with a ``stop`` file in
@@ -22,15 +22,13 @@ import sys
 import threading
 import time
 import traceback
-from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
+from training.device_queue import StopRequested, device_slot
+from training.record import RunState
+
 HEARTBEAT_EVERY_S = 1.0
-QUEUE_POLL_S = 0.1
-
-
-class StopRequested(Exception):
-    """A stop arrived before training began: there is nothing to save, so just end."""
 
 
 _stop_flag = threading.Event()
@@ -63,39 +61,41 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code
     except StopRequested:
         _raise_on_stop = False
-        _record_end(run, run_dir, "stopped", "Stopped before training began.")
+        _record_end(run, run_dir, RunState.STOPPED, "Stopped before training began.")
         return 0
     except BaseException as err:  # noqa: BLE001 - every failure must end up in run.json, in words
         _raise_on_stop = False
         traceback.print_exc()  # into worker.log, for whoever wants the details
-        _record_end(run, run_dir, "failed", explain_failure(err))
+        _record_end(run, run_dir, RunState.FAILED, explain_failure(err))
         return 1
 
 
 def _train(run: "RunFile", store, resume: bool) -> int:
     global _raise_on_stop
     from models import ModelSpec, build_model
-    from training.trainer import Hyperparameters, Trainer, device_label, pick_device, worker_cpu_threads
+    from training.devices import device_label, pick_device, worker_cpu_threads
+    from training.hyperparameters import Hyperparameters
+    from training.trainer import Trainer
 
-    hp = Hyperparameters.from_dict(run.record["hyperparameters"]).check()
+    hp = Hyperparameters.from_dict(run.record.hyperparameters).check()
     device = pick_device(hp.device)
     if device.type == "cpu":
         import torch
 
         torch.set_num_threads(worker_cpu_threads())
-    run.set(status="queued", device=device_label(device), pid=os.getpid())
-    limit = int(run.record.get("job", {}).get("max_per_device", 1))
-    ticket = f"{run.record['times'].get('queued') or time.time():017.6f}-{run.run_id}"
+    run.set(status=RunState.QUEUED, device=device_label(device), pid=os.getpid())
+    limit = int(run.record.job.get("max_per_device", 1))
+    ticket = f"{run.record.times.queued or time.time():017.6f}-{run.run_id}"
     with device_slot(store.root, _device_key(device), limit, ticket, lambda: run.stop_requested()):
-        times = run.record["times"]
-        run.set(status="running", message="", times={**times, "started": times.get("started") or time.time()})
+        times = run.record.times
+        run.set(status=RunState.RUNNING, message="", times=replace(times, started=times.started or time.time()))
         dataset = load_run_dataset(store, run.run_id, run.record)
         recorder = RunRecorder(run, store, dataset.meta())
         start_step, optimizer_state = resume_point(store, run.run_id) if resume else (0, None)
         if start_step or optimizer_state:
             model = store.load_model(run.run_id, start_step)
         else:
-            model = build_model(ModelSpec.from_dict(run.record["spec"]), seed=hp.seed)
+            model = build_model(ModelSpec.from_dict(run.record.spec), seed=hp.seed)
         if resume:  # readers drop what the lost attempt recorded after this step (it is redone)
             recorder.writer.write({"type": "resume", "step": start_step, "optimizer_restored": optimizer_state is not None,
                                    "time": time.time()})
@@ -111,7 +111,7 @@ def _train(run: "RunFile", store, resume: bool) -> int:
 
 
 class RunFile:
-    """run.json as this worker keeps it: the worker is its only writer while it runs."""
+    """run.json as this worker keeps it (a ``RunRecord``): the worker is its only writer while it runs."""
 
     PROGRESS_EVERY_S = 1.0  # progress is also in metrics.jsonl; run.json needs it only roughly
 
@@ -122,37 +122,38 @@ class RunFile:
         self._written_at = 0.0
 
     def set(self, **changes) -> None:
-        """Change and write now (a status, a time, anything a reader must see at once)."""
-        self.record.update(changes)
+        """Change fields of the record and write now (a status, a time, anything a reader must see at once)."""
+        self.record = replace(self.record, **changes)
         self._written_at = time.time()
-        self.record.setdefault("times", {})["updated"] = self._written_at
-        self.store.write(self.run_id, self.record)
+        self.record.times = replace(self.record.times, updated=self._written_at)
+        self.store.write(self.record)
 
     def note(self, **changes) -> None:
         """Change, but write at most once a second: progress that training updates often."""
-        self.record.update(changes)
+        self.record = replace(self.record, **changes)
         if time.time() - self._written_at >= self.PROGRESS_EVERY_S:
             self.set()
 
     def set_progress(self, **changes) -> None:
-        self.set(progress={**self.record.get("progress", {}), **changes})
+        self.set(progress=replace(self.record.progress, **changes))
 
     def note_progress(self, **changes) -> None:
-        self.note(progress={**self.record.get("progress", {}), **changes})
+        self.note(progress=replace(self.record.progress, **changes))
 
     def stop_requested(self) -> bool:
         return _stop_flag.is_set() or (self.folder / "stop").exists()
 
 
-def _record_end(run: RunFile | None, run_dir: Path | None, status: str, message: str, step: int | None = None) -> None:
-    """The final status; written even when run.json could not be read at start (then from scratch)."""
+def _record_end(run: RunFile | None, run_dir: Path | None, status: RunState, message: str,
+                step: int | None = None) -> None:
+    """The final status; written even when run.json could not be read at start (then read now)."""
     try:
         if run is None:
             from training.store import RunStore
 
             run = RunFile(RunStore(run_dir.parent.parent), run_dir.name)
-        times = {**run.record.get("times", {}), "finished": time.time()}
-        progress = {**run.record.get("progress", {}), **({} if step is None else {"step": step})}
+        times = replace(run.record.times, finished=time.time())
+        progress = run.record.progress if step is None else replace(run.record.progress, step=step)
         run.set(status=status, message=message, times=times, progress=progress)
     except Exception:  # noqa: BLE001 - nothing more can be recorded; the server will see the exit code
         traceback.print_exc()
@@ -168,7 +169,7 @@ class RunRecorder:
     with the last one and with the one where a stop landed: the dense early checkpoints come
     milliseconds apart, and a resume starts from the checkpoint that has it.
 
-    It implements ``training.trainer.Callback`` without subclassing it, so that importing this
+    It implements ``training.callbacks.Callback`` without subclassing it, so that importing this
     module stays free of torch (see the module docstring).
     """
 
@@ -194,7 +195,7 @@ class RunRecorder:
         if record["type"] == "train":
             self.run.note_progress(step=record["step"], epoch=record["epoch"])
         elif record["type"] == "val":
-            best = self.run.record.get("best_val_acc")
+            best = self.run.record.best_val_acc
             self.run.note(best_val_acc=record["val_acc"] if best is None else max(best, record["val_acc"]),
                           last_val_acc=record["val_acc"])
 
@@ -224,97 +225,21 @@ def resume_point(store, run_id: str) -> tuple[int, dict | None]:
     return (steps[-1], None) if steps else (0, None)
 
 
-def load_run_dataset(store, run_id: str, record: dict):
+def load_run_dataset(store, run_id: str, record):
     """The run's dataset: rebuilt from its recipe, or read back from the tensors saved at submit."""
-    source = record["dataset"].get("source")
+    source = record.dataset.get("source")
     if source is None:
         return store.load_dataset(run_id)
     from training.data import DatasetError
     from training.datasets import load_dataset
 
     dataset = load_dataset(source["builtin"], **source.get("options", {}))
-    expected = record["dataset"].get("meta", {})
+    expected = record.dataset.get("meta", {})
     if (list(dataset.input_shape) != expected.get("input_shape", list(dataset.input_shape))
             or list(dataset.class_names) != expected.get("class_names", list(dataset.class_names))):
         raise DatasetError(f"the built-in dataset '{source['builtin']}' is not the same as when this run was "
                            "started (its inputs or classes changed); start a new run")
     return dataset
-
-
-# ---- the device queue ------------------------------------------------------------------
-@contextmanager
-def device_slot(root: Path, device_key: str, limit: int, ticket: str, should_stop):
-    """Wait, in submit order, until one of ``limit`` slots on the device is free, and hold it.
-
-    A slot is an exclusive lock on a file: the OS releases it when the holder exits, even when
-    it is killed, so a crashed run never blocks the queue, and the queue outlives a restart of
-    the server. Raises StopRequested if a stop arrives while waiting.
-    """
-    queue = root / "queue" / device_key
-    locks = root / "locks"
-    queue.mkdir(parents=True, exist_ok=True)
-    locks.mkdir(parents=True, exist_ok=True)
-    my_ticket = queue / ticket
-    my_ticket.write_text(str(os.getpid()))
-    held = None
-    try:
-        while held is None:
-            if should_stop():
-                raise StopRequested()
-            if _place_in_queue(queue, ticket) < limit:
-                held = _try_lock_any(locks, device_key, limit)
-            if held is None:
-                time.sleep(QUEUE_POLL_S)
-        my_ticket.unlink(missing_ok=True)
-        yield
-    finally:
-        my_ticket.unlink(missing_ok=True)
-        if held is not None:
-            os.close(held)  # closing the file releases its lock
-
-
-def _place_in_queue(queue: Path, ticket: str) -> int:
-    """How many live waiting tickets are ahead of ours (tickets sort by submit time)."""
-    ahead = 0
-    for other in sorted(p.name for p in queue.iterdir()):
-        if other >= ticket:
-            break
-        try:
-            pid = int((queue / other).read_text() or 0)
-        except (OSError, ValueError):
-            continue
-        if pid and not pid_alive(pid):
-            (queue / other).unlink(missing_ok=True)  # its worker died while waiting
-            continue
-        ahead += 1
-    return ahead
-
-
-def _try_lock_any(locks: Path, device_key: str, limit: int) -> int | None:
-    for slot in range(limit):
-        fd = os.open(locks / f"{device_key}.{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        if _try_lock(fd):
-            return fd
-        os.close(fd)
-    return None
-
-
-def _try_lock(fd: int) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # Windows
-        import msvcrt
-
-        try:
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-            return True
-        except OSError:
-            return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return True
-    except OSError:
-        return False
 
 
 def _device_key(device) -> str:
@@ -323,23 +248,6 @@ def _device_key(device) -> str:
 
         return f"cuda{device.index if device.index is not None else torch.cuda.current_device()}"
     return device.type
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this id exists and is not a zombie (a dead, unreaped child)."""
-    if os.name != "posix":
-        return True  # no cheap, safe check; the heartbeat decides
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            return handle.read().rsplit(b")", 1)[1].split()[0] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 # ---- liveness and failures -------------------------------------------------------------
