@@ -65,17 +65,12 @@ def sentence(text) -> str:
     return text if text.endswith((".", "!", "?", ")")) else text + "."
 
 
-def is_pretrained(model) -> bool:
-    """A pretrained Hugging Face model (models.pretrained): inspected here, never trained or saved."""
-    return bool((getattr(model, "meta", None) or {}).get("pretrained"))
-
-
 def model_summary(model) -> str:
     """'digits-cnn · CNN · 18,346 parameters', plus ' · trained on digits' once it has been trained."""
     summary = f"{model.spec.name} · {model.spec.family()} · {parameter_count(model):,} parameters"
-    if is_pretrained(model):
+    if model.is_pretrained:
         return f"{summary} · pretrained"
-    trained_on = (getattr(model, "meta", None) or {}).get("dataset")
+    trained_on = model.meta.dataset
     return f"{summary} · trained on {trained_on}" if trained_on else summary
 
 

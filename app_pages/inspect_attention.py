@@ -67,7 +67,7 @@ head = pick[1].selectbox("Head", head_options, key="attention_head", persist_sta
 head = AVERAGE if head is None or head >= heads else head
 pattern = head_average(inspection, layer) if head == AVERAGE else inspection.patterns[layer, head]
 head_name = "the mean of its heads" if head == AVERAGE else f"head {head + 1}"
-if getattr(model, "causal", False):
+if model.causal:
     st.caption(f"{model.spec.name} is a decoder: its attention is causal. Each token looks only at itself and the "
                "tokens before it (the upper right triangle is empty), because it was trained to predict the next "
                "token without seeing it.")

@@ -27,7 +27,7 @@ picture = ui.image_input("cnn", context, dataset)
 if picture is None:
     st.stop()
 
-if common.is_pretrained(model):  # a ResNet: its stages' maps (hundreds of layers, no arithmetic)
+if model.is_pretrained:  # a ResNet: its stages' maps (hundreds of layers, no arithmetic)
     stages = ui.computed(inspect_stages, model, picture.x)
     if model.spec.num_classes:
         ui.prediction(stages.probabilities, stages.class_names, key="cnn_prediction")

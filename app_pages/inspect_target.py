@@ -65,15 +65,14 @@ def _use_preset(name: str) -> None:
 def inspection_target() -> Target:
     """The current model, or (slider) the same run's model at an earlier checkpoint."""
     model = common.current_model()
-    meta = getattr(model, "meta", None) or {}
-    run_id = meta.get("run_id")
+    run_id = model.meta.run_id
     if not run_id:
         return Target(model)
     try:
         steps = tuple(store().checkpoint_steps(run_id))
     except UNREADABLE:
         steps = ()
-    own_step = meta.get("step")
+    own_step = model.meta.step
     if len(steps) < 2 or own_step not in steps:
         return Target(model, run_id, own_step, steps)
     chosen = st.session_state[common.INSPECT_STEPS]
@@ -101,15 +100,15 @@ def inspection_target() -> Target:
 def examples_dataset(model):
     """The data the model was trained on (or is made for): examples to pick, and how inputs are
     prepared when the model itself does not say. None if no such data can be had."""
-    meta = getattr(model, "meta", None) or {}
-    if meta.get("pretrained"):
+    meta = model.meta
+    if model.is_pretrained:
         return None  # its own tokenizer prepares its inputs; it has no examples of its own
     try:
-        if meta.get("run_id"):
-            return run_dataset(str(store().root), meta["run_id"])
+        if meta.run_id:
+            return run_dataset(str(store().root), meta.run_id)
     except UNREADABLE:
         pass
-    name = meta.get("dataset") if meta.get("dataset") in builtin_names() else default_dataset(model.spec)
+    name = meta.dataset if meta.dataset in builtin_names() else default_dataset(model.spec)
     try:
         return builtin_dataset(name, default_options(name))
     except UNREADABLE:  # e.g. MNIST not downloaded on an offline machine

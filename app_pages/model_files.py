@@ -38,7 +38,7 @@ def checkpoint_file_name(model) -> str:
 
 def save_button() -> None:
     model = common.current_model()
-    if common.is_pretrained(model):
+    if model.is_pretrained:
         st.caption(f"{model.spec.name} is a pretrained model: load it again by its name or folder below, "
                    "under Pretrained models.")
         return

@@ -13,7 +13,7 @@ if run is not None:
     train_run.adopt_if_just_finished(run)
 common.show_notice()
 
-if common.is_pretrained(common.current_model()):
+if common.current_model().is_pretrained:
     st.info(f"{common.current_model().spec.name} is a pretrained model: Glassbox inspects it (Attention, "
             "Attributions) but does not train it. To train, choose a preset on the Model page.",
             icon=":material/info:")

@@ -156,8 +156,8 @@ def live_panels(root: str, run_id: str, step: int, probe_text: str) -> list[list
     model = RunStore(root).load_model(run_id, step)
     dataset = run_dataset(root, run_id)
     if dataset.input_kind == "tokens":
-        x = preprocessor_from_meta({**dataset.meta(), **model.meta})(probe_text)
-        view = probes.probe(model, x, vocab=model.meta.get("vocab") or dataset.vocab)
+        x = preprocessor_from_meta({**dataset.meta(), **model.meta.to_dict()})(probe_text)
+        view = probes.probe(model, x, vocab=model.meta.vocab or dataset.vocab)
         return sentence_panels(view) if probe_text.strip() else []
     picture = probe_image(dataset)
     return picture_panels(probes.probe(model, picture), picture.numpy(), probe_label(dataset))

@@ -92,7 +92,7 @@ def adopt_if_just_finished(run: RunStatus) -> None:
 
 
 def is_current(run_id: str) -> bool:
-    return getattr(common.current_model(), "meta", {}).get("run_id") == run_id
+    return common.current_model().meta.run_id == run_id
 
 
 def open_run(run: RunStatus) -> None:

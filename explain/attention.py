@@ -77,9 +77,8 @@ def inspect_attention(model, x: torch.Tensor, vocab: list[str] | None = None) ->
         if x.dim() != 1:
             raise ValueError(f"give one sentence as a row of token ids, not an array of shape {tuple(x.shape)}")
         x = strip_padding(x, pad_id_of(model))
-        if hasattr(model, "tokens_of"):  # a pretrained model labels its subwords with its own tokenizer ("##ing")
-            tokens = model.tokens_of(x)
-        else:  # words_of drops <pad> ids, so a pad inside the sentence is labelled here: one label per position
+        tokens = model.tokens_of(x)  # a pretrained model labels its subwords with its own tokenizer ("##ing")
+        if tokens is None:  # words_of drops <pad> ids, so a pad inside the sentence is labelled here: one label per position
             tokens = [PAD_WORD if int(i) == PAD_ID else words_of([int(i)], vocab)[0] for i in x]
     else:
         expected = (spec.input.channels, spec.input.height, spec.input.width)

@@ -94,7 +94,7 @@ class ConvArithmetic:
 
 def stage_hooks(stage_module, name: str) -> list[str]:
     """The hook names of one stage in execution order, e.g. ["conv.0.out", "conv.0.act"]."""
-    return [f"{name}.{hook}" for _, hook in stage_module.steps if hook is not None]
+    return stage_module.hook_names(name)
 
 
 def stage_inputs(model) -> dict[str, str]:

@@ -60,21 +60,21 @@ def input_context(model, dataset: Dataset | None = None) -> InputContext:
     if spec.input.kind == "sequence":
         raise InputError("this model reads sequences of numbers, which the Inspect pages cannot show yet; "
                          "choose a model that reads pictures or sentences")
-    meta = getattr(model, "meta", None) or {}
-    if meta.get("pretrained") and spec.input.kind == "image":
+    meta = model.meta
+    if model.is_pretrained and spec.input.kind == "image":
         return _pretrained_image_context(model)
-    if meta.get("pretrained"):  # its own tokenizer: subwords, so no word is unknown
+    if model.is_pretrained:  # its own tokenizer: subwords, so no word is unknown
         return InputContext("tokens", lambda text: pretrained_ids(model, text), f"{model.spec.name}'s own tokenizer "
                             "(words it does not know are split into pieces it does)", trained=True,
                             vocab=model.vocab, max_len=spec.input.max_len, pretrained=model)
-    if meta.get("input_kind") == spec.input.kind:
+    if meta.input_kind == spec.input.kind:
         try:
-            preprocess = preprocessor_from_meta(meta)
+            preprocess = preprocessor_from_meta(meta.to_dict())
         except DatasetError:
             preprocess = None
         if preprocess is not None and _fits(spec, preprocess):
-            return _context(spec, preprocess, meta.get("dataset"), trained=True,
-                            source=f"prepared as the {meta.get('dataset') or 'training'} data it was trained on")
+            return _context(spec, preprocess, meta.dataset, trained=True,
+                            source=f"prepared as the {meta.dataset or 'training'} data it was trained on")
     if dataset is not None and dataset.input_kind == spec.input.kind:
         if spec.input.kind == "image" and tuple(dataset.input_shape) == _image_shape(spec):
             return _context(spec, dataset.preprocess, dataset.name, trained=False,
@@ -95,7 +95,7 @@ def input_context(model, dataset: Dataset | None = None) -> InputContext:
 def _pretrained_image_context(model) -> InputContext:
     """A pretrained image model's own preprocessing (models.pretrained.vision): its size, mean and
     std; a picture of another shape is centre-cropped to the aspect, then resized, as photos are."""
-    image = model.meta["image"]
+    image = model.meta.image
     normalization = {"mean": list(image["mean"]), "std": list(image["std"])}
     preprocess = ImagePreprocessor(model.spec.input.channels, image["height"], image["width"], normalization,
                                    {"resize": "crop"})

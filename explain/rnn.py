@@ -59,7 +59,7 @@ class RNNInspection:
 
 
 def _check_rnn(model) -> None:
-    if getattr(model.spec, "kind", None) != "rnn":
+    if model.spec.kind != "rnn":
         raise ValueError(f"this view needs a recurrent model (RNN, LSTM or GRU), not a {model.spec.family()}")
 
 

@@ -15,7 +15,7 @@ CLS_TOKEN = "[CLS]"
 
 def pad_id_of(model) -> int:
     """The id a model pads with: 0 for Glassbox's own models, the tokenizer's for a pretrained one."""
-    return int(getattr(model, "pad_id", PAD_ID))
+    return int(model.pad_id)
 
 
 def strip_padding(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:

@@ -28,6 +28,7 @@ import torch
 
 from .build import build_model
 from .files import write_atomically
+from .meta import ModelMeta
 from .spec import ModelSpec
 from .weights import (CheckpointError, check_archive, check_fit, open_zip, read_bytes, read_safetensors,
                       read_state_dict)
@@ -81,7 +82,7 @@ def _checkpoint_files(model, meta) -> dict[str, bytes]:
     state = {name: tensor.detach().to("cpu", copy=True).contiguous() for name, tensor in model.state_dict().items()}
     # Refuse now rather than write a file that would never load again.
     check_fit(state, _reference_state(spec), "this model", spec)
-    meta = getattr(model, "meta", None) if meta is None else meta
+    meta = model.meta if meta is None else meta
     return {
         SPEC_FILE: spec.to_json().encode("utf-8"),
         WEIGHTS_FILE: safetensors.torch.save(state, metadata={"format": "pt"}),
@@ -96,7 +97,7 @@ def _reference_state(spec: ModelSpec) -> dict[str, torch.Tensor]:
 
 
 def _meta_json(meta) -> bytes:
-    meta = {} if meta is None else meta
+    meta = meta.to_dict() if isinstance(meta, ModelMeta) else {} if meta is None else meta
     if not isinstance(meta, Mapping):
         raise CheckpointError(f"The checkpoint's meta must be a dict of plain data, not {type(meta).__name__}.")
     document = {**meta, FORMAT_KEY: FORMAT}
@@ -128,7 +129,7 @@ def _zip(files: dict[str, bytes]) -> bytes:
 
 # ---- loading --------------------------------------------------------------------------
 def load_checkpoint(source, spec: ModelSpec | None = None):
-    """A model, in eval mode on the CPU, with ``model.meta`` (a dict, {} if none).
+    """A model, in eval mode on the CPU, with ``model.meta`` (a ModelMeta; empty if the file has none).
 
     ``source`` is a path (str or Path) to a .zip, a folder, a .safetensors or a .pt/.pth file,
     or a tuple ``(bytes, filename)`` for an upload. ``spec`` is needed, and used, only for
@@ -317,7 +318,7 @@ def _build_loaded(spec: ModelSpec, state: dict[str, torch.Tensor], meta: dict, n
     check_fit(state, model.state_dict(), f"'{name}'", spec)
     model.load_state_dict(state, strict=True)
     model = model.to("cpu").eval()
-    model.meta = meta
+    model.meta = ModelMeta.from_dict(meta)
     return model
 
 

@@ -49,6 +49,10 @@ class Stage(nn.Module):
             self.dropout = nn.Dropout(layer.p)
             self.steps.append(("dropout", None))
 
+    def hook_names(self, name: str) -> list[str]:
+        """This stage's hook names in execution order, e.g. ["conv.0.out", "conv.0.act"]."""
+        return [f"{name}.{hook}" for _, hook in self.steps if hook is not None]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for module, hook in self.steps:
             x = getattr(self, module)(x)
@@ -88,6 +92,10 @@ class CNN(HookedModel):
         classifier = Stage(nn.Linear(features, spec.num_classes), "linear")
         self.fc.append(classifier)
         self.order.append(("fc", len(self.fc) - 1))
+
+    def gradcam_layers(self) -> list[str]:
+        """Each conv stage's last hook: its output as the next layer receives it."""
+        return [self.conv[index].hook_names(f"conv.{index}")[-1] for group, index in self.order if group == "conv"]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input(x)  # (B, C, H, W)

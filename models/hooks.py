@@ -16,6 +16,8 @@ from collections.abc import Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
+from .meta import ModelMeta
+
 _TURNS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # model -> its RLock, gone with the model
 _TURNS_LOCK = threading.Lock()
 
@@ -72,14 +74,53 @@ class ActivationCache(Mapping):
 
 
 class HookedModel(nn.Module):
-    """Base class of every Glassbox model: a spec, named hook points and run_with_cache."""
+    """Base class of every Glassbox model: a spec, named hook points and run_with_cache.
+
+    It also declares what a model offers, so that the views ask instead of sniffing attributes:
+    the defaults describe a model built from a spec, and a family or a pretrained wrapper
+    overrides what differs (a CNN has Grad-CAM layers, a pretrained ResNet its stages, a GPT-2
+    causal attention and its own pad token, a pretrained text model its own subword tokens).
+    """
+
+    causal = False  # True when a token attends only to itself and the tokens before it
+    pad_id = 0  # the token id that pads a sentence (training.tokenizer.PAD_ID for Glassbox models)
 
     def __init__(self, spec):
         super().__init__()
         self.spec = spec
+        self.meta = ModelMeta()  # where it came from; a loaded checkpoint or a pretrained wrapper fills it in
         # Set only inside run_with_cache; models that need a slower, step-by-step path to
         # expose an activation (an LSTM's cell state at every step) take it only then.
         self._caching = False
+
+    # ---- what the model offers --------------------------------------------------------
+    @property
+    def is_pretrained(self) -> bool:
+        """A pretrained Hugging Face model: inspected here, never trained or saved."""
+        return self.meta.pretrained is not None
+
+    def gradcam_layers(self) -> list[str]:
+        """Hook names of each conv stage's output as the next layer receives it, in order."""
+        return []
+
+    def stage_names(self) -> list[str]:
+        """A pretrained CNN's stem and stages, in the order they run (views of hundreds of layers
+        show these); a Glassbox model lists its own layers in its spec instead."""
+        return []
+
+    def activation_shape(self, hook_name: str) -> tuple[int, ...]:
+        """One example's shape at a hook ("conv.1.act" -> (16, 8, 8)), from the spec's layer table."""
+        rows = {row.name: row.output for row in self.spec.layer_table()}
+        return rows[hook_name.rsplit(".", 1)[0]]
+
+    def activation_functions(self) -> set[str]:
+        """The activation functions it applies (DeepLift has rules for only some of them)."""
+        return {layer.activation for layer in self.spec.layers if layer.type == "act"}
+
+    def tokens_of(self, ids) -> list[str] | None:
+        """The model's own names of ``ids`` (a pretrained tokenizer's subwords); None when the
+        words come from the vocabulary of the data it was trained on."""
+        return None
 
     def hook_points(self) -> dict[str, HookPoint]:
         return {name: module for name, module in self.named_modules() if isinstance(module, HookPoint)}

@@ -274,7 +274,7 @@ def test_a_finished_run_shows_curves_confusion_mistakes_and_becomes_the_current_
     jobs.wait(run_id, timeout_s=WAIT_S)
     run(at)
     model = at.session_state[common.CURRENT_MODEL]
-    assert model.meta["run_id"] == run_id and model.meta["step"] == jobs.status(run_id).total_steps
+    assert model.meta.run_id == run_id and model.meta.step == jobs.status(run_id).total_steps
     assert any(s.startswith("Training finished. The current model is now digits-cnn") for s in texts(at.success))
     assert any(s.startswith("Finished:") for s in texts(at.success))
     assert progress_text(at).startswith("epoch 2/2 · step 44/44 · took ")
@@ -301,7 +301,7 @@ def test_train_with_the_defaults_learns(preset):
     dataset = at.selectbox(key=train_data.DATASET).value
     assert finished.best_val_acc > CHANCE[dataset] + 0.3
     run(at)
-    assert at.session_state[common.CURRENT_MODEL].meta["run_id"] == run_id
+    assert at.session_state[common.CURRENT_MODEL].meta.run_id == run_id
     live = " ".join(texts(at.caption))  # the live view of the final checkpoint
     expected = "The first layer's filters" if dataset == "digits" else "How the prediction changes word by word"
     assert expected in live
@@ -335,7 +335,7 @@ def test_a_huge_learning_rate_diverges_and_the_page_gives_the_advice():
     assert "try a lower learning rate" in message
     assert not any(b.key == train_run.RESUME for b in at.button)  # resuming cannot help: retrain lower
     assert at.session_state[common.CURRENT_MODEL].spec.name == "digits-cnn"
-    assert not hasattr(at.session_state[common.CURRENT_MODEL], "meta")  # a diverged model is not adopted
+    assert at.session_state[common.CURRENT_MODEL].meta.run_id is None  # a diverged model is not adopted
 
 
 # ---- the runs list ----------------------------------------------------------------------------
@@ -360,7 +360,7 @@ def test_open_compare_and_delete_runs():
     at.button(key=train_runs_list.OPEN_RUN).click()
     run(at)
     assert at.session_state[common.CURRENT_RUN] == first
-    assert at.session_state[common.CURRENT_MODEL].meta["run_id"] == first
+    assert at.session_state[common.CURRENT_MODEL].meta.run_id == first
     assert any("is now digits-cnn" in s for s in texts(at.success))
 
     assert at.button(key=train_runs_list.DELETE_RUN).disabled  # not before the confirmation

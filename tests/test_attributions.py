@@ -12,7 +12,8 @@ from torch import nn
 
 from explain import attributions as attr
 from explain.model_guard import model_left_as_found
-from models import ModelSpec, build_model, count_hooks, presets
+from models import HookedModel, ModelSpec, build_model, count_hooks, presets
+from models.meta import ModelMeta
 from models.spec import InputSpec, Layer, RNNConfig
 
 TOKEN_PRESETS = ["sentiment-lstm", "sentiment-gru", "sentiment-transformer"]
@@ -33,12 +34,11 @@ def score(model, x: torch.Tensor, target: int) -> float:
         return float(model(x.unsqueeze(0))[0, target])
 
 
-class LinearImageModel(nn.Module):
+class LinearImageModel(HookedModel):
     """f(x) = W x + b on a 2×3×4 picture: every attribution method has a closed form here."""
 
     def __init__(self):
-        super().__init__()
-        self.spec = ModelSpec(name="linear", kind="cnn", num_classes=3, input=InputSpec("image", 2, 3, 4))
+        super().__init__(ModelSpec(name="linear", kind="cnn", num_classes=3, input=InputSpec("image", 2, 3, 4)))
         self.linear = nn.Linear(24, 3)
 
     def forward(self, x):
@@ -333,7 +333,7 @@ def test_calls_on_one_model_from_two_threads_take_turns():
 @pytest.mark.parametrize("preset", ["digits-cnn", "sentiment-lstm", "sentiment-transformer"])
 def test_randomized_copy_redraws_every_weight_and_leaves_the_random_stream_alone(preset):
     model = model_of(preset)
-    model.meta = {"dataset": "made up", "normalization": None}
+    model.meta = ModelMeta(dataset="made up", normalization=None)
     original = {k: v.clone() for k, v in model.state_dict().items()}
     torch.manual_seed(7)
     expected_next = torch.rand(4)
@@ -404,7 +404,7 @@ def test_image_baseline_is_black_in_the_models_input_space():
     with pytest.raises(ValueError, match="channel"):
         attr.image_baseline(x, {"mean": [0.5], "std": [0.25]})
     model = model_of("digits-cnn")
-    model.meta = {"normalization": {"mean": [0.5], "std": [0.25]}}  # a checkpoint's: its black is -2
+    model.meta = ModelMeta(normalization={"mean": [0.5], "std": [0.25]})  # a checkpoint's: its black is -2
     image = picture(model)
     result = attr.attribute(model, image, 0, "integrated_gradients", attr.Settings(n_steps=8))
     black = torch.full_like(image, -2.0)

@@ -21,6 +21,7 @@ import torch
 from models import build_model, example_input, presets
 from models import weights as weight_files
 from models.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint, read_meta, save_checkpoint
+from models.meta import ModelMeta
 
 META = {
     "vocab": ["<pad>", "<unk>", "good", "bad", "très"],
@@ -93,7 +94,7 @@ def test_every_preset_round_trips(name, route, tmp_path):
     else:
         loaded = load_checkpoint((checkpoint_bytes(model, meta=META), "x.zip"))
     assert_same_model(loaded, model)
-    assert loaded.meta == META
+    assert loaded.meta == ModelMeta.from_dict(META) and loaded.meta.to_dict() == META
 
 
 def test_zip_holds_the_documented_files(tmp_path):
@@ -120,11 +121,11 @@ def test_bytes_are_reproducible_and_no_temp_files_are_left(tmp_path):
 
 def test_meta_comes_from_the_model_when_not_given():
     model = trained_like("sentiment-lstm")
-    model.meta = {"vocab": ["<pad>", "<unk>", "fine"], "mean": torch.tensor([0.5, 0.25])}
+    model.meta = ModelMeta.from_dict({"vocab": ["<pad>", "<unk>", "fine"], "mean": torch.tensor([0.5, 0.25])})
     loaded = load_checkpoint((checkpoint_bytes(model), "m.zip"))
-    assert loaded.meta == {"vocab": ["<pad>", "<unk>", "fine"], "mean": [0.5, 0.25]}  # tensors become lists
+    assert loaded.meta.to_dict() == {"vocab": ["<pad>", "<unk>", "fine"], "mean": [0.5, 0.25]}  # tensors become lists
     bare = trained_like("sentiment-lstm")
-    assert load_checkpoint((checkpoint_bytes(bare), "m.zip")).meta == {}
+    assert load_checkpoint((checkpoint_bytes(bare), "m.zip")).meta == ModelMeta()
 
 
 def test_meta_that_is_not_plain_data_is_refused():
@@ -155,7 +156,7 @@ def test_a_hand_made_checkpoint_without_meta_loads():
     del parts["meta.json"]
     loaded = load_checkpoint((zip_of(parts), "bare.zip"))
     assert_same_model(loaded, model)
-    assert loaded.meta == {}
+    assert loaded.meta == ModelMeta()
 
 
 def test_loading_does_not_disturb_the_random_stream():
@@ -173,7 +174,7 @@ def test_safetensors_with_a_spec(tmp_path):
     path = tmp_path / "weights.safetensors"
     safetensors.torch.save_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
     assert_same_model(load_checkpoint(path, spec=model.spec), model)
-    assert load_checkpoint(path, spec=model.spec).meta == {}
+    assert load_checkpoint(path, spec=model.spec).meta == ModelMeta()
     assert_same_model(load_checkpoint((path.read_bytes(), "w.safetensors"), spec=model.spec), model)
 
 

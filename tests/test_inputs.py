@@ -77,7 +77,7 @@ def test_text_models_use_the_datasets_words_or_say_they_have_none(sentiment):
 
 def test_a_checkpoint_vocabulary_too_large_for_the_model_is_not_used(sentiment):
     model = trained_like("sentiment-lstm", sentiment)
-    model.meta["vocab"] = ["<pad>", "<unk>"] + [f"w{i}" for i in range(400)]  # more words than embeddings
+    model.meta.vocab = ["<pad>", "<unk>"] + [f"w{i}" for i in range(400)]  # more words than embeddings
     context = input_context(model, sentiment)
     assert not context.trained and context.vocab == sentiment.vocab
 

@@ -110,7 +110,7 @@ def test_a_run_trains_in_a_worker_process_and_records_everything(make_jobs, tmp_
 
     store = RunStore(tmp_path)
     assert store.checkpoint_steps(run_id) == checkpoint_schedule(320)
-    assert store.load_model(run_id).meta["step"] == 320
+    assert store.load_model(run_id).meta.step == 320
     assert [r.run_id for r in jobs_module.list_runs()] == [run_id]
     with pytest.raises(JobError, match="already finished"):
         jobs_module.resume(run_id)

@@ -23,6 +23,7 @@ from explain.attention import inspect_attention
 from explain.attributions import attribute, available_methods
 from explain.tokens import attention_labels
 from models.hooks import count_hooks
+from models.meta import ModelMeta
 from models.pretrained import (BUILTIN_TEXT, PretrainedError, builtin_text_folder, check_folder, load_pretrained,
                                tokenize)
 
@@ -149,7 +150,7 @@ def test_minilm_spec_names_and_tokens(minilm, minilm_reference):
     assert (spec.name, spec.kind, spec.num_classes, spec.class_names) == (BUILTIN_TEXT, "transformer", 0, [])
     assert (spec.transformer.num_layers, spec.transformer.num_heads, spec.transformer.d_model) == (6, 12, 384)
     assert (spec.input.kind, spec.input.vocab_size, spec.input.max_len) == ("tokens", 30522, 512)
-    assert minilm.meta == {"pretrained": BUILTIN_TEXT, "family": "bert", "classifier": False}
+    assert minilm.meta == ModelMeta(pretrained=BUILTIN_TEXT, family="bert", classifier=False)
     assert not minilm.training and not minilm.hf.training  # loaded for inspection: dropout off
     assert (minilm.pad_id, minilm.causal) == (0, False)
     ids, tokens, cut = tokenize(minilm, "the zorblax")
@@ -219,7 +220,7 @@ def test_tiny_bert_classifier_gives_the_logits_and_labels_of_transformers(tiny):
         logits, cache = model.run_with_cache(ids.unsqueeze(0))
     torch.testing.assert_close(logits, expected.logits)
     assert logits.shape == (1, 3) and model.spec.class_names == ["negative", "neutral", "positive"]
-    assert model.meta == {"pretrained": str(tiny["bert"]), "family": "bert", "classifier": True}
+    assert model.meta == ModelMeta(pretrained=str(tiny["bert"]), family="bert", classifier=True)
     assert model.spec.name == "tiny-bert" and model.spec.transformer.num_heads == 2
     for i in range(2):
         torch.testing.assert_close(cache[f"blocks.{i}.attn.pattern"], expected.attentions[i])
@@ -256,7 +257,7 @@ def test_tiny_distilbert_encoder_matches_transformers(tiny):
             torch.testing.assert_close(cache[f"blocks.{i}.out"], expected.hidden_states[i + 1])
             v = heads(reference.transformer.layer[i].attention.v_lin(expected.hidden_states[i]), 2)
             torch.testing.assert_close(cache[f"blocks.{i}.attn.v"], v)
-    assert logits.shape == (1, 0) and model.meta["family"] == "distilbert" and model.spec.num_classes == 0
+    assert logits.shape == (1, 0) and model.meta.family == "distilbert" and model.spec.num_classes == 0
 
 
 def test_tiny_roberta_classifier_matches_transformers(tiny):

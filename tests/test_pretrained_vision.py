@@ -82,9 +82,9 @@ def test_loaded_through_the_same_path_with_spec_and_meta(models):
     assert (resnet.spec.kind, resnet.spec.layers, bare.spec.num_classes, models["resnet-bare"].spec.num_classes) == \
         ("cnn", [], 0, 0)
     for model, family in ((vit, "vit"), (resnet, "resnet")):
-        assert model.meta["family"] == family and model.meta["classifier"] is True
-        assert model.meta["image"] == {"mean": MEAN, "std": STD, "height": SIDE, "width": SIDE}
-    assert bare.meta["classifier"] is False and bare(pictures()).shape == (2, 0)
+        assert model.meta.family == family and model.meta.classifier is True
+        assert model.meta.image == {"mean": MEAN, "std": STD, "height": SIDE, "width": SIDE}
+    assert bare.meta.classifier is False and bare(pictures()).shape == (2, 0)
 
 
 def test_vit_matches_transformers(models, folders):

@@ -173,7 +173,7 @@ def test_checkpoints_appear_only_when_complete_and_can_be_redone(store, run_id):
     store.save_checkpoint(run_id, 3, other, meta={"step": 3})  # redone after a resume
     loaded = store.load_model(run_id, 3)
     assert torch.equal(loaded.state_dict()["fc.0.linear.weight"], other.state_dict()["fc.0.linear.weight"])
-    assert loaded.meta["step"] == 3
+    assert loaded.meta.step == 3
     assert sorted(p.name for p in folder.iterdir()) == [".step_9.abc", "step_3"]
     with pytest.raises(RunNotFound, match="no checkpoint at step 4"):
         store.load_model(run_id, 4)

@@ -190,7 +190,7 @@ def test_checkpoints_in_the_run_folder_are_loadable_and_the_last_is_the_final_mo
     assert steps[0] == 0 and steps[-1] == result.total_steps == 48
     for step in steps:
         model = load_checkpoint(store.checkpoint_path(run_id, step))
-        assert model.meta["step"] == step and model.meta["class_names"] == data.class_names
+        assert model.meta.step == step and model.meta.class_names == data.class_names
     first, last = store.load_model(run_id, 0), store.load_model(run_id)
     for name, tensor in trainer.model.state_dict().items():
         assert torch.equal(last.state_dict()[name], tensor.cpu())

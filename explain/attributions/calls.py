@@ -39,8 +39,7 @@ def attribute(model, x: torch.Tensor, target: int | None, method: str, settings:
     x = check_input(model, x)
     target = predicted_class(model, x) if target is None else check_target(model, target)
     if baselines is None:
-        normalization = (getattr(model, "meta", None) or {}).get("normalization")
-        baselines = image_baseline(x, normalization) if x.dim() == 3 else torch.full_like(x, pad_id_of(model))
+        baselines = image_baseline(x, model.meta.normalization) if x.dim() == 3 else torch.full_like(x, pad_id_of(model))
     baselines = torch.as_tensor(baselines).to(x.dtype)
     if baselines.shape != x.shape:
         raise ValueError(f"the baseline has shape {tuple(baselines.shape)}, the input {tuple(x.shape)}: "

@@ -101,14 +101,8 @@ def _captum_arguments(method, x, baselines, settings: Settings, value_range: flo
 
 
 def _layer_maps(model, layer: str) -> str:
-    """"16 maps of 8×8": a conv stage's output, read from the spec's shape table ((16, 8, 8))
-    (a pretrained ResNet has no table: it measured its stages' shapes when it was loaded)."""
-    shapes = getattr(model, "stage_shapes", None)
-    if shapes:
-        channels, height, width = shapes[layer]
-        return f"{channels} maps of {height}×{width}"
-    rows = {row.name: row.output for row in model.spec.layer_table()}
-    channels, height, width = rows[layer.rsplit(".", 1)[0]]
+    """"16 maps of 8×8": a conv stage's output, as the model declares its shape."""
+    channels, height, width = model.activation_shape(layer)
     return f"{channels} maps of {height}×{width}"
 
 

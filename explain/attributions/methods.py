@@ -13,7 +13,6 @@ import numpy as np
 from captum.attr import (DeepLift, GradientShap, GuidedGradCam, IntegratedGradients, LayerGradCam,
                          LayerIntegratedGradients, Occlusion, Saliency)
 
-from explain.cnn import stage_hooks
 
 
 @dataclass(frozen=True)
@@ -119,23 +118,16 @@ def available_methods(model) -> dict[str, Method]:
     # module, so DeepLift would pass straight through it as if it were linear: both left out.
     rules = spec.kind == "cnn"
     if rules:
-        activations = {layer.activation for layer in spec.layers if layer.type == "act"}
-        activations |= set(getattr(model, "nonlinearities", ()))  # a pretrained ResNet's, from its config
-        rules = activations <= DEEPLIFT_ACTIVATIONS  # else Captum would treat an activation as linear: wrong numbers
+        rules = model.activation_functions() <= DEEPLIFT_ACTIVATIONS  # else Captum would treat an activation as linear: wrong numbers
     layers = bool(gradcam_layers(model))
     return {key: method for key, method in IMAGE_METHODS.items()
             if (layers or not method.layer) and (rules or not method.needs_rules)}
 
 
 def gradcam_layers(model) -> list[str]:
-    """Hook names of each conv stage's output as the next layer receives it, in order."""
-    if model.spec.kind != "cnn":
-        return []
-    if hasattr(model, "stage_names"):  # a pretrained ResNet: its stem and stage outputs (conv.{i}.out)
-        return [name for name in model.stage_names() if name.startswith("conv.")]
-    if not hasattr(model, "order"):
-        return []
-    return [stage_hooks(model.conv[index], f"conv.{index}")[-1] for group, index in model.order if group == "conv"]
+    """Hook names of each conv stage's output as the next layer receives it, in order (as the
+    model declares them: a Glassbox CNN's conv stages, a pretrained ResNet's stem and stages)."""
+    return model.gradcam_layers()
 
 
 def gradcam_layer(model, settings: Settings) -> str:

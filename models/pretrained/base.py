@@ -80,7 +80,7 @@ class Block(nn.Module):
 class PretrainedTransformer(HookedModel):
     """A Hugging Face transformer with Glassbox's hook points as read-outs of its outputs.
 
-    A subclass sets ``meta`` (``meta["classifier"]``: whether it has a classification head),
+    A subclass sets ``meta`` (``meta.classifier``: whether it has a classification head),
     passes its ``embed`` module (one with an ``out`` hook point), and fills ``pooled`` itself."""
 
     def __init__(self, spec, hf: nn.Module, family: Family, embed: nn.Module):
@@ -111,7 +111,7 @@ class PretrainedTransformer(HookedModel):
         return outputs
 
     def _logits(self, outputs, x: torch.Tensor) -> torch.Tensor:
-        if self.meta["classifier"]:
+        if self.meta.classifier:
             return outputs.logits  # (B, K)
         return torch.zeros(x.shape[0], 0, device=x.device)  # (B, 0): a bare encoder/decoder has no classes
 

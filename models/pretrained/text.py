@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from ..hooks import HookPoint
+from ..meta import ModelMeta
 from ..spec import InputSpec, ModelSpec, TransformerConfig
 from .base import Family, PretrainedTransformer, class_names
 
@@ -49,7 +50,7 @@ class PretrainedText(PretrainedTransformer):
         if classifier and config.pad_token_id is None:  # GPT-2's head finds each row's last real token by it
             config.pad_token_id = self.pad_id
         self.causal = self.family.causal
-        self.meta = {"pretrained": source, "family": config.model_type, "classifier": classifier}
+        self.meta = ModelMeta(pretrained=source, family=config.model_type, classifier=classifier)
         # transformers hooks its layers for good the first time attentions are asked for; asking once here
         # makes the hook count final at load, so no caller's sweep of new hooks (explain.model_guard) takes them
         with torch.no_grad():
@@ -97,7 +98,7 @@ class PretrainedText(PretrainedTransformer):
 
     def _pool(self, outputs, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         last = outputs.hidden_states[-1]  # (B, T, D)
-        if not self.meta["classifier"]:
+        if not self.meta.classifier:
             weights = mask.unsqueeze(-1).to(last.dtype)  # (B, T, 1)
             return (last * weights).sum(1) / weights.sum(1).clamp(min=1)  # (B, D), as sentence-transformers pool
         pooler = getattr(self.hf.base_model, "pooler", None)

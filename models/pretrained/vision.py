@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from ..hooks import HookedModel, HookPoint
+from ..meta import ModelMeta
 from ..spec import InputSpec, ModelSpec, TransformerConfig
 from .base import Family, PretrainedError, PretrainedTransformer, class_names, read_json
 
@@ -96,10 +97,10 @@ def _per_channel(value, channels: int, key: str, name: str) -> list[float]:
     return [float(v) for v in values]
 
 
-def _meta(source: str, family: str, classifier: bool, image: dict) -> dict:
-    return {"pretrained": source, "family": family, "classifier": classifier, "image": dict(image),
-            # explain.attributions' default baseline: a black picture in the model's own input space
-            "normalization": {"mean": list(image["mean"]), "std": list(image["std"])}}
+def _meta(source: str, family: str, classifier: bool, image: dict) -> ModelMeta:
+    return ModelMeta(pretrained=source, family=family, classifier=classifier, image=dict(image),
+                     # explain.attributions' default baseline: a black picture in the model's own input space
+                     normalization={"mean": list(image["mean"]), "std": list(image["std"])})
 
 
 def _checked_pictures(x, channels: int, height: int | None, width: int | None) -> torch.Tensor:
@@ -151,7 +152,7 @@ class PretrainedViT(PretrainedTransformer):
         if not self._caching:
             return self._logits(self.hf(pixel_values=x), x)
         outputs = self._run_read_out(pixel_values=x)  # hidden states of (B, 1 + patches, D)
-        if self.meta["classifier"]:  # ViTForImageClassification reads [CLS] after the final layer norm
+        if self.meta.classifier:  # ViTForImageClassification reads [CLS] after the final layer norm
             self.pooled(self.hf.base_model.layernorm(outputs.hidden_states[-1])[:, 0])
         else:
             self.pooled(outputs.pooler_output if outputs.pooler_output is not None else outputs.last_hidden_state[:, 0])
@@ -180,7 +181,6 @@ class PretrainedResNet(HookedModel):
                                    layers=[]))  # descriptive only: the residual blocks are no layer table
         self.hf = hf
         self.meta = _meta(source, "resnet", classifier, image)
-        self.nonlinearities = (config.hidden_act,)  # its one activation function, for DeepLift's rules
         self.input = HookPoint()  # (B, C, H, W) the normalised picture
         stages = len(hf.base_model.encoder.stages)
         self.conv = nn.ModuleList(Readout() for _ in range(1 + stages))  # conv.0: the stem; conv.{i}: stage i
@@ -191,6 +191,16 @@ class PretrainedResNet(HookedModel):
             _, cache = self.run_with_cache(torch.zeros(1, config.num_channels, image["height"], image["width"]),
                                            names=self.stage_names())
         self.stage_shapes = {name: tuple(value.shape[1:]) for name, value in cache.items()}
+        self.hidden_act = config.hidden_act  # its one activation function, for DeepLift's rules
+
+    def gradcam_layers(self) -> list[str]:
+        return [name for name in self.stage_names() if name.startswith("conv.")]  # the stem's and stages' outputs
+
+    def activation_shape(self, hook_name: str) -> tuple[int, ...]:
+        return self.stage_shapes[hook_name]  # measured at load: a ResNet has no layer table
+
+    def activation_functions(self) -> set[str]:
+        return {self.hidden_act}
 
     def stage_names(self) -> list[str]:
         """The hook names of the stem, its pooling and every stage, in the order they run."""
@@ -204,7 +214,7 @@ class PretrainedResNet(HookedModel):
         for readout, stage in zip(self.conv[1:], base.encoder.stages):
             x = readout.out(stage(x))  # (B, Ci, h, w)
         pooled = self.pooled(base.pooler(x).flatten(1))  # (B, C, 1, 1) -> (B, C)
-        if self.meta["classifier"]:
+        if self.meta.classifier:
             return self.hf.classifier(pooled)  # (B, K)
         return torch.zeros(x.shape[0], 0, device=x.device)  # (B, 0): a bare backbone has no classes
 
