@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_pages.editor_state import EDITOR_GENERATION, load_into_editor
+import copy
+import re
+
+from app_pages.editor_state import EDITOR_GENERATION, WORKING_SPEC, load_into_editor, same_design
 from models import build_model, presets
 
 DEFAULT_PRESET = "digits-cnn"
@@ -75,9 +78,56 @@ def model_summary(model) -> str:
 
 
 def show_current_model_in_sidebar() -> None:
+    model = current_model()
     with st.sidebar:
         st.caption("Current model")
-        st.markdown(model_summary(current_model()))
+        st.markdown(model_summary(model))
+        fitted = fitted_to_data(model)
+        if fitted:
+            st.caption(f"Parameters counted after training fitted {fitted} to the data: the count can "
+                       "differ from its design's on the Model page.")
+
+
+# ---- the design on the Model page and the current model -------------------------------
+def fitted_to_data(model) -> str:
+    """What training fitted to the data in a trained model ('its vocabulary (500 words) and its
+    2 classes'), or '' for a model not trained here. Training takes the input size, the
+    vocabulary and the classes from the data, which changes the parameter count."""
+    if model.is_pretrained or not model.meta.dataset:
+        return ""
+    spec = model.spec
+    if spec.input.kind == "tokens":
+        part = f"its vocabulary ({spec.input.vocab_size:,} words)"
+    elif spec.input.kind == "image":
+        part = f"its input size ({spec.input.channels}×{spec.input.height}×{spec.input.width})"
+    else:
+        part = "its input"
+    return f"{part} and its {spec.num_classes} classes"
+
+
+def is_design_of(design, model) -> bool:
+    """Whether ``model`` is ``design`` built: as designed, or trained (then with its input size,
+    vocabulary and classes fitted to the data, which are not compared)."""
+    if model.is_pretrained:
+        return False  # a pretrained model is loaded, never built from the editor
+    if model.meta.dataset and design.input.kind == model.spec.input.kind:
+        design = copy.deepcopy(design)
+        design.input = copy.deepcopy(model.spec.input)
+        design.num_classes, design.class_names = model.spec.num_classes, list(model.spec.class_names)
+    return same_design(design, model.spec)
+
+
+def unused_design():
+    """The Model page's design when it is not the current model (chosen or edited there but not
+    yet built with "Use this model"); None when it is."""
+    design = st.session_state[WORKING_SPEC]
+    return None if is_design_of(design, current_model()) else design
+
+
+def as_markdown_text(text) -> str:
+    """``text`` shown as it is in a Markdown element: what Markdown (or Streamlit's colours,
+    icons and maths) would read as markup is escaped."""
+    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:$])", r"\\\1", str(text))
 
 
 def make_current(model, notice: str) -> None:

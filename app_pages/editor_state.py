@@ -7,6 +7,12 @@ keys, so it imports neither of them nor ``common``: the imports all point here.
 
 The layer table is edited as rows of plain values (one dict per layer, None for an empty
 cell); ``row_from_layer`` and ``layers_from_rows`` convert between them and ``models.Layer``.
+A row holds exactly the cells its type reads (``fit_row_to_type``): a new row gets the values
+that apply to its type and no others, so the table never shows a setting that is ignored.
+
+The preset picker keeps its choice across page changes with ``persist_state="session"``
+(Streamlit drops the value of a widget whose page is not shown); the spec it stands for is
+``WORKING_SPEC``, which no widget owns.
 """
 from __future__ import annotations
 
@@ -41,6 +47,15 @@ USED_COLUMNS = {
     "act": ("activation",),
     "dropout": ("p",),
 }
+# What a cell a row's type reads holds when the row is new or the cell was left empty.
+NEW_CELL_VALUES = {
+    "conv": {"channels": 16, "kernel": 3, "stride": 1, "padding": 0},
+    "pool": {"kernel": 2, "stride": 2, "padding": 0, "pool": "max"},
+    "fc": {"channels": 16},
+    "batchnorm": {},
+    "act": {"activation": "relu"},
+    "dropout": {"p": 0.5},
+}
 
 
 def load_into_editor(spec: ModelSpec, preset: str | None = None) -> None:
@@ -69,6 +84,29 @@ def row_from_layer(layer: Layer) -> dict:
     used = USED_COLUMNS.get(layer.type, LAYER_COLUMNS)
     return {column: getattr(layer, column) if column == "type" or column in used else None
             for column in LAYER_COLUMNS}
+
+
+def fit_row_to_type(row: dict) -> dict:
+    """``row`` with the cells its type reads filled (a new value where empty) and the others
+    emptied; a row without a known type is left as it is."""
+    used = USED_COLUMNS.get(row.get("type"))
+    if used is None:
+        return dict(row)
+    new_values = NEW_CELL_VALUES[row["type"]]
+    return {column: row["type"] if column == "type"
+            else (new_values.get(column) if row.get(column) is None else row[column]) if column in used
+            else None
+            for column in LAYER_COLUMNS}
+
+
+def same_design(a: ModelSpec, b: ModelSpec) -> bool:
+    """Whether two specs describe the same model (a layer's settings its type does not read
+    are not compared)."""
+    def plain(spec: ModelSpec) -> ModelSpec:
+        spec = copy.deepcopy(spec)
+        spec.layers = [row_from_layer(layer) for layer in spec.layers]
+        return spec
+    return plain(a) == plain(b)
 
 
 def clean_row(record: dict) -> dict:

@@ -1,5 +1,11 @@
 """The Model page's CNN layer table: an editable table of layers (add and delete rows) with
-Move up / Move down. Its rows live in the editor state (``editor_state``)."""
+Move up / Move down. Its rows live in the editor state (``editor_state``).
+
+A row shows only the cells its type reads: after an edit that adds a row or changes a type,
+the rows are fitted to their types (``editor_state.fit_row_to_type``) and the table starts
+again from them, so a new row is numbered and an ignored setting is never shown. Empty cells
+are drawn empty (not "None").
+"""
 from __future__ import annotations
 
 import pandas as pd
@@ -7,6 +13,7 @@ import streamlit as st
 
 from app_pages import editor_state as editor
 from models import Layer
+from models.shapes import CONV_AFTER_FC
 from models.spec import ACTIVATIONS, LAYER_TYPES
 
 # ---- widget keys (browser and app tests find widgets by these) -------------------------
@@ -22,19 +29,19 @@ LAYER_COLUMN_CONFIG = {
     "type": st.column_config.SelectboxColumn(
         "type", options=list(LAYER_TYPES), required=True, default="fc",
         help="conv: convolution · pool: pooling · fc: fully connected · batchnorm · act: activation · dropout"),
-    "channels": st.column_config.NumberColumn("channels", min_value=0, step=1, default=16,
+    "channels": st.column_config.NumberColumn("channels", min_value=0, step=1,
                                               help="conv: output channels · fc: output features"),
-    "kernel": st.column_config.NumberColumn("kernel", min_value=1, step=1, default=3,
+    "kernel": st.column_config.NumberColumn("kernel", min_value=1, step=1,
                                             help="conv and pool: side of the square window"),
-    "stride": st.column_config.NumberColumn("stride", min_value=0, step=1, default=1,
+    "stride": st.column_config.NumberColumn("stride", min_value=0, step=1,
                                             help="conv and pool: step of the window (pool: 0 means the kernel size)"),
-    "padding": st.column_config.NumberColumn("padding", min_value=0, step=1, default=0,
+    "padding": st.column_config.NumberColumn("padding", min_value=0, step=1,
                                              help="conv and pool: zeros added on each side"),
-    "activation": st.column_config.SelectboxColumn("activation", options=list(ACTIVATIONS), default="relu",
+    "activation": st.column_config.SelectboxColumn("activation", options=list(ACTIVATIONS),
                                                    help="act: the non-linearity"),
-    "pool": st.column_config.SelectboxColumn("pool", options=["max", "avg"], default="max",
+    "pool": st.column_config.SelectboxColumn("pool", options=["max", "avg"],
                                              help="pool: maximum or average of each window"),
-    "p": st.column_config.NumberColumn("p", min_value=0.0, max_value=0.99, step=0.05, default=0.5, format="%.2f",
+    "p": st.column_config.NumberColumn("p", min_value=0.0, max_value=0.99, step=0.05, format="%.2f",
                                        help="dropout: chance of zeroing each unit while training"),
 }
 
@@ -46,8 +53,13 @@ def layer_table_editor() -> tuple[list[Layer], list[str]]:
         editor.restart_layer_editor(state[editor.LAYER_ROWS])
     edited = st.data_editor(_layer_frame(state[editor.LAYERS_BASE]), key=LAYER_EDITOR, num_rows="dynamic",
                             column_config=LAYER_COLUMN_CONFIG, column_order=editor.LAYER_COLUMNS,
-                            width="stretch")
+                            width="stretch", height="content", placeholder="")
     rows = [editor.clean_row(row) for row in edited.to_dict("records")]
+    fitted = [editor.fit_row_to_type(row) for row in rows]
+    if fitted != rows or state[LAYER_EDITOR].get("added_rows"):
+        # Show the rows as they count: numbered, with the cells of their type and no others.
+        editor.restart_layer_editor(fitted)
+        st.rerun()
     state[editor.LAYER_ROWS] = rows
     _move_controls(rows)
     return editor.layers_from_rows(rows)
@@ -61,6 +73,12 @@ def _layer_frame(rows: list[dict]) -> pd.DataFrame:
     frame.index = pd.Index(list(range(1, len(frame) + 1)), dtype="int64")
     frame[GENERATION_COLUMN] = st.session_state[editor.EDITOR_GENERATION]
     return frame
+
+
+def with_editor_hints(problems: list[str]) -> list[str]:
+    """The problems, with the control that fixes a layer in the wrong place named."""
+    return [f"{problem}; select it under 'Layer to move' and use Move up" if CONV_AFTER_FC in problem
+            else problem for problem in problems]
 
 
 def describe_row(row: dict) -> str:

@@ -9,12 +9,15 @@ st.caption("Start from a preset, change any setting, and watch the output shape 
 
 st.subheader("Start from a preset")
 model_design.preset_picker()
+status = st.container()  # filled once the design below is known
 
 st.subheader("Design")
 spec, problems = model_design.design_editor()
+with status:
+    model_design.design_status(spec)
 
 st.subheader("Shapes and parameters")
-problems += spec.validate()
+problems += model_design.design_problems(spec)
 common.show_problems(problems)
 model_design.show_layer_table(spec, valid=not problems)
 model_design.use_model_button(spec, problems)

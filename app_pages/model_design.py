@@ -3,7 +3,13 @@ of the spec's family), the shapes table and "Use this model".
 
 They edit the session's working spec (``editor_state``): each widget is seeded from it
 whenever the widget's key is missing, because Streamlit forgets a widget's value while its
-page is not shown. The CNN layer table is ``layer_table``'s.
+page is not shown. The preset picker keeps its own value for the session
+(``persist_state="session"``): its key is also written before the picker is ever drawn (the
+session's first spec), and without it that first value came back after a page change. The
+CNN layer table is ``layer_table``'s.
+
+The design is not the current model until "Use this model" builds it; ``design_status`` says
+so while they differ.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ import streamlit as st
 from app_pages import common
 from app_pages import editor_state as editor
 from app_pages.editor_state import EDIT_PREFIX, PRESET
-from app_pages.layer_table import layer_table_editor
+from app_pages.layer_table import layer_table_editor, with_editor_hints
 from models import ModelSpec, SpecError, build_model, presets, shape_text
 
 # ---- widget keys (browser and app tests find widgets by these) -------------------------
@@ -34,7 +40,7 @@ def preset_picker() -> None:
     choose, reset, edit_current = st.columns([2, 1, 1], vertical_alignment="bottom")
     with choose:
         st.selectbox("Preset", presets.names(), key=PRESET, index=None, placeholder="Choose a preset…",
-                     on_change=_on_preset_chosen)
+                     on_change=_on_preset_chosen, persist_state="session")
     chosen = st.session_state.get(PRESET)
     with reset:
         st.button("Start again from this preset", key=RESET_PRESET, on_click=_on_preset_chosen,
@@ -213,6 +219,25 @@ def _fit_class_names() -> None:
         state[CLASS_NAMES] = ", ".join(names)
 
 
+# ---- the design and the current model -------------------------------------------------
+def design_status(spec: ModelSpec) -> None:
+    """Say when the design on this page is not the current model, and which button makes it so."""
+    if common.unused_design() is None:
+        return
+    current = common.current_model()
+    which = "changed" if spec.name == current.spec.name else common.as_markdown_text(spec.name or "no name yet")
+    st.info(f"The design below ({which}) is not the current model yet: the other pages (Train, Feature maps, "
+            f"...) still use {common.as_markdown_text(common.model_summary(current))}. Press **Use this model** "
+            "below the shapes to build this design with fresh weights and make it the current model, or "
+            "**Edit the current model** to bring its design here.",
+            icon=":material/info:")
+
+
+def design_problems(spec: ModelSpec) -> list[str]:
+    """What ``spec.validate()`` finds, with the editor's control that fixes it named."""
+    return with_editor_hints(spec.validate())
+
+
 # ---- shapes and "Use this model" ----------------------------------------------------
 def show_layer_table(spec: ModelSpec, valid: bool) -> None:
     """Every layer's output shape and parameter count, worked out without building anything."""
@@ -220,13 +245,26 @@ def show_layer_table(spec: ModelSpec, valid: bool) -> None:
     if rows:
         table = pd.DataFrame([{"Layer": row.name, "What it does": row.layer, "Output shape": shape_text(row.output),
                                "Parameters": row.params} for row in rows])
-        st.dataframe(table, hide_index=True, width="stretch", key="layer_shapes",
+        st.dataframe(table, hide_index=True, width="stretch", height="content", key="layer_shapes",
                      column_config={"What it does": st.column_config.TextColumn(width="large"),
                                     "Parameters": st.column_config.NumberColumn(format="localized")})
     if valid:
-        st.metric("Total parameters", f"{spec.parameter_count():,}")
+        count = spec.parameter_count()
+        st.metric("Total parameters", f"{count:,}")
+        _trained_count_note(spec, count)
     elif rows:
         st.caption("Shapes stop at the first layer with a problem.")
+
+
+def _trained_count_note(spec: ModelSpec, count: int) -> None:
+    """The current model is this design trained, with another count: say why."""
+    model = common.current_model()
+    fitted = common.fitted_to_data(model)
+    trained_count = common.parameter_count(model)
+    if fitted and trained_count != count and common.is_design_of(spec, model):
+        st.caption(f"This design has {count:,} parameters as set here. The current model, this design "
+                   f"trained on {common.as_markdown_text(model.meta.dataset)}, has {trained_count:,}: "
+                   f"training fitted {fitted} to the data.")
 
 
 def use_model_button(spec: ModelSpec, problems: list[str]) -> None:

@@ -15,7 +15,8 @@ common.show_notice()
 
 if common.current_model().is_pretrained:
     st.info(f"{common.current_model().spec.name} is a pretrained model: Glassbox inspects it (Attention, "
-            "Attributions) but does not train it. To train, choose a preset on the Model page.",
+            "Attributions) but does not train it. To train, choose a preset on the Model page and press "
+            "**Use this model**.",
             icon=":material/info:")
     st.page_link("app_pages/model.py", label="Go to the Model page", icon=":material/account_tree:")
     st.subheader("All runs")
@@ -23,6 +24,7 @@ if common.current_model().is_pretrained:
     st.stop()
 
 spec = common.current_model().spec
+train_settings.design_note(common.unused_design())
 train_settings.seed_settings(spec)
 with train_settings.new_run_section(open_by_default=run is None):
     data_column, settings_column = st.columns(2, gap="large")

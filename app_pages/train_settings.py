@@ -49,6 +49,18 @@ def _devices() -> list[str]:
     return devices
 
 
+def design_note(design) -> None:
+    """Say that the Model page's design (chosen there, not used yet) is not what this page trains."""
+    if design is None:
+        return
+    name = common.as_markdown_text(design.name or "the design there")
+    current = common.as_markdown_text(common.current_model().spec.name)
+    st.info(f"The Model page shows {name}, which is not the current model: this page trains the current "
+            f"model, {current}. To train {name}, press **Use this model** on the Model page first.",
+            icon=":material/info:")
+    st.page_link("app_pages/model.py", label="Go to the Model page", icon=":material/account_tree:")
+
+
 def seed_settings(spec) -> None:
     """Give the Train page's widgets their values: the ones last chosen for this model, or the
     model's defaults. Streamlit forgets a widget's value while its page is not shown, so the

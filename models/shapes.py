@@ -15,6 +15,7 @@ from dataclasses import dataclass
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 LAYER_TYPES = ("conv", "pool", "fc", "batchnorm", "act", "dropout")
 STAGE_TYPES = ("conv", "pool", "fc")  # layers that start a new named stage
+CONV_AFTER_FC = "layers must come before the fully connected layers"  # the Model page adds how to move one
 FOLLOWER_TYPES = ("batchnorm", "act", "dropout")  # layers that belong to the stage before them
 FOLLOWER_HOOK = {"batchnorm": "bn", "act": "act", "dropout": "dropout"}  # e.g. conv.0.act
 KINDS = ("cnn", "rnn", "transformer")
@@ -129,7 +130,7 @@ def _infer_cnn(spec, errors: list[str]) -> list[LayerRow]:
             where = f"layer {position} ({name})"
             stage, stage_followers = name, set()
             if layer.type in ("conv", "pool") and counters["fc"] > 0:
-                errors.append(f"{where}: {layer.type} layers must come before the fully connected layers")
+                errors.append(f"{where}: {layer.type} {CONV_AFTER_FC}")
                 broken = True
                 continue
         else:

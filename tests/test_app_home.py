@@ -55,3 +55,18 @@ def test_sidebar_shows_the_current_model_on_every_page(app):
     assert [m.value for m in app.sidebar.markdown] == [expected_summary(common.DEFAULT_PRESET)]
     app.switch_page("app_pages/home.py").run()
     assert [m.value for m in app.sidebar.markdown] == [expected_summary(common.DEFAULT_PRESET)]
+
+
+def test_sidebar_says_why_a_trained_models_count_is_not_its_designs(app):
+    assert [c.value for c in app.sidebar.caption] == ["Current model"]  # untrained: nothing to explain
+    spec = presets.get("sentiment-lstm")
+    spec.input.vocab_size = 500  # what training on the data set made of it
+    trained = build_model(spec)
+    trained.meta.dataset = "sentiment"
+    app.session_state[common.CURRENT_MODEL] = trained
+    app.run()
+    count = sum(p.numel() for p in trained.parameters())
+    assert [m.value for m in app.sidebar.markdown] == [
+        f"sentiment-lstm · LSTM · {count:,} parameters · trained on sentiment"]
+    (_, note) = [c.value for c in app.sidebar.caption]
+    assert "vocabulary (500 words)" in note and "2 classes" in note and "Model page" in note

@@ -8,7 +8,7 @@ import safetensors.torch
 import torch
 from streamlit.testing.v1 import AppTest
 
-from app_pages import common, layer_table, model_design, model_files
+from app_pages import common, editor_state, layer_table, model_design, model_files
 from models import build_model, presets
 from models.checkpoint import checkpoint_bytes
 
@@ -351,3 +351,143 @@ def test_load_checkpoint_file_refuses_in_words():
     assert loaded is None and "not a valid .safetensors file" in message
     loaded, message = model_files.load_checkpoint_file(b"garbage", "notes.txt", None)
     assert loaded is None and "cannot open 'notes.txt'" in message
+
+
+# ---- issue 12: the picker keeps its choice; a chosen design is not the current model ------
+NOT_CURRENT = "not the current model"
+
+
+def infos(at: AppTest) -> list[str]:
+    """The info boxes' texts as read: Markdown's escaping backslashes (before a name) dropped."""
+    return [i.value.replace("\\", "") for i in at.info]
+
+
+def captions(at: AppTest) -> list[str]:
+    return [c.value for c in at.caption]
+
+
+def test_the_preset_choice_survives_a_visit_to_another_page(page):
+    choose_preset(page, "sentiment-lstm")
+    page.switch_page("app_pages/train.py")
+    run(page)
+    page.switch_page("app_pages/model.py")
+    run(page)
+    assert page.selectbox(key=model_design.PRESET).value == "sentiment-lstm"
+    assert presets.describe("sentiment-lstm") in captions(page)
+    assert page.text_input(key=model_design.NAME).value == "sentiment-lstm"
+    choose_preset(page, "digits-cnn")  # now really switches the design
+    assert page.text_input(key=model_design.NAME).value == "digits-cnn"
+    assert shown_total(page) == model_parameter_count(presets.get("digits-cnn"))
+
+
+def test_a_chosen_preset_is_not_the_current_model_until_used(page):
+    assert not [i for i in infos(page) if NOT_CURRENT in i]  # the page opens on the current model
+    choose_preset(page, "sentiment-lstm")
+    (note,) = [i for i in infos(page) if NOT_CURRENT in i]
+    assert "sentiment-lstm" in note and "digits-cnn" in note and "Use this model" in note
+    page.button(key=model_design.USE_MODEL).click()
+    run(page)
+    assert not [i for i in infos(page) if NOT_CURRENT in i]
+
+
+def test_the_train_page_says_which_model_it_trains(page):
+    choose_preset(page, "sentiment-lstm")
+    page.switch_page("app_pages/train.py")
+    run(page)
+    (note,) = [i for i in infos(page) if NOT_CURRENT in i]
+    assert "sentiment-lstm" in note and "digits-cnn" in note and "Use this model" in note
+    page.switch_page("app_pages/model.py")
+    run(page)
+    page.button(key=model_design.USE_MODEL).click()
+    run(page)
+    page.switch_page("app_pages/train.py")
+    run(page)
+    assert not [i for i in infos(page) if NOT_CURRENT in i]
+
+
+def trained_on_sentiment(name: str = "sentiment-lstm", vocab_size: int = 500):
+    """The model training makes: the preset with its vocabulary and classes fitted to the data."""
+    spec = presets.get(name)
+    spec.input.vocab_size = vocab_size
+    spec.class_names = ["negative", "positive"]
+    model = build_model(spec)
+    model.meta.dataset = "sentiment"
+    return model
+
+
+def test_a_trained_model_is_the_design_it_was_trained_from_and_its_count_is_explained(page):
+    choose_preset(page, "sentiment-lstm")
+    trained = trained_on_sentiment()
+    page.session_state[common.CURRENT_MODEL] = trained
+    run(page)
+    assert not [i for i in infos(page) if NOT_CURRENT in i]
+    design_count = model_parameter_count(presets.get("sentiment-lstm"))
+    trained_count = sum(p.numel() for p in trained.parameters())
+    assert design_count != trained_count
+    assert shown_total(page) == design_count
+    (note,) = [c for c in captions(page) if "vocabulary" in c and f"{trained_count:,}" in c]
+    assert f"{design_count:,}" in note and "500 words" in note and "sentiment" in note
+
+
+# ---- issue 12 item 14: the layer table shows only what applies ---------------------------
+def layer_rows(at: AppTest):
+    return at.data_editor[0].value
+
+
+def test_a_new_layer_row_shows_only_what_applies_to_its_type(page):
+    # What the browser sends for a row added with the old column defaults, its type set to conv.
+    page.session_state[layer_table.LAYER_EDITOR] = {
+        "edited_rows": {}, "deleted_rows": [],
+        "added_rows": [{"type": "conv", "channels": 16, "kernel": 3, "stride": 1, "padding": 0,
+                        "activation": "relu", "pool": "max", "p": 0.5}]}
+    run(page)
+    table = layer_rows(page)
+    assert list(table.index) == list(range(1, 10))  # "#" numbers the new row too
+    last = table.iloc[-1]
+    assert last["type"] == "conv" and int(last["channels"]) == 16 and int(last["kernel"]) == 3
+    assert last[["activation", "pool", "p"]].isna().all()  # what a conv does not read is empty
+    # A row whose type needs settings it lacks gets them; the cells of other types stay empty.
+    page.session_state[layer_table.LAYER_EDITOR] = {
+        "edited_rows": {}, "deleted_rows": [], "added_rows": [{"type": "act"}, {"type": "dropout"}]}
+    run(page)
+    table = layer_rows(page)
+    assert list(table.index) == list(range(1, 12))
+    act, dropout = table.iloc[-2][editor_state.LAYER_COLUMNS], table.iloc[-1][editor_state.LAYER_COLUMNS]
+    assert act["activation"] == "relu" and act.drop(["type", "activation"]).isna().all()
+    assert dropout["p"] == pytest.approx(0.5) and dropout.drop(["type", "p"]).isna().all()
+
+
+def test_the_layer_table_shows_empty_cells_as_empty(page, drawn_tables):
+    run(page)
+    (kwargs,) = [kwargs for _data, kwargs in drawn_tables if kwargs.get("key") == layer_table.LAYER_EDITOR][-1:]
+    assert kwargs.get("placeholder") == ""  # not "None"
+
+
+def test_a_conv_after_the_fully_connected_layers_says_use_move_up(page):
+    page.session_state[layer_table.LAYER_EDITOR] = {
+        "edited_rows": {}, "deleted_rows": [], "added_rows": [{"type": "conv"}]}
+    run(page)
+    (problem,) = errors(page)
+    assert problem.startswith("Layer 9 (conv.2): conv layers must come before the fully connected layers")
+    assert "Move up" in problem
+
+
+# ---- issue 12 item 8: the shapes table shows every row ------------------------------------
+@pytest.fixture
+def drawn_tables(monkeypatch) -> list:
+    """(data, keyword arguments) of every st.dataframe and st.data_editor call the page makes."""
+    import streamlit
+    drawn = []
+    for name in ("dataframe", "data_editor"):
+        def recording(data, *args, _original=getattr(streamlit, name), **kwargs):
+            drawn.append((data, kwargs))
+            return _original(data, *args, **kwargs)
+        monkeypatch.setattr(streamlit, name, recording)
+    return drawn
+
+
+def test_the_shapes_table_is_as_tall_as_its_rows(page, drawn_tables):
+    choose_preset(page, "shapes-cnn")  # 16 rows: more than a default-height table shows
+    ((table, kwargs),) = [(data, kwargs) for data, kwargs in drawn_tables if kwargs.get("key") == "layer_shapes"][-1:]
+    assert len(table) > 10
+    assert kwargs.get("height") == "content"  # every row shown, no scrolling inside the table
