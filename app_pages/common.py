@@ -6,14 +6,16 @@ on. The Model page editor's keys are ``editor_state``'s; this module seeds them 
 spec through ``editor_state.load_into_editor``. Results a page computes and keeps for the
 session are in Streamlit's caches (``scope="session"``), not in session state. Changing the
 current model happens in widget callbacks (or is followed by a rerun), so the sidebar, drawn
-before the page, always names the model that is really current.
+before the page, always names the model that is really current. ``unused_design`` says when the
+Model page's design is not the current model (chosen there, not yet built with "Use this
+model"), so the Model and Train pages can say so.
 """
 from __future__ import annotations
 
-import streamlit as st
-
 import copy
 import re
+
+import streamlit as st
 
 from app_pages.editor_state import EDITOR_GENERATION, WORKING_SPEC, load_into_editor, same_design
 from models import build_model, presets
