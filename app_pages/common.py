@@ -170,7 +170,7 @@ PAGES = [
      "RNNs, LSTMs and GRUs: type sentences and follow the hidden state as a path, the units and gates word "
      "by word, the prediction after each word, and one step's update with its numbers."),
     ("app_pages/inspect_attention.py", "Attention", ":material/hub:",
-     "Transformers: every layer and head's attention on your sentence or picture, one query token's "
+     "Transformers: every block and head's attention on your sentence or picture, one query token's "
      "scores before and after the softmax, and what the class token looks at in an image."),
     ("app_pages/attributions.py", "Attributions", ":material/highlight:",
      "Which pixels or words made the model decide: Saliency, Integrated Gradients, GradientShap, DeepLift, "

@@ -8,6 +8,7 @@ from explain.layers import residual_stream, token_paths
 from explain.probe import default_probe_sentence
 from viz.activations import attention_heatmap
 from viz.attention import attention_grid, patch_attention_figure, query_bars, scores_figure
+from viz.labels import counted, numbered
 from viz.probe import prefix_predictions_figure
 from viz.rnn import trajectory_figure
 
@@ -47,7 +48,7 @@ if model.spec.num_classes and inspection.prefix_probabilities is not None and le
                        "prediction-after-each-word")
 
 layers, heads = inspection.patterns.shape[:2]
-st.subheader("Every layer and head at a glance")
+st.subheader("Every block and head at a glance")
 # At most GRID_CELLS values in all: 32 tokens for 12 × 12 heads, up to GRID_TOKENS for small models.
 shown = min(len(inspection.labels), GRID_TOKENS, max(16, int((GRID_CELLS / (layers * heads)) ** 0.5)))
 cut = "" if shown == len(inspection.labels) else \
@@ -63,31 +64,34 @@ pick = st.columns(2)
 layer = ui.index_input(f"Block (1 to {layers})", layers, layers, "attention_layer", pick[0])
 head_options = [AVERAGE] + list(range(heads))
 head = pick[1].selectbox("Head", head_options, key="attention_head", persist_state="session",
-                         format_func=lambda h: "average of the heads" if h == AVERAGE else f"head {h + 1}")
+                         format_func=lambda h: "average of the heads" if h == AVERAGE else numbered("head", h))
 head = AVERAGE if head is None or head >= heads else head
 pattern = head_average(inspection, layer) if head == AVERAGE else inspection.patterns[layer, head]
-head_name = "the mean of its heads" if head == AVERAGE else f"head {head + 1}"
+head_name = "the mean of its heads" if head == AVERAGE else numbered("head", head)
 if model.causal:
     st.caption(f"{model.spec.name} is a decoder: its attention is causal. Each token looks only at itself and the "
                "tokens before it (the upper right triangle is empty), because it was trained to predict the next "
                "token without seeing it.")
-ui.show_figure(attention_heatmap(pattern, inspection.labels, title=f"Block {layer + 1}, {head_name}"),
-               "attention_head_map", f"attention-block{layer + 1}-{'mean' if head == AVERAGE else f'head{head + 1}'}",
+ui.show_figure(attention_heatmap(pattern, inspection.labels, title=f"{numbered('Block', layer)}, {head_name}"),
+               "attention_head_map",
+               f"attention-block{counted(layer)}-{'mean' if head == AVERAGE else f'head{counted(head)}'}",
                caption="Each row sums to 1: how one token shares its attention among all the tokens.")
 
 st.subheader("One token's attention, with the numbers")
 labels = inspection.labels
-query = st.selectbox("Token that looks (the query)", range(len(labels)), format_func=lambda i: labels[i],
+query = st.selectbox("Token that looks (the query)", range(len(labels)),
+                     format_func=lambda i: f"{labels[i]} ({numbered('token', i)})",
                      key="attention_query", persist_state="session") or 0
 query = min(query, len(labels) - 1)
 math_head = 0 if head == AVERAGE else head
 if head == AVERAGE:
-    st.caption("The numbers are for head 1 (choose another head above to see its own).")
+    st.caption(f"The numbers are for {numbered('head', math_head)} (choose another head above to see its own).")
 arithmetic = query_arithmetic(inspection, layer, math_head, query)
 left, right = st.columns(2)
 with left:
     ui.show_figure(query_bars(arithmetic.weights, labels, labels[query]), "attention_query_bars", "query-weights",
-                   caption=f"Where '{labels[query]}' looks in block {layer + 1}, head {math_head + 1}.")
+                   caption=f"Where '{labels[query]}' ({numbered('token', query)}) looks in "
+                           f"{numbered('block', layer)}, {numbered('head', math_head)}.")
 with right:
     ui.show_figure(scores_figure(arithmetic.scores, arithmetic.weights, labels), "attention_scores",
                    "query-scores", caption="The scores q·k/√d before the softmax, and the weights after it.")
@@ -98,7 +102,7 @@ for line in arithmetic.numbers(top=3):
 st.subheader("Each token through the blocks")
 stream = residual_stream(inspection.activations, layers)
 paths, pca = token_paths(stream, inspection.labels)
-titles = [f"PC{i + 1} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
+titles = [f"PC{counted(i)} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
 ui.show_figure(trajectory_figure(paths[:GRID_TOKENS], dims=2, axis_titles=titles), "attention_paths",
                "tokens-through-the-blocks",
                caption=f"Every token's vector after the embedding and after each block ({stream.shape[-1]} numbers, "
@@ -116,9 +120,9 @@ if picture is not None and inspection.patch_grid is not None:
         about = "the attention each patch receives, averaged over every patch that looks"
     ui.show_figure(patch_attention_figure(picture.seen if picture.seen.shape[2] == 3 else
                                           picture.seen[:, :, 0].astype(float), maps, inspection.patch_size,
-                                          titles=[f"head {h + 1}" for h in range(maps.shape[0])]),
-                   "attention_patches", f"patch-attention-block{layer + 1}",
-                   caption=f"Block {layer + 1}: {about}, drawn over the picture (bright: much attention).")
+                                          titles=[numbered("head", h) for h in range(maps.shape[0])]),
+                   "attention_patches", f"patch-attention-block{counted(layer)}",
+                   caption=f"{numbered('Block', layer)}: {about}, drawn over the picture (bright: much attention).")
 
 st.divider()
 ui.activations_download(inspection.activations, f"{model.spec.name}-activations", key="attention_npz")

@@ -6,13 +6,8 @@ from app_pages import inspect_ui as ui
 from explain.cnn import conv_arithmetic, inspect_cnn, pool_windows, receptive_field
 from explain.stages import inspect_stages
 from viz.cnn import conv_arithmetic_figure, feature_maps_figure, pooling_figure, receptive_field_figure
+from viz.labels import counted, stage_label
 from viz.probe import filters_figure
-
-def stage_label(stage: str) -> str:
-    """"conv.0" -> "Conv 1": layers counted from 1, as a class counts them."""
-    kind, index = stage.split(".")
-    return f"{kind.capitalize()} {int(index) + 1}"
-
 
 PRETRAINED_MAPS = 32  # maps shown per stage of a pretrained CNN (a ResNet stage has up to 2,048)
 SCALES = {"shared": "one scale for all maps", "own": "each map its own scale"}
@@ -66,7 +61,8 @@ for tab, stage in zip(tabs, shown):
         if stage in convs:
             view = convs[stage]
             channels = view.pre.shape[0]
-            st.markdown(f"**{stage}**: {channels} filters of {view.kernel}×{view.kernel}, stride {view.stride}, "
+            st.markdown(f"**{stage_label(stage)}** (`{stage}`): {channels} filters of {view.kernel}×{view.kernel}, "
+                        f"stride {view.stride}, "
                         f"padding {view.padding} → {channels} maps of {view.pre.shape[1]}×{view.pre.shape[2]}.")
             ui.show_figure(filters_figure(view.weight, cols=8, tile=70), f"{stage}_filters", f"{stage}-filters",
                            caption="The filters (the weights it learned): red where the filter wants brightness, "
@@ -99,7 +95,8 @@ for tab, stage in zip(tabs, shown):
             view = pools[stage]
             channels, height, width = view.before.shape
             out_h, out_w = view.after.shape[1:]
-            st.markdown(f"**{stage}**: {view.kind} pooling, window {view.kernel}×{view.kernel}, stride {view.stride}"
+            st.markdown(f"**{stage_label(stage)}** (`{stage}`): {view.kind} pooling, "
+                        f"window {view.kernel}×{view.kernel}, stride {view.stride}"
                         f" → {height}×{width} becomes {out_h}×{out_w} in each of the {channels} maps.")
             pick = st.columns(3)
             channel = ui.index_input("Map (channel)", channels, 1, f"{stage}_channel", pick[0])
@@ -107,7 +104,7 @@ for tab, stage in zip(tabs, shown):
             col = ui.index_input("Output column", out_w, 1, f"{stage}_col", pick[2])
             ui.show_figure(pooling_figure(view.before[channel], view.after[channel], view.kernel, view.stride,
                                           view.padding, view.kind, highlight=(row, col)),
-                           f"{stage}_pool", f"{stage}-channel-{channel + 1}",
+                           f"{stage}_pool", f"{stage}-channel-{counted(channel)}",
                            caption="Its input (left) and output (right): the outlined window on the left becomes "
                                    "the outlined cell on the right.")
             top, left_edge, bottom, right_edge = pool_windows(view, row, col)

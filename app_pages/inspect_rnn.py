@@ -6,6 +6,7 @@ from app_pages import inspect_ui as ui
 from explain.probe import default_probe_sentence
 from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn, step_arithmetic
 from models.hooks import token_of
+from viz.labels import counted, numbered
 from viz.probe import prefix_predictions_figure
 from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap
 
@@ -61,7 +62,7 @@ else:
     dims = min(int(dims or 2), pca.components.shape[0])
     paths = [{"label": item.text, "points": pca.transform(view.hidden), "tokens": view.tokens}
              for item, view in zip(sentences, inspections)]
-    titles = [f"PC{i + 1} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
+    titles = [f"PC{counted(i)} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
     ui.show_figure(trajectory_figure(paths, dims=dims, axis_titles=titles), "rnn_trajectory", "trajectory",
                    caption=f"Each point is h_t after one word, squeezed from {pca.mean.shape[0]} numbers to {dims} "
                            f"with PCA fitted on {fitted_on}; sentences that start alike share a path until "
@@ -94,7 +95,7 @@ st.subheader("One step, with the numbers")
 words = len(view.tokens)
 step_index = ui.index_input(f"Word (1 to {words})", words, min(words, 2), "rnn_step")
 step = step_arithmetic(model, item.ids, step_index, vocab)
-st.markdown(f"Reading **{step.token}** (word {step_index + 1}) in the first layer"
+st.markdown(f"Reading **{step.token}** ({numbered('word', step_index)}) in the first layer"
             f"{', left to right' if model.spec.rnn.bidirectional else ''}:")
 for line in step.equations:
     st.latex(line)

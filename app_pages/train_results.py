@@ -59,7 +59,7 @@ def results(run: RunStatus) -> None:
         if not len(wrong):
             st.success("No mistakes on the validation examples.")
         elif dataset.input_kind == "image":
-            titles = [f"said {names[predicted[i]]}<br>is {names[true[i]]}" for i in wrong]  # two short lines
+            titles = [(f"said {names[predicted[i]]}", f"is {names[true[i]]}") for i in wrong]  # two lines, escaped
             st.plotly_chart(image_grid_figure([dataset.x_val[i].numpy() for i in wrong], titles, cols=6, tile=130),
                             config={"displayModeBar": False})
         else:

@@ -11,7 +11,9 @@ check on paper), and ``cls_patch_attention`` folds the [CLS] token's attention o
 patches back onto the patch grid so it can be laid over the picture.
 
 Sentences are run with their padding stripped, so no key is masked and every pattern row is
-exactly the softmax of its score row. Nothing here plots or imports Streamlit.
+exactly the softmax of its score row. Arguments are 0-based indices (code); the formulas and
+messages a student reads count blocks, heads and token positions from 1 (``explain.counting``).
+Nothing here plots or imports Streamlit.
 """
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .counting import counted, one_to
 from .predictions import class_names_of, prefix_probabilities, softmax
 from .tokens import PAD_ID, attention_labels, pad_id_of, strip_padding, words_of
 
@@ -119,8 +122,8 @@ def inspect_attention(model, x: torch.Tensor, vocab: list[str] | None = None) ->
 
 
 def head_average(inspection: AttentionInspection, layer: int) -> np.ndarray:
-    """(T, T) the layer's attention averaged over its heads (rows still sum to 1)."""
-    _check_index("layer", layer, inspection.num_layers)
+    """(T, T) the block's attention averaged over its heads (rows still sum to 1)."""
+    _check_index("block", layer, inspection.num_layers)
     return inspection.patterns[layer].mean(axis=0)
 
 
@@ -146,16 +149,17 @@ class QueryArithmetic:
         return [int(j) for j in np.argsort(-self.weights, kind="stable")[: max(0, top)]]
 
     def numbers(self, top: int = 3) -> list[str]:
-        """LaTeX lines for the ``top`` most-attended keys, each key named by position and label:
-        q·k_j = 2.31,  2.31 / √16 = 0.578,  softmax → 0.412."""
-        labels = self.key_labels or [str(j) for j in range(len(self.weights))]
+        """LaTeX lines for the ``top`` most-attended keys, each key named by its position (counted
+        from 1, as the student counts the tokens) and label: j = 2 (film): q_1·k_2 = 2.31,
+        2.31 / √16 = 0.578, softmax → 0.412."""
+        labels = self.key_labels or [str(counted(j)) for j in range(len(self.weights))]
         d = round(self.scale ** 2)
         lines = []
         for j in self.top_keys(top):
             dot = self.dots[j]
             lines.append(
-                rf"j = {j}\ (\text{{{_latex_text(labels[j])}}}):\quad "
-                rf"q_{{{self.query}}} \cdot k_{{{j}}} = {dot:.2f},\quad "
+                rf"j = {counted(j)}\ (\text{{{_latex_text(labels[j])}}}):\quad "
+                rf"q_{{{counted(self.query)}}} \cdot k_{{{counted(j)}}} = {dot:.2f},\quad "
                 rf"{dot:.2f} / \sqrt{{{d}}} = {self.scores[j]:.3f},\quad "
                 rf"\mathrm{{softmax}} \to {self.weights[j]:.3f}")
         return lines
@@ -163,9 +167,9 @@ class QueryArithmetic:
 
 def query_arithmetic(inspection: AttentionInspection, layer: int, head: int, query: int) -> QueryArithmetic:
     """Recompute one row of one head's attention from its query and keys, step by step."""
-    _check_index("layer", layer, inspection.num_layers)
+    _check_index("block", layer, inspection.num_layers)
     _check_index("head", head, inspection.num_heads)
-    _check_index("query position", query, len(inspection.labels))
+    _check_index("token", query, len(inspection.labels))
     q = inspection.queries[layer, head, query].astype(np.float64)  # (dh,)
     keys = inspection.keys[layer, head].astype(np.float64)  # (T, dh)
     dots = keys @ q  # (T,)
@@ -185,7 +189,7 @@ def cls_patch_attention(inspection: AttentionInspection, layer: int) -> np.ndarr
     if not inspection.has_cls:
         raise ValueError("this model has no [CLS] token (it averages its patches); "
                          "use mean_patch_attention to see the attention each patch receives")
-    _check_index("layer", layer, inspection.num_layers)
+    _check_index("block", layer, inspection.num_layers)
     from_cls = inspection.patterns[layer, :, 0, 1:]  # (heads, rows*cols): [CLS] row, patch columns
     return from_cls.reshape(inspection.num_heads, *grid)  # (heads, rows, cols), patches are numbered row by row
 
@@ -194,7 +198,7 @@ def mean_patch_attention(inspection: AttentionInspection, layer: int) -> np.ndar
     """(heads, rows, cols): the attention each image patch receives, averaged over every query
     position ([CLS] included when there is one); works with or without a [CLS] token."""
     grid = _patch_grid(inspection)
-    _check_index("layer", layer, inspection.num_layers)
+    _check_index("block", layer, inspection.num_layers)
     received = inspection.patterns[layer].mean(axis=1)  # (heads, Tk): column means over the queries
     patches = received[:, 1:] if inspection.has_cls else received  # (heads, rows*cols)
     return patches.reshape(inspection.num_heads, *grid)  # (heads, rows, cols)
@@ -207,8 +211,10 @@ def _patch_grid(inspection: AttentionInspection) -> tuple[int, int]:
 
 
 def _check_index(what: str, index: int, count: int) -> None:
+    """A 0-based ``index`` among ``count``; the message counts from 1, as the page does."""
     if not isinstance(index, (int, np.integer)) or not 0 <= index < count:
-        raise ValueError(f"{what} {index} does not exist; choose 0 to {count - 1}")
+        which = counted(index) if isinstance(index, (int, np.integer)) else repr(index)
+        raise ValueError(f"{what} {which} does not exist; choose {one_to(count)}")
 
 
 def _latex_text(text: str) -> str:

@@ -11,6 +11,9 @@ output (``PoolView``). On top of that:
   composing the kernel, stride and padding of every conv and pool before it.
 - ``pool_windows`` / ``pool_argmax`` give the window a pooled value was taken from.
 
+Arguments and fields are 0-based indices (code); the formulas and messages a student reads count
+rows, columns, channels and layers from 1 (``explain.counting``), as the page's inputs do.
+
 Nothing here plots or imports Streamlit; ``viz.cnn`` draws these.
 """
 from __future__ import annotations
@@ -20,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .counting import FIRST, counted, one_to
 from .predictions import class_names_of, softmax
 
 ACTIVATION_LATEX = {"relu": r"\mathrm{ReLU}", "leaky_relu": r"\mathrm{LeakyReLU}", "tanh": r"\tanh",
@@ -191,8 +195,8 @@ def window_box(row: int, col: int, kernel: int, stride: int, padding: int, heigh
 
 def _check_position(what: str, row: int, col: int, height: int, width: int) -> None:
     if not (0 <= row < height and 0 <= col < width):
-        raise ValueError(f"{what} is {height}×{width}: row must be 0–{height - 1} and column 0–{width - 1}, "
-                         f"not row {row}, column {col}")
+        raise ValueError(f"{what} is {height}×{width}: rows are {one_to(height)} and columns {one_to(width)}, "
+                         f"not row {counted(row)}, column {counted(col)}")
 
 
 def pool_windows(pool: PoolView, row: int, col: int) -> tuple[int, int, int, int]:
@@ -208,7 +212,7 @@ def pool_argmax(pool: PoolView, channel: int, row: int, col: int) -> tuple[int, 
     if pool.kind != "max":
         raise ValueError(f"{pool.name} averages its window, so no single input value is kept")
     if not 0 <= channel < pool.before.shape[0]:
-        raise ValueError(f"{pool.name} has channels 0–{pool.before.shape[0] - 1}, not {channel}")
+        raise ValueError(f"{pool.name} has channels {one_to(pool.before.shape[0])}, not {counted(channel)}")
     top, left, bottom, right = pool_windows(pool, row, col)
     window = pool.before[channel, top:bottom, left:right]  # (h, w) part of the window inside the input
     r, c = np.unravel_index(int(np.argmax(window)), window.shape)
@@ -262,11 +266,11 @@ def conv_arithmetic(model, inspection: CNNInspection, conv_index: int, channel: 
                     ) -> ConvArithmetic:
     """The multiply-and-add behind ``inspection.convs[conv_index].pre/post[channel, row, col]``."""
     if not 0 <= conv_index < len(inspection.convs):
-        raise ValueError(f"this model has conv layers 0–{len(inspection.convs) - 1}, not {conv_index}")
+        raise ValueError(f"this model has conv layers {one_to(len(inspection.convs))}, not {counted(conv_index)}")
     view = inspection.convs[conv_index]
     out_channels, out_h, out_w = view.pre.shape
     if not 0 <= channel < out_channels:
-        raise ValueError(f"{view.name} has channels 0–{out_channels - 1}, not {channel}")
+        raise ValueError(f"{view.name} has channels {one_to(out_channels)}, not {counted(channel)}")
     _check_position(f"the output of {view.name}", row, col, out_h, out_w)
     k, s, p = view.kernel, view.stride, view.padding
     source = inspection.activations[view.input_name].astype(np.float64)  # (I, H_in, W_in)
@@ -310,8 +314,11 @@ def conv_arithmetic(model, inspection: CNNInspection, conv_index: int, channel: 
 
 
 def _index(out: str, offset: str, stride: int, padding: int) -> str:
-    """The input index a window position reads, e.g. 'i+u-1' or '2i+u-1', with this conv's numbers."""
-    return f"{stride if stride != 1 else ''}{out}+{offset}" + (f"-{padding}" if padding else "")
+    """The input row (column) a window position reads, with this conv's numbers, every index
+    counted from 1 as the page counts them: output row i, filter row u -> input row
+    s(i-1) + u - p, written 'i+u-1' (stride 1, no padding) or '2i+u-3' (stride 2, padding 1);
+    a row below 1 or past the input is padding, a zero."""
+    return f"{stride if stride != 1 else ''}{out}+{offset}-{stride * FIRST + padding}"
 
 
 def _num(value: float, signed: bool = False) -> str:

@@ -9,7 +9,9 @@
 - ``step_arithmetic``: one step of the first layer written out with its numbers (W x_t,
   U h_{t-1}, bias, pre-activation, gate value), for the "do the maths by hand" view.
 
-Nothing here plots or imports Streamlit; ``viz.rnn`` draws these arrays.
+Arguments are 0-based indices (code); the numbers a student reads (``h_t[1]`` for the first unit,
+"word 1" in a message) count from 1 (``explain.counting``). Nothing here plots or imports
+Streamlit; ``viz.rnn`` draws these arrays.
 """
 from __future__ import annotations
 
@@ -20,6 +22,7 @@ import torch
 
 from models.rnn import GATE_NAMES
 
+from .counting import counted, numbered, one_to
 from .predictions import class_names_of, prefix_probabilities, softmax
 from .tokens import PAD_ID, strip_padding
 
@@ -94,7 +97,7 @@ def inspect_rnn(model, ids: torch.Tensor, vocab: list[str] | None = None) -> RNN
         tokens = [_word(int(i), vocab) for i in x]
         prefixes = prefix_probabilities(model, x)
     else:  # a numeric sequence has no padding, so each prefix is run on its own
-        tokens = [f"step {t + 1}" for t in range(len(x))]
+        tokens = [numbered("step", t) for t in range(len(x))]
         prefixes = np.concatenate([softmax(model(x[None, : t + 1])) for t in range(len(x))], axis=0)
     cell = model.spec.rnn.cell
     return RNNInspection(
@@ -182,10 +185,12 @@ class StepArithmetic:
     equations: list[str]  # LaTeX, one line per gate and state
 
     def unit_numbers(self, unit: int) -> list[str]:
-        """LaTeX lines with the actual numbers for one hidden unit, ending with h_t[unit]."""
+        """LaTeX lines with the actual numbers for one hidden unit (0-based ``unit``), ending with
+        h_t[unit + 1]: the subscript counts units from 1, as the page's input does."""
         if not 0 <= unit < len(self.h):
-            raise ValueError(f"unit {unit} does not exist; this layer has units 0 to {len(self.h) - 1}")
+            raise ValueError(f"unit {counted(unit)} does not exist; this layer has units {one_to(len(self.h))}")
         lines = []
+        k = counted(unit)  # the unit as the student chose it
         for gate, parts in self.terms.items():
             p = {name: float(v[unit]) for name, v in parts.items()}
             squash = r"\tanh" if gate in TANH_GATES else r"\sigma"
@@ -194,16 +199,16 @@ class StepArithmetic:
                 inner = f"{_sum(p['Wx'], p['b'])} + {_n(r)} \\cdot ({_sum(p['Uh'], p['b_hn'])})"
             else:
                 inner = _sum(p["Wx"], p["Uh"], p["b"])
-            lines.append(f"{GATE_SYMBOLS[gate]}_t[{unit}] = {squash}({inner}) = {squash}({_n(p['pre'])}) = {_n(p['value'])}")
+            lines.append(f"{GATE_SYMBOLS[gate]}_t[{k}] = {squash}({inner}) = {squash}({_n(p['pre'])}) = {_n(p['value'])}")
         v = {gate: float(parts["value"][unit]) for gate, parts in self.terms.items()}
         h_prev, h = float(self.h_prev[unit]), float(self.h[unit])
         if self.cell == "lstm":
             c_prev, c = float(self.c_prev[unit]), float(self.c[unit])
-            lines.append(f"c_t[{unit}] = {_product(v['forget'], c_prev)} + {_product(v['input'], v['candidate'])} = {_n(c)}")
-            lines.append(f"h_t[{unit}] = {_n(v['output'])} \\cdot \\tanh({_n(c)}) = {_n(h)}")
+            lines.append(f"c_t[{k}] = {_product(v['forget'], c_prev)} + {_product(v['input'], v['candidate'])} = {_n(c)}")
+            lines.append(f"h_t[{k}] = {_n(v['output'])} \\cdot \\tanh({_n(c)}) = {_n(h)}")
         elif self.cell == "gru":
             z = v["update"]
-            lines.append(f"h_t[{unit}] = (1 - {_n(z)}) \\cdot {_bracketed(v['new'])} + {_product(z, h_prev)} = {_n(h)}")
+            lines.append(f"h_t[{k}] = (1 - {_n(z)}) \\cdot {_bracketed(v['new'])} + {_product(z, h_prev)} = {_n(h)}")
         return lines
 
 
@@ -231,7 +236,8 @@ def step_arithmetic(model, ids: torch.Tensor, t: int, vocab: list[str] | None = 
     model.eval()
     x = _prepare(model, ids)
     if not isinstance(t, (int, np.integer)) or not 0 <= t < len(x):
-        raise ValueError(f"step {t} does not exist; this sentence has steps 0 to {len(x) - 1}")
+        which = counted(t) if isinstance(t, (int, np.integer)) else repr(t)
+        raise ValueError(f"word {which} does not exist; this sentence has words {one_to(len(x))}")
     t = int(t)
     net, cell = model.rnn.net, model.spec.rnn.cell
     w_ih, w_hh = net.weight_ih_l0.detach().float(), net.weight_hh_l0.detach().float()  # (G*H, E), (G*H, H)
@@ -263,7 +269,7 @@ def step_arithmetic(model, ids: torch.Tensor, t: int, vocab: list[str] | None = 
         else:
             h = (1 - value["update"]) * value["new"] + value["update"] * h_prev
     lstm = cell == "lstm"
-    token = _word(int(x[t]), vocab) if model.spec.input.kind == "tokens" else f"step {t + 1}"
+    token = _word(int(x[t]), vocab) if model.spec.input.kind == "tokens" else numbered("step", t)
     return StepArithmetic(
         cell=cell, t=t, token=token, x=inputs[t].numpy(), h_prev=h_prev.numpy(),
         c_prev=c_prev.numpy() if lstm else None,

@@ -10,6 +10,8 @@ import torch
 
 from training.tokenizer import PAD_ID  # Glassbox's own tokenizer pads with id 0
 
+from .counting import numbered
+
 CLS_TOKEN = "[CLS]"
 
 
@@ -44,5 +46,5 @@ def attention_labels(spec, tokens: list[str], length: int) -> list[str]:
     """The labels of the attention pattern's rows and columns: [CLS] first when the model
     pools with one, then the words (or the image's patches, numbered row by row)."""
     cls = [CLS_TOKEN] if spec.transformer.pooling == "cls" else []
-    rest = list(tokens) if spec.input.kind == "tokens" else [f"patch {i + 1}" for i in range(length - len(cls))]
+    rest = list(tokens) if spec.input.kind == "tokens" else [numbered("patch", i) for i in range(length - len(cls))]
     return (cls + rest)[:length]

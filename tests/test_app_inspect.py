@@ -20,7 +20,7 @@ from app_pages import inspect_target
 from explain.attention import cls_patch_attention, inspect_attention
 from explain.layers import residual_stream, token_paths
 from explain.cnn import inspect_cnn, receptive_field
-from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn
+from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn, step_arithmetic
 from models import build_model, presets
 from training.datasets import load_dataset
 from training.store import RunStore
@@ -46,6 +46,11 @@ def open_tab(at: AppTest, stage: str) -> AppTest:
 def choose_source(at: AppTest, page: str, source: str) -> AppTest:
     at.button_group(key=f"{page}_source").set_value(source)
     return run(at)
+
+
+def latex_lines(at: AppTest) -> list[str]:
+    """The page's formulas without the $$ fences st.latex wraps them in."""
+    return [text.strip("$\n ") for text in texts(at.get("latex"))]
 
 
 def upload(at: AppTest, key: str, name: str, data: bytes) -> AppTest:
@@ -91,7 +96,28 @@ def test_cnn_arithmetic_follows_the_chosen_position(datasets):
     assert any(n == pytest.approx(float(reference.pre[2, 0, 15]), rel=1e-3) for n in shown)  # sum + bias
     assert receptive_field(model, "conv.0", 0, 15) == (0, 14, 2, 16)  # 3×3 window, cut by the top and right edges
     (box,) = [shape for shape in figure(at, "conv.0_field")["layout"]["shapes"]]
-    assert (box["x0"], box["x1"], box["y0"], box["y1"]) == (13.5, 15.5, -0.5, 1.5)
+    assert (box["x0"], box["x1"], box["y0"], box["y1"]) == (14.5, 16.5, 0.5, 2.5)  # columns 15-16, rows 1-2
+
+
+@pytest.mark.parametrize("stage, row, col", [("conv.0", 9, 9), ("conv.1", 3, 7)])
+def test_the_figures_name_the_position_the_inputs_chose(stage, row, col, datasets):
+    """Counting from 1 on both sides (issue 12, item 5): Row 9, Column 9 in the inputs is "row 9,
+    col 9" in the figure, its hover coordinates and the receptive field drawn for it."""
+    model = build_model(presets.get("digits-cnn"), seed=0)
+    at = open_tab(open_page("inspect_cnn", model), stage)
+    at.number_input(key=f"{stage}_channel").set_value(2)
+    at.number_input(key=f"{stage}_row").set_value(row)
+    at.number_input(key=f"{stage}_col").set_value(col)
+    run(at)
+    index = int(stage.split(".")[1])
+    title = figure(at, f"{stage}_arith")["layout"]["title"]["text"]
+    assert title.startswith(f"Conv {index + 1}, channel 2, row {row}, col {col}:"), title
+    assert any(text.startswith(f"**Conv {index + 1}**") for text in texts(at.markdown))
+    top, left, bottom, right = receptive_field(model, stage, row - 1, col - 1)  # explain takes 0-based indices
+    (box,) = figure(at, f"{stage}_field")["layout"]["shapes"]
+    assert (box["x0"], box["x1"], box["y0"], box["y1"]) == (left + 0.5, right + 0.5, top + 0.5, bottom + 0.5)
+    maps = figure(at, f"{stage}_pre")["data"][0]
+    assert (maps["x0"], maps["y0"]) == (1, 1) and "row %{y}, col %{x}" in maps["hovertemplate"]
 
 
 def test_an_uploaded_picture_reaches_the_model_as_in_training(datasets):
@@ -150,6 +176,23 @@ def test_rnn_page_draws_the_trajectories_of_both_sentences(preset, datasets):
     assert any("h_t" in line or "h_{t-1}" in line for line in texts(at.get("latex")))
 
 
+def test_the_hidden_unit_chosen_is_the_unit_worked_out(datasets):
+    """"Hidden unit 3" is worked out as h_t[3], the third unit, counted from 1 as on the heatmap's
+    rows (issue 12, item 5)."""
+    model = build_model(presets.get("sentiment-lstm"), seed=0)
+    at = open_page("inspect_rnn", model)
+    at.number_input(key="rnn_step").set_value(2)
+    at.number_input(key="rnn_unit").set_value(3)
+    run(at)
+    sentiment = datasets["sentiment"]
+    step = step_arithmetic(model, sentiment.preprocess("the film was good"), 1, sentiment.vocab)
+    lines = [line for line in latex_lines(at) if "_t[" in line]
+    assert [line.split(" =")[0] for line in lines] == ["i_t[3]", "f_t[3]", "g_t[3]", "o_t[3]", "c_t[3]", "h_t[3]"]
+    assert float(lines[-1].rsplit("=", 1)[1]) == pytest.approx(float(step.h[2]), abs=1e-3)
+    assert values(figure(at, "rnn_hidden")["data"][0]["y"]).tolist() == list(range(1, 65))  # units 1..64
+    assert values(figure(at, "rnn_step_figure")["data"][0]["y"]).tolist()[0] == 1
+
+
 def test_rnn_page_marks_unknown_words_and_refuses_empty_text():
     at = open_page("inspect_rnn", build_model(presets.get("sentiment-lstm"), seed=0))
     at.text_area(key="rnn_text").set_value("the film was zorblax")
@@ -189,6 +232,17 @@ def test_attention_page_shows_every_head_and_one_querys_numbers(datasets):
     np.testing.assert_allclose(values(scores[0]["y"] if scores[0].get("orientation") != "h" else scores[0]["x"]),
                                reference.scores[layers - 1, 0, 4], rtol=1e-4, atol=1e-5)
     assert any("softmax" in line for line in texts(at.get("latex")))
+    # Tokens, blocks and heads are counted from 1, and a block is called a block (issue 12, item 5).
+    weights = reference.patterns[layers - 1, 0, 4]
+    lines = [line for line in latex_lines(at) if line.startswith("j = ")]
+    assert len(lines) == 3
+    for line, j in zip(lines, np.argsort(-weights, kind="stable")):
+        assert line.startswith(f"j = {j + 1}") and rf"q_{{5}} \cdot k_{{{j + 1}}}" in line, line
+    assert "Every block and head at a glance" in texts(at.subheader)
+    words = " ".join(texts(at.subheader) + texts(at.caption) + texts(at.markdown)).lower()
+    assert " layer" not in words
+    titles = [a["text"] for a in figure(at, "attention_grid")["layout"]["annotations"]]
+    assert titles[0] == "block 1 · head 1"
     paths, _ = token_paths(residual_stream(reference.activations, layers), reference.labels)
     drawn = {trace["name"]: trace for trace in figure(at, "attention_paths")["data"] if trace.get("name")}
     for path in paths:  # each token's path through the blocks, as projected by the reference PCA

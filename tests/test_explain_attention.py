@@ -88,7 +88,7 @@ def test_sentence_labels_prediction_prefixes_and_activations():
     np.testing.assert_array_equal(view.activations["blocks.1.attn.pattern"], view.patterns[1])
     np.testing.assert_allclose(head_average(view, 1), view.patterns[1].mean(axis=0))
     np.testing.assert_allclose(head_average(view, 0).sum(-1), 1.0, atol=1e-5)
-    with pytest.raises(ValueError, match="layer 2 does not exist"):
+    with pytest.raises(ValueError, match="block 3 does not exist; choose 1 to 2"):
         head_average(view, 2)
 
 
@@ -116,7 +116,8 @@ def test_query_arithmetic_recomputes_one_row_with_its_numbers():
     top = list(np.argsort(-view.patterns[1, 2, 4])[:3])
     assert len(lines) == 3 and step.top_keys(3) == top
     for line, j in zip(lines, top):
-        assert rf"\text{{{view.labels[j]}}}" in line and f"j = {j}" in line
+        assert rf"\text{{{view.labels[j]}}}" in line and f"j = {j + 1}" in line  # positions counted from 1
+        assert rf"q_{{5}} \cdot k_{{{j + 1}}}" in line  # the query is token 5
         assert f"= {step.dots[j]:.2f}" in line and f"= {step.scores[j]:.3f}" in line
         assert line.endswith(f"{step.weights[j]:.3f}") and r"\sqrt{16}" in line
     assert len(step.numbers(top=50)) == 10  # no more lines than keys
@@ -148,7 +149,7 @@ def test_cls_patch_attention_is_the_cls_row_on_the_patch_grid():
             assert maps[head, row, col] == view.patterns[layer, head, 0, 1 + row * 4 + col]
     received = mean_patch_attention(view, 1)
     np.testing.assert_allclose(received[2, 1, 3], view.patterns[1, 2, :, 1 + 1 * 4 + 3].mean(), atol=1e-7)
-    with pytest.raises(ValueError, match="layer 5"):
+    with pytest.raises(ValueError, match="block 6 does not exist"):
         cls_patch_attention(view, 5)
 
 

@@ -2,6 +2,8 @@
 map is the activation (after eval-mode batch norm) of the raw map, every pool view is F.max/avg_pool2d,
 one value opened by hand equals the cached value, and a receptive field is the bounding box of
 the input pixels that get a gradient from that position in a network of positive weights."""
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -150,16 +152,42 @@ def test_patch_is_the_padded_window_of_the_conv_input():
     expected = np.zeros((2, 3, 3))
     expected[:, 1:, :] = x.numpy()[:, 0:2, 5:8]  # the top row of the window is padding
     np.testing.assert_allclose(arith.patch, expected, atol=1e-7)
-    assert r"2i+u-1" in arith.formula and r"\mathrm{LeakyReLU}" in arith.formula and r"\gamma_c" in arith.formula
+    assert r"2i+u-3" in arith.formula and r"\mathrm{LeakyReLU}" in arith.formula and r"\gamma_c" in arith.formula
     assert f"{arith.weighted_sum:.4g}" in arith.numbers and f"{arith.post:.4g}" in arith.numbers
     assert arith.batchnorm["gamma"] == pytest.approx(float(model.conv[0].batchnorm.weight[2].detach()))
+
+
+def test_the_formulas_indices_count_from_one_as_the_inputs_do():
+    """x_{c', s(i-1)+u-p, ...}: with i the output row and u the filter row counted from 1 (as the
+    page's Row input and the figure's hover count them), the formula names the input row (from 1)
+    whose value the patch holds; a row outside the input is padding, a zero."""
+    spec = custom_spec(MIXED)
+    model = built(spec)
+    x = random_input(spec)
+    view = cnn.inspect_cnn(model, x)
+    for row, col in ((0, 3), (2, 5)):
+        arith = cnn.conv_arithmetic(model, view, 0, 1, row, col)
+        rows, cols = re.search(r"x_\{c',\\,(.+?),\\,(.+?)\}", arith.formula).groups()
+        for u in range(1, 4):
+            for v in range(1, 4):
+                i, j = eval_index(rows, "i", "u", row + 1, u), eval_index(cols, "j", "v", col + 1, v)
+                inside = 1 <= i <= spec.input.height and 1 <= j <= spec.input.width
+                expected = x.numpy()[:, i - 1, j - 1] if inside else np.zeros(2)
+                np.testing.assert_allclose(arith.patch[:, u - 1, v - 1], expected, atol=1e-7)
+
+
+def eval_index(expression: str, out: str, offset: str, out_value: int, offset_value: int) -> int:
+    """'2i+u-3' with i and u given -> the number (only +, - and a factor before the output index)."""
+    text = expression.replace(out, f"*{out_value}").replace(offset, str(offset_value))
+    text = text[1:] if text.startswith("*") else text
+    return int(eval(text, {"__builtins__": {}}))  # the test's own parse of a formula it checked the shape of
 
 
 def test_conv_arithmetic_refuses_positions_outside_the_map():
     model = build_model(presets.get("digits-cnn"), seed=0)
     view = cnn.inspect_cnn(model, torch.zeros(1, 16, 16))
-    for args, message in (((2, 0, 0, 0), "conv layers 0–1"), ((0, 8, 0, 0), "channels 0–7"),
-                          ((1, 0, 8, 0), "8×8"), ((0, 0, 0, -1), "16×16")):
+    for args, message in (((2, 0, 0, 0), "conv layers 1 to 2, not 3"), ((0, 8, 0, 0), "channels 1 to 8, not 9"),
+                          ((1, 0, 8, 0), "8×8: rows are 1 to 8"), ((0, 0, 0, -1), "16×16")):
         with pytest.raises(ValueError, match=message):
             cnn.conv_arithmetic(model, view, *args)
 

@@ -189,7 +189,7 @@ def test_step_arithmetic_lands_on_the_models_hidden_state_and_adds_up(preset):
         for unit in (0, 5, 63):
             lines = step.unit_numbers(unit)
             assert len(lines) == len(step.terms) + {"rnn": 0, "lstm": 2, "gru": 1}[view.cell]
-            assert lines[-1].startswith(f"h_t[{unit}] = ")
+            assert lines[-1].startswith(f"h_t[{unit + 1}] = ")  # units counted from 1
             assert float(lines[-1].rsplit("=", 1)[1].strip(" ()")) == pytest.approx(round(float(step.h[unit]), 3), abs=1e-9)
     assert step.equations[-1].startswith("h_t = ") and len(step.equations) == len(lines)
     assert count_hooks(model) == 0
@@ -200,7 +200,7 @@ def test_the_numbers_of_one_unit_read_like_the_equation():
     step = rnn_explain.step_arithmetic(model, sentence_ids(SENTENCE), 2)
     parts = {name: float(value[7]) for name, value in step.terms["h"].items()}
     expected = " + ".join([f"{parts['Wx']:.3f}"] + [f"({v:.3f})" if v < 0 else f"{v:.3f}" for v in (parts["Uh"], parts["b"])])
-    assert step.unit_numbers(7) == [rf"h_t[7] = \tanh({expected}) = \tanh({parts['pre']:.3f}) = {step.h[7]:.3f}"]
+    assert step.unit_numbers(7) == [rf"h_t[8] = \tanh({expected}) = \tanh({parts['pre']:.3f}) = {step.h[7]:.3f}"]
     assert step.equations == [r"h_t = \tanh(W x_t + U h_{t-1} + b)"] and step.token == "4"  # no vocab: the id
 
 
@@ -222,7 +222,7 @@ def test_step_and_unit_out_of_range_are_refused_in_plain_words():
     model = token_model("sentiment-gru")
     ids = sentence_ids("the film was not bad")
     for t in (-1, 5):
-        with pytest.raises(ValueError, match="steps 0 to 4"):
+        with pytest.raises(ValueError, match="words 1 to 5"):
             rnn_explain.step_arithmetic(model, ids, t)
-    with pytest.raises(ValueError, match="units 0 to 63"):
+    with pytest.raises(ValueError, match="units 1 to 64"):
         rnn_explain.step_arithmetic(model, ids, 0).unit_numbers(64)

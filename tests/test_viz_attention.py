@@ -26,7 +26,7 @@ def test_attention_grid_has_one_titled_tile_per_layer_and_head():
         assert trace.coloraxis == "coloraxis" and "→" in trace.hovertemplate
     assert fig.data[4].xaxis == "x5" and fig.data[4].yaxis == "y5"
     titles = [a.text for a in fig.layout.annotations]
-    assert titles == [f"layer {l} · head {h}" for l in (1, 2) for h in (1, 2, 3)]
+    assert titles == [f"block {b} · head {h}" for b in (1, 2) for h in (1, 2, 3)]
     assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0, 1)
 
 
@@ -35,12 +35,12 @@ def test_attention_grid_stays_light_for_twelve_by_twelve_heads():
     assert len(fig.data) == 144
     assert {t.coloraxis for t in fig.data} == {"coloraxis"}  # one colour bar, not 144
     assert all(t.showscale is None and t.colorbar.title.text is None for t in fig.data)
-    assert fig.layout.annotations[-1].text == "layer 12 · head 12"
+    assert fig.layout.annotations[-1].text == "block 12 · head 12"
     assert fig.layout.height == 12 * 100 + 60
 
 
 def test_attention_grid_refuses_wrong_shapes():
-    with pytest.raises(ValueError, match="layers, heads, T, T"):
+    with pytest.raises(ValueError, match="blocks, heads, T, T"):
         attention_grid(np.zeros((2, 4, 4)), list("abcd"))
     with pytest.raises(ValueError, match="3 labels for 4 positions"):
         attention_grid(np.zeros((1, 1, 4, 4)), list("abc"))
@@ -53,7 +53,7 @@ def test_query_bars_and_scores_figure_carry_the_values():
     bars = query_bars(weights, labels, "bad")
     assert len(bars.data) == 1 and bars.data[0].orientation == "h"
     np.testing.assert_array_equal(bars.data[0].x, weights)
-    assert list(bars.data[0].y) == ["[CLS]", "not", "bad", "not (3)"]  # the repeated word stays apart
+    assert list(bars.data[0].y) == ["[CLS]", "not", "bad", "not (4)"]  # the repeated word stays apart (position from 1)
     assert "bad" in bars.layout.title.text
     fig = scores_figure(scores, weights, labels)
     assert [a.text for a in fig.layout.annotations] == ["score qk/√d (before softmax)", "weight (after softmax)"]
@@ -113,7 +113,7 @@ def test_a_real_inspection_flows_into_every_figure_with_distinct_labels_for_repe
     view = inspect_attention(build_model(spec, seed=0), torch.tensor([2, 3, 4, 5, 6, 2, 7, 4, 5, 0]), vocab=vocab)
     fig = attention_grid(view.patterns, view.labels)
     assert view.labels.count("the") == 2
-    assert list(fig.data[0].x) == ["[CLS]", "the", "film", "is", "good", "and", "the (6)", "plot", "is (8)", "good (9)"]
+    assert list(fig.data[0].x) == ["[CLS]", "the", "film", "is", "good", "and", "the (7)", "plot", "is (9)", "good (10)"]
     np.testing.assert_array_equal(np.asarray(fig.data[-1].z), view.patterns[-1, -1])
     step = query_arithmetic(view, 0, 1, 6)
     np.testing.assert_array_equal(scores_figure(step.scores, step.weights, view.labels).data[1].x, step.weights)

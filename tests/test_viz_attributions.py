@@ -49,7 +49,7 @@ def test_signed_figure_is_centred_on_zero_and_others_start_at_zero(values):
     np.testing.assert_allclose(np.asarray(heat.z), expected)
     bound = np.abs(expected).max()
     assert heat.zmin == pytest.approx(-bound) and heat.zmax == pytest.approx(bound)
-    assert heat.opacity == 1.0 and signed.layout.yaxis.range == (5.5, -0.5)  # row 0 at the top
+    assert heat.opacity == 1.0 and signed.layout.yaxis.range == (6.5, 0.5)  # row 1 at the top
     for mode in ("absolute", "positive"):
         (heat,) = heatmaps(attribution_figure(values, mode))
         np.testing.assert_allclose(np.asarray(heat.z), attribution_map(values, mode))
@@ -71,10 +71,11 @@ def test_the_picture_lies_under_the_heatmap_pixel_for_pixel(values, image):
     assert pixels.shape == (6, 5, 3) and pixels.dtype == np.uint8
     if image.dtype == np.uint8:  # uint8 pictures are drawn as they are, grey repeated into three channels
         np.testing.assert_array_equal(pixels, np.broadcast_to(image, (6, 5, 3)))
-    assert (picture.x0, picture.dx, picture.y0, picture.dy) == (heat.x0, heat.dx, heat.y0, heat.dy) == (0, 1, 0, 1)
+    # pixel (0, 0) is drawn at (1, 1): hovering counts rows and columns from 1
+    assert (picture.x0, picture.dx, picture.y0, picture.dy) == (heat.x0, heat.dx, heat.y0, heat.dy) == (1, 1, 1, 1)
     assert np.asarray(heat.z).shape == pixels.shape[:2]
     assert heat.opacity == 0.3
-    assert fig.layout.xaxis.range == (-0.5, 4.5) and fig.layout.yaxis.range == (5.5, -0.5)
+    assert fig.layout.xaxis.range == (0.5, 5.5) and fig.layout.yaxis.range == (6.5, 0.5)
     assert fig.layout.yaxis.scaleanchor == "x"  # square pixels
 
 
@@ -143,7 +144,7 @@ def test_token_figure_one_bar_per_token_coloured_by_sign():
     (bars,) = fig.data
     assert bars.type == "bar"
     np.testing.assert_array_equal(np.asarray(bars.y), scores)
-    assert list(bars.x) == ["the", "film", "was", "not", "the (4)", "worst"]  # the repeated word stays apart
+    assert list(bars.x) == ["the", "film", "was", "not", "the (5)", "worst"]  # the repeated word stays apart
     assert list(bars.marker.color) == [RED, RED, BLUE, BLUE, RED, RED]
     assert list(bars.text) == ["+0.01", "+0.5", "-0.02", "-1.25", "0", "+2e-05"]
     assert "red" in fig.layout.title.text and "blue" in fig.layout.title.text

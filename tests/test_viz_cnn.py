@@ -37,12 +37,12 @@ def test_pooling_figure_shows_input_and_output_with_the_highlighted_window():
     assert (fig.data[0].zmin, fig.data[0].zmax) == (fig.data[1].zmin, fig.data[1].zmax) == (0.0, 35.0)
     assert [a.text for a in fig.layout.annotations] == ["input 6×6", "max pool 2×2, stride 2 → 3×3"]
     (window,) = shapes_named(fig, "window")  # rows 2..3, cols 4..5 of the input
-    assert (window.x0, window.x1, window.y0, window.y1, window.xref) == (3.5, 5.5, 1.5, 3.5, "x")
+    assert (window.x0, window.x1, window.y0, window.y1, window.xref) == (4.5, 6.5, 2.5, 4.5, "x")
     (cell,) = shapes_named(fig, "cell")
-    assert (cell.x0, cell.x1, cell.y0, cell.y1, cell.xref, cell.yref) == (1.5, 2.5, 0.5, 1.5, "x2", "y2")
+    assert (cell.x0, cell.x1, cell.y0, cell.y1, cell.xref, cell.yref) == (2.5, 3.5, 1.5, 2.5, "x2", "y2")
     grid = shapes_named(fig, "grid")  # window edges at 0, 2, 4, 6 across and down
-    assert sorted(s.y0 for s in grid if s.y0 == s.y1) == [-0.5, 1.5, 3.5, 5.5]
-    assert sorted(s.x0 for s in grid if s.x0 == s.x1) == [-0.5, 1.5, 3.5, 5.5]
+    assert sorted(s.y0 for s in grid if s.y0 == s.y1) == [0.5, 2.5, 4.5, 6.5]
+    assert sorted(s.x0 for s in grid if s.x0 == s.x1) == [0.5, 2.5, 4.5, 6.5]
     assert shapes_named(pooling_figure(before, after, 2, 2, 0, "max"), "window") == []
     with pytest.raises(ValueError, match="3×3"):
         pooling_figure(before, after, 2, 2, 0, "max", highlight=(3, 0))
@@ -53,7 +53,7 @@ def test_pooling_window_is_clipped_where_it_hangs_over_the_padding():
     after = np.zeros((3, 3))  # avg pool 3×3, stride 2, padding 1 on 5×5 -> 3×3
     fig = pooling_figure(before, after, kernel=3, stride=2, padding=1, kind="avg", highlight=(0, 2))
     (window,) = shapes_named(fig, "window")  # rows -1..1 -> 0..1, cols 3..5 -> 3..4
-    assert (window.x0, window.x1, window.y0, window.y1) == (2.5, 4.5, -0.5, 1.5)
+    assert (window.x0, window.x1, window.y0, window.y1) == (3.5, 5.5, 0.5, 2.5)
     assert fig.data[0].zmin == -fig.data[0].zmax  # signed values get a range centred on zero
     assert fig.layout.annotations[1].text == "avg pool 3×3, stride 2, padding 1 → 3×3"
 
@@ -64,7 +64,7 @@ def test_receptive_field_figure_draws_the_box_on_grey_and_colour_images():
     assert len(fig.data) == 1 and fig.data[0].type == "heatmap"
     np.testing.assert_array_equal(np.asarray(fig.data[0].z), grey)
     (box,) = shapes_named(fig, "receptive field")
-    assert (box.x0, box.x1, box.y0, box.y1) == (2.5, 8.5, 1.5, 6.5) and box.type == "rect"
+    assert (box.x0, box.x1, box.y0, box.y1) == (3.5, 9.5, 2.5, 7.5) and box.type == "rect"
     assert fig.layout.title.text == "conv.1, row 2, col 3"
     colour = np.random.default_rng(3).integers(0, 256, size=(8, 10, 3), dtype=np.uint8)
     fig = receptive_field_figure(colour, (0, 0, 8, 10))

@@ -8,10 +8,10 @@ from viz.pictures import rgb_of_chw, rgb_of_hwc
 
 
 def test_repeated_words_get_their_position():
-    assert unique_labels(["the", "cat", "the"]) == ["the", "cat", "the (2)"]
+    assert unique_labels(["the", "cat", "the"]) == ["the", "cat", "the (3)"]  # the third word
     assert unique_labels(["a", "b"]) == ["a", "b"]
     # "x (1)" already taken by a real word: every label gets its position
-    assert unique_labels(["x", "x", "x (1)"]) == ["x (0)", "x (1)", "x (1) (2)"]
+    assert unique_labels(["x", "x", "x (2)"]) == ["x (1)", "x (2)", "x (2) (3)"]
 
 
 def test_channels_first_values_are_stretched_to_uint8():

@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+from viz.activations import probability_bars
 from viz.probe import filters_figure, hidden_states_figure, prefix_predictions_figure
 
 
@@ -24,12 +25,34 @@ def test_colour_filters_are_pictures_and_others_are_averaged():
         filters_figure(np.zeros((3, 3)))
 
 
+def test_averaged_filters_say_so_where_they_are_shown():
+    """A filter of a later conv reads every map of the layer before; its tile is the mean over
+    them, and the figure says so (issue 12, item 8). A grey or colour filter is shown as it is."""
+    fig = filters_figure(np.random.default_rng(1).normal(size=(2, 5, 3, 3)))
+    assert "mean" in fig.layout.title.text and "5 input channels" in fig.layout.title.text
+    for as_is in (np.zeros((2, 1, 3, 3)), np.zeros((2, 3, 3, 3))):
+        assert filters_figure(as_is).layout.title.text is None
+
+
+@pytest.mark.parametrize("probabilities", [np.array([1.0, 0.0, 0.0]), np.array([0.5, 0.3, 0.2])])
+def test_the_probability_axis_runs_from_0_to_100_percent_with_its_end_labelled(probabilities):
+    """The axis reaches the largest bar and labels its end: a "100%" tick at the right edge is
+    drawn half outside the plot, and Plotly hides a label that would pass the figure's edge, so
+    the right margin must hold half of it (with 10 pixels the axis seemed to stop at 80%)."""
+    fig = probability_bars(probabilities, ["a", "b", "c"])
+    axis = fig.layout.xaxis
+    assert tuple(axis.range) == (0, 1) and axis.tickformat == ".0%"
+    assert list(axis.tickvals) == pytest.approx([0, 0.2, 0.4, 0.6, 0.8, 1.0])  # 100% is a tick
+    assert fig.layout.margin.r >= 20  # half of "100%" at Plotly's 12 px font is about 15 px
+    assert list(fig.data[0].x) == sorted(probabilities, reverse=True)
+
+
 def test_prefix_predictions_one_line_per_class_over_the_words():
     probabilities = np.array([[0.5, 0.5], [0.2, 0.8], [0.9, 0.1]])
     fig = prefix_predictions_figure(["not", "bad", "not"], probabilities, ["negative", "positive"])
     assert [t.name for t in fig.data] == ["negative", "positive"]
     assert list(fig.data[1].y) == [0.5, 0.8, 0.1]
-    assert list(fig.data[0].x) == ["not", "bad", "not (2)"]  # repeated words stay apart
+    assert list(fig.data[0].x) == ["not", "bad", "not (3)"]  # repeated words stay apart
     with pytest.raises(ValueError):
         prefix_predictions_figure(["a"], probabilities, ["x", "y"])
 

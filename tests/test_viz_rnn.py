@@ -30,7 +30,8 @@ def test_trajectory_2d_one_line_per_path_through_the_given_points():
     assert list(fig.data[0].text) == TOKENS and "text" in fig.data[0].mode and "lines" in fig.data[0].mode
     assert fig.data[0].marker.symbol[0] != fig.data[0].marker.symbol[1]  # the first word stands out
     assert fig.data[0].line.color != fig.data[1].line.color
-    assert fig.layout.xaxis.title.text == "PC1 (43%)" and fig.layout.yaxis.title.text == "PC2 (20%)"
+    # "%" is sent as &#37; (so no template field is filled in) and drawn as "%"
+    assert fig.layout.xaxis.title.text == "PC1 (43&#37;)" and fig.layout.yaxis.title.text == "PC2 (20&#37;)"
 
 
 def test_trajectory_3d_uses_three_columns_and_checks_its_input():
@@ -67,7 +68,7 @@ def test_units_heatmap_signed_values_are_centred_and_gates_use_zero_to_one():
     fig = units_heatmap(values, TOKENS)
     heat = fig.data[0]
     np.testing.assert_array_equal(heat.z, values.T)  # (H, T): one column per word
-    assert list(heat.x) == ["not", "bad", "not (2)", "good"]  # repeated words stay apart
+    assert list(heat.x) == ["not", "bad", "not (3)", "good"]  # repeated words stay apart
     assert heat.zmin == -heat.zmax == -np.abs(values).max() and heat.colorscale == units_heatmap(
         values, TOKENS, signed=True).data[0].colorscale
     gate = units_heatmap(np.abs(values) / 2, TOKENS, title="forget gate", colorbar="f")
@@ -87,7 +88,7 @@ def test_gates_figure_one_heatmap_per_gate_on_its_own_scale():
     assert len(fig.data) == 4 and all(t.type == "heatmap" for t in fig.data)
     for g in range(4):
         np.testing.assert_array_equal(fig.data[g].z, gates[:, g, :].T)
-        assert list(fig.data[g].x) == ["not", "bad", "not (2)", "good"]
+        assert list(fig.data[g].x) == ["not", "bad", "not (3)", "good"]
     assert [(t.zmin, t.zmax) for t in fig.data] == [(0, 1), (0, 1), (-1, 1), (0, 1)]
     assert [a.text.split()[0] for a in fig.layout.annotations] == list(names)
     gru = gates_figure(gates[:, :3], ("reset", "update", "new"), TOKENS)

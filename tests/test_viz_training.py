@@ -68,7 +68,7 @@ def test_heatmap_grid_shared_and_per_map_scales():
 def test_attention_heatmap_labels_repeated_tokens_apart():
     pattern = np.full((3, 3), 1 / 3)
     fig = attention_heatmap(pattern, ["the", "film", "the"])
-    assert list(fig.data[0].x) == ["the", "film", "the (2)"]
+    assert list(fig.data[0].x) == ["the", "film", "the (3)"]
     np.testing.assert_array_equal(np.asarray(fig.data[0].z), pattern)
 
 

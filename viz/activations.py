@@ -1,6 +1,8 @@
 """Figures of what is inside a model: map grids (filters, feature maps), attention, predictions.
 
-Pure functions: numpy arrays in, a Plotly figure out.
+Pure functions: numpy arrays in, a Plotly figure out. Text from a user enters through
+``viz.labels.plain`` / ``unique_labels``; a map's pixel (row, col) is drawn centred on
+(col + 1, row + 1), so hovering it reads row and column counted from 1.
 """
 from __future__ import annotations
 
@@ -10,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import plotly.graph_objects as go
 
-from .labels import unique_labels
+from .labels import FIRST, counted, plain, plain_lines, unique_labels
 
 DIVERGING = "RdBu_r"  # signed values: blue negative, white zero, red positive
 SEQUENTIAL = "Viridis"
@@ -71,7 +73,7 @@ def heatmap_grid(maps: np.ndarray, titles: Sequence[str] | None = None, cols: in
     if maps.ndim != 3:
         raise ValueError(f"heatmap_grid needs (N, H, W) maps, got shape {maps.shape}")
     n = maps.shape[0]
-    titles = list(titles) if titles is not None else [str(i) for i in range(n)]
+    titles = [plain_lines(t) for t in titles] if titles is not None else [str(counted(i)) for i in range(n)]
     signed = bool(maps.min() < 0) if signed is None else signed
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
@@ -87,7 +89,8 @@ def heatmap_grid(maps: np.ndarray, titles: Sequence[str] | None = None, cols: in
             own = float(np.abs(tile_map).max()) or 1.0
             low, high = (-own, own) if signed else (float(tile_map.min()), float(tile_map.max()))
         # Plain dicts: go.Figure validates each trace once (a go.Heatmap here would be validated twice).
-        tiles.append(dict(type="heatmap", z=tile_map, zmin=low, zmax=high if high > low else low + 1,
+        tiles.append(dict(type="heatmap", z=tile_map, x0=FIRST, y0=FIRST,  # hover: row and col from 1
+                          zmin=low, zmax=high if high > low else low + 1,
                           colorscale=DIVERGING if signed else SEQUENTIAL, showscale=shared_scale and index == 0,
                           hovertemplate=f"{titles[index]}<br>row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>",
                           xaxis=cell[0], yaxis=cell[1]))
@@ -103,6 +106,7 @@ def attention_heatmap(pattern: np.ndarray, tokens: Sequence[str], title: str = "
     """One head's (Tq, Tk) attention weights with the tokens on both axes (rows attend to columns)."""
     pattern = np.asarray(pattern, dtype=float)
     labels = unique_labels(tokens)
+    title = plain(title)
     side = min(640, 160 + 26 * len(labels))
     return go.Figure(  # dicts: validated once, by go.Figure
         data=[dict(type="heatmap", z=pattern, x=labels, y=labels, zmin=0, zmax=1, colorscale="Blues",
@@ -112,14 +116,27 @@ def attention_heatmap(pattern: np.ndarray, tokens: Sequence[str], title: str = "
                     yaxis=dict(title="token (query)", type="category", autorange="reversed")))
 
 
+def probability_axis(largest: float = 1.0) -> dict:
+    """An axis of probabilities: 0% to 100% (or the largest value, should one exceed 1), every
+    tick labelled up to the end. The end label ("100%") sits half outside the plot, so a figure
+    using this axis across leaves ``PERCENT_ROOM`` pixels of margin on the right: with less,
+    Plotly hides the label and the axis seems to stop at 80% while a bar reaches 100%."""
+    end = max(1.0, float(largest))
+    return dict(range=[0, end], tickvals=[i / 5 for i in range(6)], tickformat=".0%")
+
+
+PERCENT_ROOM = 30  # pixels: half of a "100%" tick label, and some air
+
+
 def probability_bars(probabilities: np.ndarray, class_names: Sequence[str], top_k: int | None = None) -> go.Figure:
-    """Horizontal bars of class probabilities, most likely on top."""
+    """Horizontal bars of class probabilities, most likely on top, on an axis from 0 to 100%."""
     probabilities = np.asarray(probabilities, dtype=float)
     order = np.argsort(-probabilities)[: top_k or len(probabilities)]
-    names = [str(class_names[i]) for i in order]
+    names = unique_labels([class_names[i] for i in order])
     return go.Figure(  # dicts: validated once, by go.Figure
         data=[dict(type="bar", x=probabilities[order], y=names, orientation="h",
                    text=[f"{p:.1%}" for p in probabilities[order]], textposition="auto", marker_color="#2563eb",
                    hovertemplate="%{y}: %{x:.3f}<extra></extra>")],
-        layout=dict(height=80 + 28 * len(order), margin=dict(l=10, r=10, t=10, b=30),
-                    xaxis=dict(range=[0, 1], tickformat=".0%"), yaxis=dict(autorange="reversed", type="category")))
+        layout=dict(height=80 + 28 * len(order), margin=dict(l=10, r=PERCENT_ROOM, t=10, b=30),
+                    xaxis=probability_axis(probabilities.max(initial=0.0)),
+                    yaxis=dict(autorange="reversed", type="category")))

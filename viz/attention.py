@@ -2,6 +2,7 @@
 scores behind them, and a vision transformer's attention laid over the picture.
 
 Pure functions: numpy arrays in, a Plotly figure out (see ``explain.attention`` for the arrays).
+Tokens and titles are made plain (``viz.labels``); blocks, heads and patches count from 1.
 One head on its own is ``viz.activations.attention_heatmap``.
 """
 from __future__ import annotations
@@ -12,7 +13,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .activations import axis_names, subplot_grid
-from .labels import unique_labels
+from .labels import numbered, plain, plain_lines, unique_labels
 from .pictures import rgb_of_hwc
 
 WEIGHT_SCALE = "Blues"  # attention weights, 0..1, as in attention_heatmap
@@ -23,11 +24,11 @@ OVERLAY_SCALE = [[0.0, "rgba(255,255,0,0.0)"], [0.5, "rgba(255,140,0,0.55)"], [1
 
 
 def attention_grid(patterns: np.ndarray, labels: Sequence[str], tile: int = 150) -> go.Figure:
-    """(L, heads, T, T) patterns as L rows × heads columns of small heatmaps, all on one 0..1
+    """(L, heads, T, T) patterns as L rows (blocks) × heads columns of small heatmaps, all on one 0..1
     colour scale (one shared colour axis keeps a 12×12 grid light: no colour bar per tile)."""
     patterns = np.asarray(patterns, dtype=float)
     if patterns.ndim != 4 or patterns.shape[2] != patterns.shape[3]:
-        raise ValueError(f"attention_grid needs (layers, heads, T, T) patterns, got shape {patterns.shape}")
+        raise ValueError(f"attention_grid needs (blocks, heads, T, T) patterns, got shape {patterns.shape}")
     layers, heads, length, _ = patterns.shape
     if len(labels) != length:
         raise ValueError(f"there are {len(labels)} labels for {length} positions")
@@ -39,10 +40,10 @@ def attention_grid(patterns: np.ndarray, labels: Sequence[str], tile: int = 150)
                                  colorbar=dict(title="weight", thickness=12, len=min(1.0, 300 / (layers * tile)))))
     tiles = []
     x_domains = _domains(heads, gap=min(0.03, 0.5 / heads))
-    y_domains = _domains(layers, gap=min(0.08, 0.5 / layers))[::-1]  # layer 1 at the top
+    y_domains = _domains(layers, gap=min(0.08, 0.5 / layers))[::-1]  # block 1 at the top
     for layer, head in np.ndindex(layers, heads):
         suffix = "" if layer == head == 0 else str(layer * heads + head + 1)
-        title = f"layer {layer + 1} · head {head + 1}"
+        title = f"{numbered('block', layer)} · {numbered('head', head)}"
         tiles.append(go.Heatmap(z=patterns[layer, head], x=names, y=names, coloraxis="coloraxis", name=title,
                                 xaxis=f"x{suffix}", yaxis=f"y{suffix}",
                                 hovertemplate=f"{title}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>"))
@@ -69,6 +70,7 @@ def query_bars(weights: np.ndarray, labels: Sequence[str], query_label: str) -> 
     weights = np.asarray(weights, dtype=float)
     _check_row(weights, labels, "weights")
     names = unique_labels(labels)
+    query_label = plain(query_label)
     return go.Figure(  # dicts: validated once, by go.Figure
         data=[dict(type="bar", x=weights, y=names, orientation="h", text=[f"{w:.2f}" for w in weights],
                    textposition="auto", marker_color=WEIGHT_COLOUR,
@@ -119,7 +121,7 @@ def patch_attention_figure(image: np.ndarray, maps: np.ndarray, patch_size: int,
     height, width = picture.shape[:2]
     if (rows * patch_size, cols * patch_size) != (height, width):
         raise ValueError(f"{rows}×{cols} patches of {patch_size} pixels do not cover a {height}×{width} picture")
-    titles = list(titles) if titles is not None else [f"head {h + 1}" for h in range(heads)]
+    titles = [plain_lines(t) for t in titles] if titles is not None else [numbered("head", h) for h in range(heads)]
     if len(titles) != heads:
         raise ValueError(f"there are {len(titles)} titles for {heads} heads")
     panels = [*maps, maps.mean(axis=0)] if show_average else list(maps)  # each (rows, cols)

@@ -4,7 +4,9 @@ Pure functions: numpy arrays in, a Plotly figure (or, for a sentence, an HTML st
 A picture's attributions arrive in input space, (C, H, W) (Grad-CAM: (1, H, W)); they are summed
 over channels to one (H, W) map and shown signed, absolute or positive only, optionally blended
 over the picture. A sentence's attributions arrive as one score per token, (T,).
-Colours follow the rest of the app: red speaks for the class, blue against it.
+Colours follow the rest of the app: red speaks for the class, blue against it. Titles and tokens
+are made plain (``viz.labels``); pixel (row, col) is drawn centred on (col + 1, row + 1), so
+hovering reads rows and columns counted from 1.
 """
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ import plotly.graph_objects as go
 
 from .activations import DIVERGING, SEQUENTIAL, axis_names, subplot_grid
 from .attention import NEGATIVE_COLOUR, POSITIVE_COLOUR
-from .labels import unique_labels
+from .labels import FIRST, plain, unique_labels
 from .pictures import rgb_of_hwc
 
 MODES = {"signed": "signed (red helps, blue hurts)",
@@ -72,6 +74,7 @@ def attribution_figure(values: np.ndarray, mode: str = "signed", image: np.ndarr
     picture = _picture(image, blend)
     _check_covers(picture, attribution.shape)
     low, high = colour_range([attribution], mode)
+    title = plain(title)
     traces = _tile_traces(attribution, picture, mode, low, high, blend, title or "attribution", ("x", "y"),
                           colorbar=dict(title=mode, thickness=12))
     layout = dict(xaxis={}, yaxis={}, title=title or None, height=height,
@@ -98,7 +101,7 @@ def attribution_grid(rows: list[list[tuple[str, np.ndarray]]], mode: str = "sign
     if row_titles is not None and len(row_titles) != len(rows):
         raise ValueError(f"there are {len(row_titles)} row titles for {len(rows)} rows")
     maps = [[attribution_map(values, mode) for _, values in row] for row in rows]  # each (H, W)
-    titles = [[str(title) for title, _ in row] for row in rows]
+    titles = [[plain(title) for title, _ in row] for row in rows]
     if column_scale is None:
         column_scale = len(rows) > 1 and all(row == titles[0] for row in titles)
     cols = max(len(row) for row in rows)
@@ -120,7 +123,7 @@ def attribution_grid(rows: list[list[tuple[str, np.ndarray]]], mode: str = "sign
             _check_covers(picture, attribution.shape)
             cell = cells[row_index * cols + col]
             name = titles[row_index][col]
-            name = name if row_titles is None else f"{row_titles[row_index]}: {name}"  # hover says which row
+            name = name if row_titles is None else f"{plain(row_titles[row_index])}: {name}"  # hover: which row
             first = row_index == 0 and col == 0
             traces += _tile_traces(attribution, picture, mode, low, high, blend, name, cell,
                                    colorbar=dict(title=mode, thickness=12) if shared_scale and first else None)
@@ -134,7 +137,7 @@ def attribution_grid(rows: list[list[tuple[str, np.ndarray]]], mode: str = "sign
         for row_index, row_title in enumerate(row_titles):
             y_domain = layout[axis_names(cells[row_index * cols])[1]]["domain"]
             layout["annotations"].append(dict(
-                text=f"<b>{html.escape(str(row_title))}</b>", x=0, y=sum(y_domain) / 2, xref="paper", yref="paper",
+                text=f"<b>{plain(row_title)}</b>", x=0, y=sum(y_domain) / 2, xref="paper", yref="paper",
                 xanchor="right", yanchor="middle", xshift=-8, textangle=-90, showarrow=False, font=dict(size=12)))
     layout.update(height=len(rows) * tile + 50, margin=dict(l=left, r=10, t=30, b=10))
     return go.Figure(data=traces, layout=layout)
@@ -151,6 +154,7 @@ def token_attribution_figure(tokens: Sequence[str], scores: np.ndarray, title: s
     the class), blue below (against). Repeated words get their position appended to stay apart."""
     scores = _token_scores(tokens, scores)
     labels = unique_labels(tokens)
+    title = plain(title)
     key = "red: speaks for the class · blue: against"
     return go.Figure(  # dicts: validated once, by go.Figure
         # Text outside the bars, unclipped: a near-zero bar has no room inside, and its score still matters.
@@ -194,23 +198,25 @@ def _tile_traces(attribution: np.ndarray, picture: np.ndarray | None, mode: str,
     centred on (c, r), as go.Image draws it, so each value lies exactly over its pixel."""
     traces = []
     if picture is not None:
-        traces.append(dict(type="image", z=picture, x0=0, dx=1, y0=0, dy=1, hoverinfo="skip",
+        traces.append(dict(type="image", z=picture, x0=FIRST, dx=1, y0=FIRST, dy=1, hoverinfo="skip",
                            xaxis=cell[0], yaxis=cell[1]))
-    traces.append(dict(type="heatmap", z=attribution, x0=0, dx=1, y0=0, dy=1, zmin=low, zmax=high,
+    traces.append(dict(type="heatmap", z=attribution, x0=FIRST, dx=1, y0=FIRST, dy=1, zmin=low, zmax=high,
                        colorscale=OVERLAY_SCALES[mode] if picture is not None else MODE_SCALES[mode],
                        opacity=blend if picture is not None else 1.0,
                        showscale=colorbar is not None, colorbar=colorbar or {}, name=name,
-                       hovertemplate=f"{html.escape(name)}<br>row %{{y}}, col %{{x}}: %{{z:.4g}}<extra></extra>",
+                       hovertemplate=f"{name}<br>row %{{y}}, col %{{x}}: %{{z:.4g}}<extra></extra>",
                        xaxis=cell[0], yaxis=cell[1]))
     return traces
 
 
 def _pixel_axes(layout: dict, cell: tuple[str, str], shape: tuple[int, int]) -> None:
-    """Axes hidden, spanning the pixels exactly, row 0 at the top, square pixels (y follows x)."""
+    """Axes hidden, spanning the pixels exactly (centred on FIRST .. side), row 1 at the top, square
+    pixels (y follows x)."""
     height, width = shape
     x_name, y_name = axis_names(cell)
-    layout[x_name].update(visible=False, range=[-0.5, width - 0.5], constrain="domain")
-    layout[y_name].update(visible=False, range=[height - 0.5, -0.5], constrain="domain", scaleanchor=cell[0])
+    layout[x_name].update(visible=False, range=[FIRST - 0.5, FIRST + width - 0.5], constrain="domain")
+    layout[y_name].update(visible=False, range=[FIRST + height - 0.5, FIRST - 0.5], constrain="domain",
+                          scaleanchor=cell[0])
 
 
 def _picture(image: np.ndarray | None, blend: float) -> np.ndarray | None:

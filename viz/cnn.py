@@ -2,8 +2,10 @@
 
 Pure functions: numpy arrays in, a Plotly figure out (``explain.cnn`` computes the arrays).
 Rectangles are layout shapes with a ``name`` ("window", "cell", "grid", "receptive field"), so
-a page can restyle them and a test can find them. Pixel (row, col) is drawn centred on (col, row),
-so a box (top, left, bottom, right) with exclusive bottom/right spans col left-0.5 .. right-0.5.
+a page can restyle them and a test can find them. Arguments are 0-based indices (code); what is
+drawn counts from 1, as the page's inputs do: pixel (row, col) is drawn centred on
+(col + FIRST, row + FIRST), so hovering it reads "row 9, col 9" for index (8, 8), and a box
+(top, left, bottom, right) with exclusive bottom/right spans left + FIRST - 0.5 .. right + FIRST - 0.5.
 """
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ import plotly.graph_objects as go
 from explain.cnn import ConvArithmetic, window_box
 
 from .activations import DIVERGING, SEQUENTIAL, axis_names, heatmap_grid, subplot_grid
+from .labels import FIRST, numbered, plain, stage_label
 from .pictures import rgb_of_hwc
 
 HIGHLIGHT = "#f59e0b"  # amber: stands out on both the diverging and the viridis scales
@@ -23,18 +26,20 @@ GRID = {SEQUENTIAL: "rgba(255, 255, 255, 0.55)", DIVERGING: "rgba(0, 0, 0, 0.3)"
 
 def feature_maps_figure(maps: np.ndarray, shared_scale: bool = True, cols: int = 8, title: str = "channel"
                         ) -> go.Figure:
-    """(N, H, W) feature maps as a grid of heatmaps titled "channel 1", "channel 2", ... (1-based)."""
+    """(N, H, W) feature maps as a grid of heatmaps titled "channel 1", "channel 2", ... (1-based;
+    ``heatmap_grid`` makes the titles plain)."""
     maps = np.asarray(maps, dtype=float)
     if maps.ndim != 3:
         raise ValueError(f"feature_maps_figure needs (N, H, W) maps, got shape {maps.shape}")
-    return heatmap_grid(maps, [f"{title} {i + 1}" for i in range(maps.shape[0])], cols=cols, shared_scale=shared_scale)
+    return heatmap_grid(maps, [numbered(title, i) for i in range(maps.shape[0])], cols=cols, shared_scale=shared_scale)
 
 
 def _box_shape(box: tuple[int, int, int, int], name: str, axis: str = "", colour: str = HIGHLIGHT,
                width: float = 3) -> dict:
     top, left, bottom, right = box
-    return dict(type="rect", name=name, xref=f"x{axis}", yref=f"y{axis}", x0=left - 0.5, x1=right - 0.5,
-                y0=top - 0.5, y1=bottom - 0.5, line=dict(color=colour, width=width))
+    return dict(type="rect", name=name, xref=f"x{axis}", yref=f"y{axis}", x0=left + FIRST - 0.5,
+                x1=right + FIRST - 0.5, y0=top + FIRST - 0.5, y1=bottom + FIRST - 0.5,
+                line=dict(color=colour, width=width))
 
 
 def _colour_range(*arrays: np.ndarray) -> tuple[float, float, str]:
@@ -60,23 +65,26 @@ def pooling_figure(before: np.ndarray, after: np.ndarray, kernel: int, stride: i
     # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
     layout, cells = subplot_grid(1, 2, titles, horizontal_spacing=0.08)
     zmin, zmax, scale = _colour_range(before, after)
-    traces = [dict(type="heatmap", z=values, zmin=zmin, zmax=zmax, colorscale=scale, showscale=label == "pooled",
+    traces = [dict(type="heatmap", z=values, x0=FIRST, y0=FIRST, zmin=zmin, zmax=zmax, colorscale=scale,
+                   showscale=label == "pooled",
                    hovertemplate=f"{label} row %{{y}}, col %{{x}}: %{{z:.3f}}<extra></extra>", xaxis=x, yaxis=y)
               for (values, label), (x, y) in zip(((before, "input"), (after, "pooled")), cells)]
     shapes = []
     # Window edges: where a window starts or ends, clipped to the input (padding is off the picture).
     rows_edges = sorted({edge for r in range(out_h) for edge in window_box(r, 0, kernel, stride, padding, height, width)[::2]})
     cols_edges = sorted({edge for c in range(out_w) for edge in window_box(0, c, kernel, stride, padding, height, width)[1::2]})
+    start = FIRST - 0.5  # the left (top) border of column (row) 0, as drawn
     for edge in rows_edges:
-        shapes.append(dict(type="line", name="grid", xref="x", yref="y", x0=-0.5, x1=width - 0.5,
-                           y0=edge - 0.5, y1=edge - 0.5, line=dict(color=GRID[scale], width=1)))
+        shapes.append(dict(type="line", name="grid", xref="x", yref="y", x0=start, x1=start + width,
+                           y0=start + edge, y1=start + edge, line=dict(color=GRID[scale], width=1)))
     for edge in cols_edges:
-        shapes.append(dict(type="line", name="grid", xref="x", yref="y", y0=-0.5, y1=height - 0.5,
-                           x0=edge - 0.5, x1=edge - 0.5, line=dict(color=GRID[scale], width=1)))
+        shapes.append(dict(type="line", name="grid", xref="x", yref="y", y0=start, y1=start + height,
+                           x0=start + edge, x1=start + edge, line=dict(color=GRID[scale], width=1)))
     if highlight is not None:
         row, col = highlight
         if not (0 <= row < out_h and 0 <= col < out_w):
-            raise ValueError(f"the pooled map is {out_h}×{out_w}: there is no cell at row {row}, column {col}")
+            raise ValueError(f"the pooled map is {out_h}×{out_w}: there is no cell at {numbered('row', row)}, "
+                             f"{numbered('column', col)}")
         shapes.append(_box_shape(window_box(row, col, kernel, stride, padding, height, width), "window"))
         shapes.append(_box_shape((row, col, row + 1, col + 1), "cell", axis="2"))
     for cell in cells:  # square pixels (y follows its own x axis), row 0 at the top
@@ -92,15 +100,17 @@ def receptive_field_figure(image: np.ndarray, box: tuple[int, int, int, int], ti
     image = np.asarray(image)
     if image.ndim == 2:
         height, width = image.shape
-        trace = dict(type="heatmap", z=image.astype(float), colorscale="gray", showscale=False,
+        trace = dict(type="heatmap", z=image.astype(float), x0=FIRST, y0=FIRST, colorscale="gray", showscale=False,
                      hovertemplate="row %{y}, col %{x}: %{z:.3f}<extra></extra>")
     elif image.ndim == 3 and image.shape[2] == 3:
         height, width = image.shape[:2]
         pixels = rgb_of_hwc(image)  # (H, W, 3) uint8
-        trace = dict(type="image", z=pixels, hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>")
+        trace = dict(type="image", z=pixels, x0=FIRST, y0=FIRST,
+                     hovertemplate="row %{y}, col %{x}: %{z}<extra></extra>")
     else:
         raise ValueError(f"receptive_field_figure needs an (H, W) or (H, W, 3) image, got shape {image.shape}")
     top, left, bottom, right = box
+    title = plain(title)
     if not (0 <= top < bottom <= height and 0 <= left < right <= width):
         raise ValueError(f"the box {tuple(box)} does not lie inside the {height}×{width} image")
     return go.Figure(data=[trace], layout=dict(  # dicts: validated once, by go.Figure
@@ -124,7 +134,8 @@ def conv_arithmetic_figure(arith: ConvArithmetic, max_channels: int = 4, channel
         raise ValueError(f"input channels must be between 0 and {len(partial) - 1}, got {channels}")
     titles = []
     for c in channels:
-        titles += [f"input channel {c + 1}: patch", "kernel", f"patch ⊙ kernel: sum {partial[c]:.{decimals}f}"]
+        titles += [f"{numbered('input channel', c)}: patch", "kernel",
+                   f"patch ⊙ kernel: sum {partial[c]:.{decimals}f}"]
     layout, cells = subplot_grid(len(channels), 3, titles, horizontal_spacing=0.06,
                                  vertical_spacing=min(0.12, 0.4 / len(channels)), title_size=11)
     columns = (arith.patch, arith.kernel, arith.products)  # each (I, k, k)
@@ -135,7 +146,8 @@ def conv_arithmetic_figure(arith: ConvArithmetic, max_channels: int = 4, channel
         for row, c in enumerate(channels):
             text = [[_cell_text(v, decimals) for v in line] for line in values[c]]  # (k, k) strings
             x, y = cells[row * 3 + col]
-            traces.append(dict(type="heatmap", z=values[c], text=text, texttemplate="%{text}", zmin=zmin, zmax=zmax,
+            traces.append(dict(type="heatmap", z=values[c], x0=FIRST, y0=FIRST, text=text, texttemplate="%{text}",
+                               zmin=zmin, zmax=zmax,
                                colorscale=scale, showscale=False, xaxis=x, yaxis=y,
                                hovertemplate="u %{y}, v %{x}: %{z:.4f}<extra></extra>"))
     for cell in cells:  # square cells (each y axis follows its own x axis), row 0 at the top
@@ -143,7 +155,9 @@ def conv_arithmetic_figure(arith: ConvArithmetic, max_channels: int = 4, channel
         layout[x_name].update(visible=False, constrain="domain")
         layout[y_name].update(visible=False, autorange="reversed", constrain="domain", scaleanchor=cell[0])
     shown = "" if len(channels) == len(partial) else f" (showing {len(channels)} of {len(partial)} input channels)"
-    layout.update(title=f"{arith.layer}, channel {arith.channel + 1}, row {arith.row}, col {arith.col}: "
+    where = ", ".join(numbered(noun, index) for noun, index in (("channel", arith.channel), ("row", arith.row),
+                                                                 ("col", arith.col)))
+    layout.update(title=f"{stage_label(arith.layer)}, {where}: "
                         f"sum {arith.weighted_sum:.{decimals + 2}f}{shown}",
                   height=170 * len(channels) + 70, margin=dict(l=10, r=10, t=70, b=10))
     return go.Figure(data=traces, layout=layout)

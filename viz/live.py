@@ -11,6 +11,7 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .activations import attention_heatmap, heatmap_grid, probability_bars
+from .labels import counted
 from .probe import filters_figure, hidden_states_figure, prefix_predictions_figure
 from .training import image_grid_figure
 
@@ -51,7 +52,8 @@ def picture_panels(view, picture: np.ndarray, label: str) -> list[list[Panel]]:
     maps = view.activations if view.activations is not None else view.feature_maps
     if maps is not None:
         rows.append([Panel("Where the picture matches each filter (the first layer's feature maps)",
-                           heatmap_grid(maps, [str(i + 1) for i in range(len(maps))], cols=FILTER_COLUMNS, tile=90))])
+                           heatmap_grid(maps, [str(counted(i)) for i in range(len(maps))], cols=FILTER_COLUMNS,
+                                        tile=90))])
     if view.attention is not None:
         rows.append([Panel("Which patches look at which in the last block (mean of the heads)",
                            attention_heatmap(view.attention, view.attention_tokens))])

@@ -2,7 +2,8 @@
 heatmaps, and one step's numbers.
 
 Pure functions: numpy arrays in, a Plotly figure out (``explain.rnn`` computes the arrays).
-The prediction after each prefix is ``viz.probe.prefix_predictions_figure``.
+The prediction after each prefix is ``viz.probe.prefix_predictions_figure``. Words and sentences
+are made plain (``viz.labels``); units and words count from 1.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from plotly.colors import qualitative
 from explain.rnn import GATE_SYMBOLS, TANH_GATES, StepArithmetic  # the data type and its gate conventions
 
 from .activations import DIVERGING, axis_names, subplot_grid
-from .labels import unique_labels
+from .labels import FIRST, glyphs, numbered, plain, unique_labels
 
 GATE_SCALE = "Blues"  # sigmoid gates: 0 (closed) white to 1 (open) blue
 
@@ -29,7 +30,7 @@ def trajectory_figure(paths: list[dict], dims: int = 2, axis_titles: list[str] |
     """
     if dims not in (2, 3):
         raise ValueError(f"a trajectory is drawn in 2 or 3 dimensions, not {dims}")
-    titles = list(axis_titles) if axis_titles is not None else [f"PC{i + 1}" for i in range(dims)]
+    titles = [plain(t) for t in axis_titles] if axis_titles is not None else [f"PC{i + FIRST}" for i in range(dims)]
     if len(titles) < dims:
         raise ValueError(f"need {dims} axis titles, got {len(titles)}")
     palette = qualitative.Plotly
@@ -37,14 +38,17 @@ def trajectory_figure(paths: list[dict], dims: int = 2, axis_titles: list[str] |
     for index, path in enumerate(paths):
         points = np.asarray(path["points"], dtype=float)
         tokens = [str(token) for token in path["tokens"]]
-        label = str(path.get("label", f"path {index + 1}"))
+        label = plain(path["label"]) if "label" in path else numbered("path", index)
         if points.ndim != 2 or points.shape[1] < dims or points.shape[0] != len(tokens):
             raise ValueError(f"'{label}': need (T, >={dims}) points for {len(tokens)} words, got shape {points.shape}")
         steps = len(tokens)
         colour = palette[index % len(palette)]
         marker = dict(color=colour, size=[12] + [6] * (steps - 1), symbol=["diamond"] + ["circle"] * (steps - 1))
-        common = dict(mode="lines+markers+text", name=label, text=tokens, marker=marker,
-                      line=dict(color=colour, width=3 if dims == 2 else 5), customdata=np.arange(1, steps + 1),
+        # The 2-D labels and every hover label are drawn as HTML (entities decoded); a 3-D scene
+        # draws its point labels with a text engine of its own, which decodes none (viz.labels.glyphs).
+        text = [plain(token) for token in tokens] if dims == 2 else [glyphs(token) for token in tokens]
+        common = dict(mode="lines+markers+text", name=label, text=text, marker=marker,
+                      line=dict(color=colour, width=3 if dims == 2 else 5), customdata=np.arange(FIRST, FIRST + steps),
                       hovertemplate=f"{label}<br>word %{{customdata}}: %{{text}}<extra></extra>")
         if dims == 2:
             lines.append(dict(type="scatter", x=points[:, 0], y=points[:, 1], textposition="top center", **common))
@@ -72,13 +76,14 @@ def units_heatmap(values: np.ndarray, tokens: Sequence[str], title: str = "hidde
     if values.ndim != 2 or values.shape[0] != len(tokens):
         raise ValueError(f"need (T, H) values for {len(tokens)} words, got shape {values.shape}")
     signed = bool(values.min() < 0) if signed is None else signed
+    title, colorbar = plain(title), plain(colorbar)
     if signed:
         bound = float(np.abs(values).max()) or 1.0
         low, high, scale = -bound, bound, DIVERGING
     else:
         low, high, scale = 0.0, max(1.0, float(values.max())), GATE_SCALE
     return go.Figure(  # dicts: validated once, by go.Figure
-        data=[dict(type="heatmap", z=values.T, x=unique_labels(tokens), y=np.arange(values.shape[1]),  # z: (H, T)
+        data=[dict(type="heatmap", z=values.T, x=unique_labels(tokens), y=unit_rows(values.shape[1]),  # z: (H, T)
                    zmin=low, zmax=high, colorscale=scale, colorbar=dict(title=colorbar),
                    hovertemplate=f"after '%{{x}}', unit %{{y}}: {colorbar} = %{{z:.3f}}<extra></extra>")],
         layout=dict(title=title or None, height=height, margin=dict(l=50, r=10, t=40 if title else 10, b=60),
@@ -96,6 +101,7 @@ def gates_figure(gates: np.ndarray, gate_names: Sequence[str], tokens: Sequence[
                          f"got shape {gates.shape}")
     count = len(gate_names)
     labels = unique_labels(tokens)
+    gate_names = [plain(name) for name in gate_names]
     # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
     layout, cells = subplot_grid(count, 1, [_gate_title(name) for name in gate_names],
                                  vertical_spacing=0.06 if count > 1 else 0)
@@ -103,7 +109,7 @@ def gates_figure(gates: np.ndarray, gate_names: Sequence[str], tokens: Sequence[
     for g, (name, cell) in enumerate(zip(gate_names, cells)):
         tanh = name in TANH_GATES
         traces.append(dict(
-            type="heatmap", z=gates[:, g, :].T, x=labels, y=np.arange(gates.shape[2]),  # (H, T)
+            type="heatmap", z=gates[:, g, :].T, x=labels, y=unit_rows(gates.shape[2]),  # (H, T)
             zmin=-1.0 if tanh else 0.0, zmax=1.0, colorscale=DIVERGING if tanh else GATE_SCALE, name=name,
             colorbar=dict(title=name, len=0.9 / count, y=1 - (g + 0.5) / count, yanchor="middle"),
             hovertemplate=f"{name} gate after '%{{x}}', unit %{{y}}: %{{z:.3f}}<extra></extra>",
@@ -115,6 +121,11 @@ def gates_figure(gates: np.ndarray, gate_names: Sequence[str], tokens: Sequence[
             layout[x_name].update(matches=cells[-1][0], showticklabels=False)
     layout.update(height=count * height_per_gate + 60, margin=dict(l=50, r=10, t=30, b=60))
     return go.Figure(data=traces, layout=layout)
+
+
+def unit_rows(count: int) -> np.ndarray:
+    """The row numbers of ``count`` hidden units, as a student counts them: 1 .. count."""
+    return np.arange(FIRST, FIRST + count)
 
 
 def _gate_title(name: str) -> str:
@@ -151,9 +162,10 @@ def step_figure(step: StepArithmetic, units: int = 16) -> go.Figure:
     labels, numbers = step_columns(step, units)
     bound = float(np.abs(numbers).max()) or 1.0
     return go.Figure(  # dicts: validated once, by go.Figure
-        data=[dict(type="heatmap", z=numbers, x=labels, y=np.arange(numbers.shape[0]), zmin=-bound, zmax=bound,
+        data=[dict(type="heatmap", z=numbers, x=labels, y=unit_rows(numbers.shape[0]), zmin=-bound, zmax=bound,
                    colorscale=DIVERGING, texttemplate="%{z:.2f}", textfont=dict(size=10), showscale=False,
                    hovertemplate="unit %{y}, %{x}: %{z:.4f}<extra></extra>")],
-        layout=dict(title=f"step {step.t + 1}: reading '{step.token}'", height=130 + 22 * numbers.shape[0],
+        layout=dict(title=f"{numbered('step', step.t)}: reading '{plain(step.token)}'",
+                    height=130 + 22 * numbers.shape[0],
                     margin=dict(l=50, r=10, t=90, b=10),
                     xaxis=dict(type="category", side="top"), yaxis=dict(title="unit", autorange="reversed")))

@@ -3,6 +3,7 @@
 Pure functions: plain Python lists and numpy arrays in, a Plotly figure out. Metrics records
 are the dicts a run writes to ``metrics.jsonl``: ``{"type": "train", "step", "loss", "acc", ...}``
 every few steps and ``{"type": "val", "step", "val_loss", "val_acc", ...}`` each epoch.
+Run labels, class names and titles are made plain (``viz.labels``).
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from .activations import axis_names, subplot_grid
+from .labels import plain, plain_lines, unique_labels
 from .pictures import rgb_of_chw
 
 PALETTE = qualitative.Plotly
@@ -41,14 +43,14 @@ def curves_figure(runs: Mapping[str, Sequence[Mapping]], height: int = 360) -> g
         colour = PALETTE[index % len(PALETTE)]
         # One run: validation in a colour of its own, so it is not lost in a noisy training line.
         val_colour = PALETTE[1] if len(runs) == 1 else colour
-        prefix = f"{label}: " if len(runs) > 1 else ""
+        prefix = f"{plain(label)}: " if len(runs) > 1 else ""
         for col, (train_key, val_key) in enumerate((("loss", "val_loss"), ("acc", "val_acc")), start=1):
             steps, values = _series(records, "train", train_key)
-            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=f"{prefix}train", legendgroup=label,
+            fig.add_trace(go.Scatter(x=steps, y=values, mode="lines", name=f"{prefix}train", legendgroup=plain(label),
                                      line=dict(color=colour), showlegend=col == 1), row=1, col=col)
             steps, values = _series(records, "val", val_key)
             fig.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=f"{prefix}validation",
-                                     legendgroup=label, line=dict(color=val_colour, dash="dot"),
+                                     legendgroup=plain(label), line=dict(color=val_colour, dash="dot"),
                                      marker=dict(size=8, line=dict(width=1.5, color="white")),
                                      showlegend=col == 1), row=1, col=col)
     fig.update_xaxes(title_text="step")
@@ -67,7 +69,7 @@ def confusion_matrix(true: np.ndarray, predicted: np.ndarray, num_classes: int) 
 def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], height: int | None = None) -> go.Figure:
     """Heatmap of counts with each cell's number written in it; the diagonal is what went right."""
     matrix = np.asarray(matrix)
-    names = [str(n) for n in class_names]
+    names = unique_labels(class_names)  # two classes of one name would share a row otherwise
     row_totals = matrix.sum(axis=1, keepdims=True)
     share = np.divide(matrix, row_totals, out=np.zeros(matrix.shape, dtype=float), where=row_totals > 0)
     fig = go.Figure(go.Heatmap(
@@ -83,7 +85,8 @@ def confusion_figure(matrix: np.ndarray, class_names: Sequence[str], height: int
 
 def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], cols: int = 6,
                       tile: int = 130) -> go.Figure:
-    """Small images in a grid, each with its title (e.g. 'predicted 3, true 8')."""
+    """Small images in a grid, each with its title (e.g. 'predicted 3, true 8'); a title given as a
+    tuple of texts is drawn as that many lines."""
     n = len(images)
     if n == 0:
         fig = go.Figure()
@@ -93,7 +96,7 @@ def image_grid_figure(images: Sequence[np.ndarray], titles: Sequence[str], cols:
     cols = max(1, min(cols, n))
     rows = math.ceil(n / cols)
     # One dict layout and dict traces, validated once by go.Figure (see viz.activations.subplot_grid).
-    layout, cells = subplot_grid(rows, cols, list(titles), horizontal_spacing=0.02,
+    layout, cells = subplot_grid(rows, cols, [plain_lines(title) for title in titles], horizontal_spacing=0.02,
                                  vertical_spacing=min(0.12, 0.3 / rows), title_size=11)
     pictures = [dict(type="image", z=rgb_of_chw(image), hoverinfo="skip", xaxis=x, yaxis=y)
                 for image, (x, y) in zip(images, cells)]
