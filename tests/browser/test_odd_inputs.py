@@ -32,8 +32,8 @@ def _png(width: int, height: int) -> bytes:
     return buffer.getvalue()
 
 
-def _shown_sizes(page, key: str) -> list[tuple[int, int]]:
-    """The drawn sizes (CSS pixels) of the pictures under the source picker of page ``key``."""
+def _shown_sizes(page) -> list[list[int]]:
+    """The drawn sizes (CSS pixels) of the pictures on the page (the input picker's two)."""
     return page.evaluate("""() => Array.from(document.querySelectorAll('[data-testid=stImage] img'))
         .map(img => [Math.round(img.getBoundingClientRect().width), Math.round(img.getBoundingClientRect().height)])""")
 
@@ -49,7 +49,7 @@ def test_very_wide_and_very_tall_pictures_are_shown_and_explained(app_server, pa
             expect(page.get_by_text(f"upload: {name} · {width}×{height}")).to_be_visible()
             expect(page.get_by_text("The model says")).to_be_visible()
             assert_no_exception(page)
-            shown = _shown_sizes(page, key)
+            shown = _shown_sizes(page)
             assert [168, 12] in shown, shown  # the strip itself: 168 wide, at least 12 high
             _screenshot(page, f"odd-picture-{path}-{width}x{height}")
 
