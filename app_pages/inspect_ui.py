@@ -21,14 +21,16 @@ from PIL import Image
 
 from app_pages import common
 from app_pages.inspect_target import context_for, examples_dataset, inspection_target, require_kind
-from explain.inputs import (InputContext, InputError, PreparedImage, PreparedSentence, example_image, prepare_image,
-                            prepare_sentence, read_image, read_text_file, split_sentences)
+from explain.inputs import (MAX_SENTENCES, MAX_TEXT_CHARS, InputContext, InputError, PreparedImage, PreparedSentence,
+                            example_image, prepare_image, prepare_sentence, read_image, read_text_file,
+                            split_sentences)
 from viz.activations import probability_bars
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
 SOURCES = {"example": "An example from the data", "upload": "Upload a picture", "draw": "Draw",
            "camera": "Camera"}
 SHOWN_SIDE = 168  # pixels: a 16×16 input is blown up (nearest neighbour) so each pixel is visible
+LEAST_SHOWN_SIDE = 12  # pixels: the least either side of a picture is shown at (a 4000×3 strip is 168×12)
 
 sentence = common.sentence
 
@@ -63,13 +65,13 @@ def image_input(page: str, context: InputContext, dataset) -> PreparedImage | No
         return None
     original, seen = st.columns(2)
     with original:
-        shown = prepared.original if max(prepared.original.size) >= SHOWN_SIDE else \
-            blown_up(prepared.seen if prepared.original.size == prepared.seen.shape[1::-1] else
-                     np.asarray(prepared.original.convert("RGB")))
+        same_size = prepared.original.size == prepared.seen.shape[1::-1]  # an example: the model's input itself
+        shown = shown_picture(prepared.seen if same_size else prepared.original)
         st.image(shown, caption=f"{prepared.label} · {prepared.original.width}×{prepared.original.height}",
-                 width=SHOWN_SIDE)
+                 width=shown.width)
     with seen:
-        st.image(blown_up(prepared.seen), width=SHOWN_SIDE,
+        shown = shown_picture(prepared.seen)
+        st.image(shown, width=shown.width,
                  caption=f"what the model receives · {prepared.seen.shape[1]}×{prepared.seen.shape[0]}")
     return prepared
 
@@ -119,19 +121,43 @@ def decode_data_url(url: str) -> bytes:
         raise InputError("the drawing could not be read; clear it and draw again") from None
 
 
-def blown_up(picture: np.ndarray, side: int = SHOWN_SIDE) -> Image.Image:
-    """(H, W, C) uint8 -> a PIL image enlarged with nearest-neighbour, so pixels stay square."""
-    image = Image.fromarray(picture[:, :, 0] if picture.shape[2] == 1 else picture)
-    scale = max(1, side // max(image.size))
-    return image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+def shown_size(width: int, height: int, side: int = SHOWN_SIDE, least: int = LEAST_SHOWN_SIDE) -> tuple[int, int]:
+    """The size a ``width``×``height`` picture is shown at: a small one blown up by a whole number
+    (pixels stay square) and a large one scaled down, so that its longer side is about ``side``;
+    then each side at least ``least`` pixels, so that a strip (4000×3, 169×1) stays visible."""
+    longest = max(width, height, 1)
+    if longest <= side:
+        scale = side // longest
+        shown = width * scale, height * scale
+    else:
+        shown = round(width * side / longest), round(height * side / longest)
+    return max(shown[0], least), max(shown[1], least)
+
+
+def shown_picture(picture: np.ndarray | Image.Image, side: int = SHOWN_SIDE) -> Image.Image:
+    """A picture ((H, W, C) uint8 array, or a PIL image of any mode) at its ``shown_size``:
+    enlarged with nearest-neighbour, reduced by averaging, in a mode every browser shows."""
+    if isinstance(picture, np.ndarray):
+        picture = Image.fromarray(picture[:, :, 0] if picture.shape[2] == 1 else picture)
+    if picture.mode not in ("RGB", "RGBA", "L"):
+        transparent = picture.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in picture.info
+        picture = picture.convert("RGBA" if transparent else "RGB")
+    size = shown_size(*picture.size, side=side)
+    grows = size[0] >= picture.width and size[1] >= picture.height
+    return picture.resize(size, Image.NEAREST if grows else Image.BOX)
 
 
 # ---- sentences --------------------------------------------------------------------------
 def sentence_inputs(page: str, context: InputContext, default: str, several: bool = True) -> list[PreparedSentence]:
-    """Type sentences (one per line) or upload a .txt; show each as the model's tokens."""
+    """Type sentences (one per line) or upload a .txt; show each as the model's tokens.
+
+    A page that reads one sentence (``several=False``) lets the user choose which line of a
+    text of several lines it reads."""
     label = "Sentences, one per line (each is drawn separately)" if several else "A sentence"
+    # max_chars far above what is read: the browser drops a longer paste without a word, while
+    # what reaches the page is answered (split_sentences says what it reads of a long text).
     typed = st.text_area(label, value=default, key=f"{page}_text", height=92 if several else 68,
-                         persist_state="session", max_chars=20_000)
+                         persist_state="session", max_chars=MAX_TEXT_CHARS)
     file = st.file_uploader("…or a .txt file with one sentence per line", type=["txt"], key=f"{page}_text_file")
     text = typed
     if file is not None:
@@ -141,21 +167,36 @@ def sentence_inputs(page: str, context: InputContext, default: str, several: boo
             st.error(sentence(err))
             return []
     try:
-        sentences, notes = split_sentences(text, limit=8 if several else 1)
+        sentences, notes = split_sentences(text, limit=MAX_SENTENCES)
     except InputError as err:
         st.warning(sentence(err))
         return []
+    if notes:
+        st.caption(sentence("; ".join(notes)))
+    if not several and len(sentences) > 1:
+        sentences = [sentences[line_choice(f"{page}_line", sentences)]]
     prepared = []
     for line in sentences:
         try:
             prepared.append(prepare_sentence(context, line))
         except InputError as err:
             st.warning(sentence(err))
-    if several and notes:
-        st.caption(sentence("; ".join(notes)))
     for item in prepared:
         show_tokens(item)
     return prepared
+
+
+def line_choice(key: str, lines: list[str]) -> int:
+    """Which of several lines a one-sentence page reads (0-based), chosen by the user."""
+    st.caption("Your text has several lines; this page reads one sentence at a time: choose it below.")
+    if key in st.session_state and st.session_state[key] not in range(len(lines)):
+        st.session_state[key] = 0  # a choice left from a longer text
+    return st.selectbox("The sentence to read", range(len(lines)), key=key,
+                        format_func=lambda i: f"{i + 1}: {_preview(lines[i])}")
+
+
+def _preview(line: str, length: int = 80) -> str:
+    return line if len(line) <= length else line[: length - 1] + "…"
 
 
 def show_tokens(item: PreparedSentence) -> None:

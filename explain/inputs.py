@@ -25,6 +25,11 @@ MAX_IMAGE_BYTES = 50 * 2**20  # the app's upload limit; a picture file larger th
 MAX_TEXT_BYTES = 1 * 2**20  # a .txt of sentences
 MAX_SENTENCE_CHARS = 2_000  # one sentence; longer is not a sentence (a pasted book?)
 MAX_SENTENCES = 8  # drawn together in one trajectory plot; more would be unreadable
+# The most a text box takes (its max_chars) and a text is read from: about as much as a .txt may
+# hold. Far above what is analysed (MAX_SENTENCES lines of MAX_SENTENCE_CHARS), so that a long
+# paste reaches the page and is answered in words: the browser drops a paste over max_chars
+# without one.
+MAX_TEXT_CHARS = 1_000_000
 
 
 class InputError(ValueError):
@@ -210,22 +215,26 @@ def read_text_file(data: bytes, name: str = "the file") -> str:
 
 
 def split_sentences(text: str, limit: int = MAX_SENTENCES) -> tuple[list[str], list[str]]:
-    """(sentences, notes): one sentence per non-empty line, at most ``limit``.
+    """(sentences, notes): one sentence per non-empty line, the first ``limit`` of them; a note
+    says so when there are more.
 
-    InputError when there is none, or when a line is far too long to be a sentence."""
-    lines = [line.strip() for line in str(text).splitlines()]
-    sentences = [line for line in lines if line]
-    if not sentences:
+    InputError when there is none, when the text is longer than any box takes, or when a line
+    read is far too long to be a sentence (lines are numbered as the user sees them)."""
+    text = str(text)
+    if len(text) > MAX_TEXT_CHARS:
+        raise InputError(f"the text has {len(text):,} characters; at most {MAX_TEXT_CHARS:,} are read: "
+                         "paste or upload less")
+    numbered = [(number, line.strip()) for number, line in enumerate(text.splitlines(), start=1) if line.strip()]
+    if not numbered:
         raise InputError("type a sentence first (one per line to compare several)")
-    for number, sentence in enumerate(sentences, start=1):
-        if len(sentence) > MAX_SENTENCE_CHARS:
-            raise InputError(f"line {number} is {len(sentence):,} characters long; a sentence here can have at most "
-                             f"{MAX_SENTENCE_CHARS:,}")
     notes = []
-    if len(sentences) > limit:
-        notes.append(f"only the first {limit} of {len(sentences)} sentences are shown")
-        sentences = sentences[:limit]
-    return sentences, notes
+    if len(numbered) > limit:
+        notes.append(f"your text has {len(numbered):,} lines; only the first {limit:,} are read")
+    for number, line in numbered[:limit]:
+        if len(line) > MAX_SENTENCE_CHARS:
+            raise InputError(f"line {number:,} has {len(line):,} characters; a sentence here can have at most "
+                             f"{MAX_SENTENCE_CHARS:,}: shorten it, or put one sentence per line")
+    return [line for _, line in numbered[:limit]], notes
 
 
 def pretrained_ids(model, text: str) -> torch.Tensor:

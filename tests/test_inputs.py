@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from app_pages.inspect_ui import decode_data_url, npz_bytes
-from explain.inputs import (MAX_SENTENCE_CHARS, InputError, example_image, input_context, prepare_image,
+from app_pages.inspect_ui import LEAST_SHOWN_SIDE, SHOWN_SIDE, decode_data_url, npz_bytes, shown_picture, shown_size
+from explain.inputs import (MAX_SENTENCE_CHARS, MAX_SENTENCES, MAX_TEXT_CHARS, InputError, example_image, input_context, prepare_image,
                             prepare_sentence, read_image, read_text_file, split_sentences)
 from models import build_model, presets
 from models.checkpoint import checkpoint_bytes, load_checkpoint
@@ -162,10 +162,62 @@ def test_long_sentences_are_cut_with_a_note(sentiment):
 def test_typed_text_is_split_into_sentences_and_limited():
     assert split_sentences("  a b \n\n c  \n") == (["a b", "c"], [])
     many, notes = split_sentences("\n".join(f"s{i}" for i in range(12)), limit=8)
-    assert len(many) == 8 and "first 8 of 12" in notes[0]
-    for text, words in (("   \n ", "type a sentence"), ("x" * (MAX_SENTENCE_CHARS + 1), "characters long")):
+    assert len(many) == 8 and notes == ["your text has 12 lines; only the first 8 are read"]
+    for text, words in (("   \n ", "type a sentence"), ("x" * (MAX_SENTENCE_CHARS + 1), "characters")):
         with pytest.raises(InputError, match=words):
             split_sentences(text)
+
+
+def test_a_long_paste_is_answered_in_words():
+    """What the text box lets through (up to MAX_TEXT_CHARS) is either read or refused with a
+    message that says how long it was, never dropped without a word."""
+    with pytest.raises(InputError, match=r"line 1 has 20,001 characters; a sentence here can have at most 2,000"):
+        split_sentences("x" * 20_001)
+    with pytest.raises(InputError, match=r"line 3 has 2,001 characters"):  # lines are counted as the user sees them
+        split_sentences("a film\n\n" + "y" * 2_001)
+    book = ("the film was good\n" * 11_112)[:200_000]  # 11,112 lines, the last one cut short
+    sentences, notes = split_sentences(book)
+    assert sentences == ["the film was good"] * MAX_SENTENCES
+    assert notes == ["your text has 11,112 lines; only the first 8 are read"]
+    # a long line after the ones read does not stop the ones read
+    assert split_sentences("a\nb\n" + "z" * 5_000, limit=2) == (["a", "b"], ["your text has 3 lines; only the first 2 are read"])
+    with pytest.raises(InputError, match=r"1,000,001 characters; at most 1,000,000"):
+        split_sentences("a\n" * 500_000 + "b")
+    assert MAX_TEXT_CHARS == 1_000_000
+
+
+# ---- how a picture is shown -----------------------------------------------------------------
+@pytest.mark.parametrize("size, shown", [
+    ((16, 16), (160, 160)),  # small: blown up by a whole number (168 // 16 = 10), pixels stay square
+    ((28, 28), (168, 168)),  # 168 // 28 = 6
+    ((1, 1), (168, 168)),
+    ((200, 160), (168, 134)),  # large: scaled down to 168 wide, 160 * 168 / 200 = 134.4
+    ((224, 224), (168, 168)),
+    ((300, 200), (168, 112)),
+    ((4000, 3), (168, 12)),  # 3 * 168 / 4000 = 0.13 px: at least 12 px high
+    ((169, 1), (168, 12)),  # 168 / 169 = 0.99 px
+    ((500, 2), (168, 12)),  # 0.67 px
+    ((3, 4000), (12, 168)),
+    ((100, 1), (100, 12)),  # 168 // 100 = 1: as it is, then 12 px high
+    ((80, 3), (160, 12)),  # 168 // 80 = 2: 160 × 6, then 12 px high
+])
+def test_a_picture_is_shown_at_a_readable_size(size, shown):
+    assert (SHOWN_SIDE, LEAST_SHOWN_SIDE) == (168, 12)
+    assert shown_size(*size) == shown
+    picture = Image.new("RGB", size, "red")
+    assert shown_picture(picture).size == shown
+    assert shown_picture(np.zeros((size[1], size[0], 1), np.uint8)).size == shown
+
+
+def test_a_small_picture_is_blown_up_with_square_pixels_and_any_mode_can_be_shown():
+    two = np.array([[[0], [255]]], np.uint8)  # (H=1, W=2, C=1): black, white
+    shown = np.asarray(shown_picture(two))
+    assert shown.shape == (84, 168)  # 168 // 2 = 84 times
+    assert (shown[:, :84] == 0).all() and (shown[:, 84:] == 255).all()
+    for mode in ("P", "RGBA", "LA", "I;16", "I", "F", "1", "CMYK"):
+        picture = Image.new(mode, (4000, 3))
+        shown = shown_picture(picture)
+        assert shown.size == (168, 12) and shown.mode in ("RGB", "RGBA", "L")
 
 
 def test_text_files_are_read_and_binary_refused():
