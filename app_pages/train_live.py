@@ -19,6 +19,7 @@ from app_pages import common, train_results, train_runs_list
 from app_pages.run_data import UNREADABLE, all_runs, run_dataset, store
 from app_pages.train_run import run_label, run_title
 from explain import probe as probes
+from models.words import weights_phrase
 from training import jobs
 from training.datasets import preprocessor_from_meta
 from training.jobs import RunStatus
@@ -148,7 +149,7 @@ def live_model_view(run: RunStatus) -> None:
         probe_text = st.text_input("Sentence to watch", key=key,
                                    help="The model reads this sentence at every saved step of training.")
     try:
-        panels = live_panels(root, run.run_id, step, probe_text)
+        panels = live_panels(root, run.run_id, step, probe_text, run.total_steps)
     except UNREADABLE as err:
         st.caption(f"The snapshot at step {step} could not be read: {sentence(err)}")
         return
@@ -163,7 +164,7 @@ def live_model_view(run: RunStatus) -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def live_panels(root: str, run_id: str, step: int, probe_text: str) -> list[list[Panel]]:
+def live_panels(root: str, run_id: str, step: int, probe_text: str, total_steps: int = 0) -> list[list[Panel]]:
     """The live view's figures for one checkpoint, as rows of panels. Built once per checkpoint
     (and sentence), then shared: the panel redraws every second, the figures do not change."""
     model = RunStore(root).load_model(run_id, step)
@@ -173,7 +174,8 @@ def live_panels(root: str, run_id: str, step: int, probe_text: str) -> list[list
         view = probes.probe(model, x, vocab=model.meta.vocab or dataset.vocab)
         return sentence_panels(view) if probe_text.strip() else []
     picture = probe_image(dataset)
-    return picture_panels(probes.probe(model, picture), picture.numpy(), probe_label(dataset))
+    return picture_panels(probes.probe(model, picture), picture.numpy(), probe_label(dataset),
+                          weights_phrase(model.meta, total_steps=total_steps or None))
 
 
 def probe_image(dataset) -> torch.Tensor:

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from models.rnn import GATE_NAMES
+from models.words import with_article
 
 from .predictions import class_names_of, prefix_probabilities, softmax
 from .tokens import PAD_ID, strip_padding
@@ -60,7 +61,7 @@ class RNNInspection:
 
 def _check_rnn(model) -> None:
     if model.spec.kind != "rnn":
-        raise ValueError(f"this view needs a recurrent model (RNN, LSTM or GRU), not a {model.spec.family()}")
+        raise ValueError(f"this view needs a recurrent model (RNN, LSTM or GRU), not {with_article(model.spec.family())}")
 
 
 def _word(token_id: int, vocab: list[str] | None) -> str:

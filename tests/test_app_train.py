@@ -133,13 +133,15 @@ def test_idle_page_offers_data_and_defaults_that_fit_the_current_model():
     assert any("1,438 examples to train on" in c for c in texts(at.caption))
 
 
-@pytest.mark.parametrize("preset, dataset, epochs", [("sentiment-lstm", "sentiment", 8),
-                                                      ("sentiment-transformer", "sentiment", 10),
-                                                      ("shapes-vit", "shapes", 10)])
-def test_defaults_follow_the_current_model(preset, dataset, epochs):
+@pytest.mark.parametrize("preset, dataset, epochs, suggested", [
+    ("sentiment-lstm", "sentiment", 8, "Suggested for an LSTM:"),
+    ("sentiment-transformer", "sentiment", 10, "Suggested for a Transformer:"),
+    ("shapes-vit", "shapes", 10, "Suggested for a Vision Transformer:")])
+def test_defaults_follow_the_current_model(preset, dataset, epochs, suggested):
     at = open_train_page(preset)
     assert at.selectbox(key=train_data.DATASET).value == dataset
     assert at.number_input(key=train_settings.hp_key("epochs")).value == epochs
+    assert any(c.startswith(suggested) for c in texts(at.caption)), texts(at.caption)
 
 
 def test_a_cnn_cannot_train_on_sentences_and_the_page_says_what_to_do():
