@@ -42,8 +42,12 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
         "Time": format_duration(run.duration_s) if run.duration_s is not None else "",
         "Id": run.run_id,
     } for run in runs])
-    st.dataframe(table, hide_index=True, width="stretch", key=RUNS_TABLE, column_config={
-        "Best validation accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1, format="percent"),
+    st.dataframe(table, hide_index=True, width="stretch", key=RUNS_TABLE, column_config={  # widths: no column cut off
+        "Data": st.column_config.TextColumn(width="small"),
+        "Best validation accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1, format="percent",
+                                                                    width="small", label="Accuracy",
+                                                                    help="The best validation accuracy of the run"),
+        "Time": st.column_config.TextColumn(width="small"),
         "Id": st.column_config.TextColumn(width="small")})
     by_id = {run.run_id: run for run in runs}
     ids = list(by_id)

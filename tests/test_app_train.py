@@ -325,6 +325,10 @@ def test_a_sentence_model_lists_its_mistakes_as_sentences():
     assert (mistakes["Model said"] != mistakes["True"]).all()
     assert set(mistakes["True"]) <= {"negative", "positive"}
     assert list(mistakes["Sure"]) == sorted(mistakes["Sure"], reverse=True)  # the most confident first
+    # At the page's full width, not in half of it, where its columns were cut off on the right.
+    in_columns = [frame for column in at.columns for frame in column.get("dataframe")
+                  if "Sentence" in frame.value.columns]
+    assert not in_columns
 
 
 # ---- diverged -------------------------------------------------------------------------------
