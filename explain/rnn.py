@@ -61,7 +61,8 @@ class RNNInspection:
 
 def _check_rnn(model) -> None:
     if model.spec.kind != "rnn":
-        raise ValueError(f"this view needs a recurrent model (RNN, LSTM or GRU), not {with_article(model.spec.family())}")
+        raise ValueError("this view needs a recurrent model (RNN, LSTM or GRU), "
+                         f"not {with_article(model.spec.family())}")
 
 
 def _word(token_id: int, vocab: list[str] | None) -> str:

@@ -280,7 +280,8 @@ def test_a_finished_run_shows_curves_confusion_mistakes_and_becomes_the_current_
     run(at)
     model = at.session_state[common.CURRENT_MODEL]
     assert model.meta.run_id == run_id and model.meta.step == jobs.status(run_id).total_steps
-    (adopted,) = [s for s in texts(at.success) if s.startswith("Training finished. The current model is now digits-cnn")]
+    (adopted,) = [s for s in texts(at.success)
+                  if s.startswith("Training finished. The current model is now digits-cnn")]
     assert adopted.count("trained on digits") == 1, adopted
     assert any(s.startswith("Finished:") for s in texts(at.success))
     assert progress_text(at).startswith("epoch 2/2 · step 44/44 · took ")

@@ -8,7 +8,9 @@ The runs are made straight through the jobs API on the server's run store (tiny 
 """
 from __future__ import annotations
 
+import os
 import time
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -47,6 +49,14 @@ def _stopped_run(manager: Jobs, seed: int) -> str:
     manager.stop(run_id, wait_s=30)
     until(lambda: not manager.status(run_id).active, WAIT_S, 0.1)
     return run_id
+
+
+def _screenshot(page, name: str) -> None:
+    """Kept when GLASSBOX_SCREENSHOTS names a folder (as in test_train_page)."""
+    folder = os.environ.get("GLASSBOX_SCREENSHOTS")
+    if folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(folder) / f"{name}.png"))
 
 
 def _shown_run_caption(page, run_id: str):
@@ -92,6 +102,7 @@ def test_buttons_of_a_run_deleted_in_another_tab_act_on_nothing(app_server, brow
         assert [server_jobs.status(r).status for r in (middle, oldest)] == ["stopped", "stopped"]
         assert server_jobs.store.run_ids() == [middle, oldest]
         expect(tab_b.get_by_text("no longer exists").first).to_be_visible()
+        _screenshot(tab_b, "train-run-gone")
         expect(_shown_run_caption(tab_b, newest)).to_have_count(0)
         assert_no_exception(tab_b)
 
