@@ -27,6 +27,7 @@ SEED = 0  # a freshly built model has the same weights on every student's screen
 CURRENT_MODEL = "current_model"  # the HookedModel every page works with
 LOAD_RESULT = "load_result"  # {file_id, ok, message} of the last checkpoint load
 NOTICE = "notice"  # a success message shown once, after the rerun that caused it
+RUN_REFUSAL = "run_refusal"  # why the last click on a run's button did nothing (shown once; None when it acted)
 CURRENT_RUN = "current_run"  # id of the training run the Train page shows; None: attach to the newest
 RUNS_WATCHED = "runs_watched"  # ids of runs this session saw queued or running
 RUNS_ADOPTED = "runs_adopted"  # ids of runs whose final model this session already made current
@@ -47,6 +48,7 @@ def init_session_state() -> None:
         load_into_editor(spec, preset=DEFAULT_PRESET)
         state[LOAD_RESULT] = None
         state[NOTICE] = None
+        state[RUN_REFUSAL] = None
         state[CURRENT_RUN] = None
         state[RUNS_WATCHED] = set()
         state[RUNS_ADOPTED] = set()

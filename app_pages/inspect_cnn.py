@@ -5,6 +5,7 @@ from app_pages import common
 from app_pages import inspect_ui as ui
 from explain.cnn import conv_arithmetic, inspect_cnn, pool_windows, receptive_field
 from explain.stages import inspect_stages
+from models.words import weights_phrase
 from viz.cnn import conv_arithmetic_figure, feature_maps_figure, pooling_figure, receptive_field_figure
 from viz.labels import counted, stage_label
 from viz.probe import filters_figure
@@ -65,8 +66,8 @@ for tab, stage in zip(tabs, shown):
                         f"stride {view.stride}, "
                         f"padding {view.padding} → {channels} maps of {view.pre.shape[1]}×{view.pre.shape[2]}.")
             ui.show_figure(filters_figure(view.weight, cols=8, tile=70), f"{stage}_filters", f"{stage}-filters",
-                           caption="The filters (the weights it learned): red where the filter wants brightness, "
-                                   "blue where it wants darkness.")
+                           caption=f"The filters ({weights_phrase(model.meta, model.is_pretrained)}): red where "
+                                   "the filter wants brightness, blue where it wants darkness.")
             ui.show_figure(feature_maps_figure(view.pre, shared_scale=shared), f"{stage}_pre", f"{stage}-out",
                            caption=f"Feature maps before the activation ({stage}.out): the filter's match at "
                                    "each position, negative where it is the opposite of the pattern.")

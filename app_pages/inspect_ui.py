@@ -24,6 +24,7 @@ from app_pages.inspect_target import context_for, examples_dataset, inspection_t
 from explain.inputs import (MAX_SENTENCES, MAX_TEXT_CHARS, InputContext, InputError, PreparedImage, PreparedSentence,
                             example_image, prepare_image, prepare_sentence, read_image, read_text_file,
                             split_sentences)
+from models.words import with_article
 from viz.activations import probability_bars
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
@@ -89,7 +90,7 @@ def _picture_from(source: str, page: str, context: InputContext, dataset) -> Pre
         index = index_input(f"Example (1 to {count:,} of the {dataset.name} validation data)", count, 1,
                             f"{page}_example")
         truth = dataset.class_names[int(dataset.y_val[index])]
-        return example_image(context, dataset.x_val[index], f"example {index + 1} (a {truth})")
+        return example_image(context, dataset.x_val[index], f"example {index + 1} ({with_article(truth)})")
     if source == "upload":
         file = st.file_uploader("A picture (PNG, JPEG, WebP, BMP or GIF)", type=IMAGE_TYPES, key=f"{page}_upload")
         if file is None:

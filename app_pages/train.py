@@ -1,8 +1,7 @@
 """Train: pick the data and the settings, train the current model live, compare and reopen runs."""
 import streamlit as st
 
-from app_pages import common, train_data, train_live, train_results, train_run, train_runs_list, train_settings
-from training.record import RunState
+from app_pages import common, train_data, train_live, train_run, train_settings
 
 st.title("Train")
 st.caption("Train the current model and watch it learn: the loss falls, the accuracy climbs and its first "
@@ -12,6 +11,7 @@ run = train_run.attached_run()
 if run is not None:
     train_run.adopt_if_just_finished(run)
 common.show_notice()
+train_run.show_refusal()
 
 if common.current_model().is_pretrained:
     st.info(f"{common.current_model().spec.name} is a pretrained model: Glassbox inspects it (Attention, "
@@ -19,8 +19,7 @@ if common.current_model().is_pretrained:
             "**Use this model**.",
             icon=":material/info:")
     st.page_link("app_pages/model.py", label="Go to the Model page", icon=":material/account_tree:")
-    st.subheader("All runs")
-    train_runs_list.runs_section()
+    train_live.live_section(None)  # the list of all runs
     st.stop()
 
 spec = common.current_model().spec
@@ -42,9 +41,4 @@ with train_settings.new_run_section(open_by_default=run is None):
 if run is not None:
     st.subheader(f"Training {train_run.run_title(run)}")
     train_run.run_controls(run)
-    train_live.live_panel(run)
-    if run.status == RunState.FINISHED:
-        train_results.results(run)
-
-st.subheader("All runs")
-train_runs_list.runs_section()
+train_live.live_section(run)  # the run's status, curves and results, then all runs: one read, polled

@@ -1,31 +1,36 @@
-"""The Train page's live view of a run: its status and progress, the loss and accuracy curves,
-and the model as it forms (the first layer and the prediction on one fixed picture, or how it
-reads one sentence), at the latest checkpoint.
+"""The Train page's live part: the run shown (its status and progress, the loss and accuracy
+curves, the model as it forms at the latest checkpoint, and its results once it has finished)
+and the list of all runs.
 
-The view is a fragment that reruns every second only while its run is queued or running; when
-it sees the run end it reruns the whole page once, which draws the page again without polling.
-The run's metrics are read incrementally (only what was added since the last poll), and the
-figures of a checkpoint are built once per server (``live_panels``).
+Both are one fragment, so that they say the same thing: each time it runs it reads the runs
+once, and the live panel and the runs table both draw that read, their words from one function
+(``training.progress.describe_status``). It reruns every second while the run shown is queued
+or running, every few seconds while only another run is, and not at all otherwise; when the
+set of active runs changes it reruns the whole page once (the buttons above, and the polling,
+follow). The run's metrics are read incrementally (only what was added since the last poll),
+and the figures of a checkpoint are built once per server (``live_panels``).
 """
 from __future__ import annotations
 
 import streamlit as st
 import torch
 
-from app_pages import common
-from app_pages.run_data import UNREADABLE, all_runs, run_dataset, safe_status, store
+from app_pages import common, train_results, train_runs_list
+from app_pages.run_data import UNREADABLE, all_runs, run_dataset, store
 from app_pages.train_run import run_label, run_title
 from explain import probe as probes
+from models.words import weights_phrase
 from training import jobs
 from training.datasets import preprocessor_from_meta
 from training.jobs import RunStatus
 from training.record import RunState
-from training.progress import describe_progress, status_words
+from training.progress import describe_progress, describe_status, run_ahead
 from training.store import RunStore
 from viz.live import Panel, picture_panels, sentence_panels
 from viz.training import curves_figure
 
-POLL_S = 1.0  # how often the live panel reads the run while it is active
+POLL_S = 1.0  # how often the live part reads the runs while the run shown is active
+RUNS_POLL_S = 3.0  # ... while only another run is active (its row in the table is all that changes)
 
 # ---- widget keys (app and browser tests find widgets by these) ------------------------
 PROBE_TEXT = "train_probe_text"
@@ -35,24 +40,42 @@ LIVE_VIEW = "train_live_view"  # the live model view's container
 sentence = common.sentence
 
 
-def live_panel(run: RunStatus) -> None:
-    """Status, progress, curves and the model forming; polls once a second only while the run is active."""
-    panel = st.fragment(_live_panel, run_every=POLL_S if run.active else None)
-    panel(run.run_id, run.active)
+def live_section(run: RunStatus | None) -> None:
+    """The run shown (None: none) and the list of all runs, polling while any run is active."""
+    active = sorted(other.run_id for other in all_runs() if other.active)
+    every = POLL_S if run is not None and run.active else RUNS_POLL_S if active else None
+    section = st.fragment(_live_section, run_every=every)
+    section(None if run is None else run.run_id, active)
 
 
-def _live_panel(run_id: str, was_active: bool) -> None:
-    jobs.reconcile(run_id)  # the run's polling step: a dead worker or an ignored stop is settled here
-    run = safe_status(run_id)
-    if run is None:
+def _live_section(run_id: str | None, active_before: list[str]) -> None:
+    jobs.reconcile()  # the polling step: a dead worker or an ignored stop is settled here
+    runs = all_runs()  # the one read that everything below shows
+    if sorted(other.run_id for other in runs if other.active) != active_before:
+        st.rerun()  # a run started or ended: redraw the page (its buttons, and whether to poll)
+    run = next((other for other in runs if other.run_id == run_id), None)
+    records = {}
+    if run_id is not None and run is None:
         st.warning("This run can no longer be read (was it deleted?).")
-        if was_active:
-            st.rerun()
-        return
-    if was_active and not run.active:
-        st.rerun()  # it ended: draw the whole page again, this time without polling
-    records = metrics_feed(run_id).read()
-    show_status(run, records)
+    elif run is not None:
+        records[run.run_id] = metrics_feed(run.run_id).read()
+        live_panel(run, records[run.run_id], runs)
+        if run.status == RunState.FINISHED:
+            train_results.results(run)
+    st.subheader("All runs")
+    train_runs_list.runs_list(runs, {other.run_id: status_text(other, records.get(other.run_id, []), runs).label
+                                     for other in runs})
+
+
+def status_text(run: RunStatus, records: list[dict], runs: list[RunStatus]):
+    """The run's state in words (the table's label, the panel's sentence), from one read."""
+    ahead = run_ahead(run, runs)
+    return describe_status(run, records, run_label(ahead) if ahead is not None else None)
+
+
+def live_panel(run: RunStatus, records: list[dict], runs: list[RunStatus]) -> None:
+    """Status, progress, curves and the model forming."""
+    show_status(run, records, runs)
     curves, model_view = st.columns([3, 2], gap="large")
     with curves:
         with st.container(key=CURVES):
@@ -93,19 +116,10 @@ def metrics_feed(run_id: str) -> MetricsFeed:
     return MetricsFeed(run_id)
 
 
-def show_status(run: RunStatus, records: list[dict]) -> None:
+def show_status(run: RunStatus, records: list[dict], runs: list[RunStatus]) -> None:
     """The status in words (with the advice or the reason when it went wrong) and the progress bar."""
-    tone, words = status_words(run.status, run.message)
-    if run.status == RunState.QUEUED:
-        ahead = [other for other in all_runs() if other.status == RunState.RUNNING and other.run_id != run.run_id]
-        words = (f"Queued: waiting for the run {run_label(ahead[0])} to finish (one run trains at a time)."
-                 if ahead else "Starting: loading the model and the data…")
-    elif run.status == RunState.RUNNING and run.device:
-        words = f"Running on {run.device}."
-    elif run.status == RunState.FINISHED and run.last_val_acc is not None:
-        words = (f"Finished: {run.last_val_acc:.1%} of the validation examples right at the end "
-                 f"(best {run.best_val_acc:.1%}).")
-    {"info": st.info, "success": st.success, "warning": st.warning, "error": st.error}[tone](words)
+    said = status_text(run, records, runs)
+    {"info": st.info, "success": st.success, "warning": st.warning, "error": st.error}[said.tone](said.sentence)
     progress = describe_progress(run, records)
     st.progress(progress.fraction, text=progress.text)
 
@@ -135,7 +149,7 @@ def live_model_view(run: RunStatus) -> None:
         probe_text = st.text_input("Sentence to watch", key=key,
                                    help="The model reads this sentence at every saved step of training.")
     try:
-        panels = live_panels(root, run.run_id, step, probe_text)
+        panels = live_panels(root, run.run_id, step, probe_text, run.total_steps)
     except UNREADABLE as err:
         st.caption(f"The snapshot at step {step} could not be read: {sentence(err)}")
         return
@@ -150,7 +164,7 @@ def live_model_view(run: RunStatus) -> None:
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)
-def live_panels(root: str, run_id: str, step: int, probe_text: str) -> list[list[Panel]]:
+def live_panels(root: str, run_id: str, step: int, probe_text: str, total_steps: int = 0) -> list[list[Panel]]:
     """The live view's figures for one checkpoint, as rows of panels. Built once per checkpoint
     (and sentence), then shared: the panel redraws every second, the figures do not change."""
     model = RunStore(root).load_model(run_id, step)
@@ -160,7 +174,8 @@ def live_panels(root: str, run_id: str, step: int, probe_text: str) -> list[list
         view = probes.probe(model, x, vocab=model.meta.vocab or dataset.vocab)
         return sentence_panels(view) if probe_text.strip() else []
     picture = probe_image(dataset)
-    return picture_panels(probes.probe(model, picture), picture.numpy(), probe_label(dataset))
+    return picture_panels(probes.probe(model, picture), picture.numpy(), probe_label(dataset),
+                          weights_phrase(model.meta, total_steps=total_steps or None))
 
 
 def probe_image(dataset) -> torch.Tensor:

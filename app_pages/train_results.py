@@ -47,7 +47,12 @@ def results(run: RunStatus) -> None:
     st.caption(f"On the {len(true):,} validation examples: {right:,} right ({right / len(true):.1%}), "
                f"{len(true) - right:,} wrong.")
     names = dataset.class_names
-    matrix, mistakes = st.columns(2, gap="large")
+    # Pictures: the grid beside the matrix. Sentences: the table below it, at the page's full
+    # width: beside it, its columns were cut off on the right.
+    if dataset.input_kind == "image":
+        matrix, mistakes = st.columns(2, gap="large")
+    else:
+        matrix, mistakes = st.columns([2, 3], gap="large")[0], st.container()
     with matrix:
         st.markdown("**Confusion matrix**")
         st.plotly_chart(confusion_figure(confusion_matrix(true, predicted, len(names)), names),
@@ -70,5 +75,7 @@ def results(run: RunStatus) -> None:
                 "Sure": [float(found["probabilities"][i, predicted[i]]) for i in wrong]})
             st.dataframe(table, hide_index=True, width="stretch", key="train_mistakes",
                          column_config={"Sentence": st.column_config.TextColumn(width="large"),
+                                        "Model said": st.column_config.TextColumn(width="small"),
+                                        "True": st.column_config.TextColumn(width="small"),
                                         "Sure": st.column_config.ProgressColumn(min_value=0, max_value=1,
-                                                                                format="percent")})
+                                                                                format="percent", width="small")})

@@ -71,8 +71,13 @@ def final_model(run_id: str, step: int | None = None):
 
 
 def trained_summary(model, run: RunStatus) -> str:
+    """'digits-cnn · CNN · 18,346 parameters · trained on digits, 97% best validation accuracy'
+    (the model's summary already names the data it was trained on: it is not said twice)."""
+    summary = common.model_summary(model)
+    if not model.meta.dataset:
+        summary = f"{summary}, trained on {run.dataset}"
     accuracy = f", {run.best_val_acc:.0%} best validation accuracy" if run.best_val_acc is not None else ""
-    return f"{common.model_summary(model)}, trained on {run.dataset}{accuracy}"
+    return summary + accuracy
 
 
 def adopt_if_just_finished(run: RunStatus) -> None:
@@ -95,41 +100,85 @@ def is_current(run_id: str) -> bool:
     return common.current_model().meta.run_id == run_id
 
 
-def open_run(run: RunStatus) -> None:
-    """Show ``run`` on this page and make its latest model the current model."""
-    model, error = final_model(run.run_id)
-    if model is None:
-        st.error(f"Run {run.run_id} has no model to use yet: {error}")
+# ---- acting on a run: the buttons' callbacks ------------------------------------------------
+# Every button that acts on a run is drawn with the run's id bound (``args=(run_id, label)``),
+# and its callback acts on that id only: if the run is gone (deleted in another tab, or by
+# someone else) the callback says so and does nothing; it never falls back to another run.
+def refuse(text: str) -> None:
+    """Say, once, at the top of the page, why a click on a run's button did nothing."""
+    st.session_state[common.RUN_REFUSAL] = sentence(text)
+
+
+def show_refusal() -> None:
+    text, st.session_state[common.RUN_REFUSAL] = st.session_state[common.RUN_REFUSAL], None
+    if text:
+        st.warning(text, icon=":material/block:")
+
+
+def run_still_there(run_id: str, label: str, action: str) -> RunStatus | None:
+    """The run as it is now, or None (after saying so) if it no longer exists."""
+    run = safe_status(run_id)
+    if run is None:
+        refuse(f"{action} did nothing: the run {label} no longer exists (it was deleted, perhaps in another "
+               "tab or by someone else)")
+    return run
+
+
+def stop_run(run_id: str, label: str) -> None:
+    if run_still_there(run_id, label, "Stop") is None:
         return
-    attach(run.run_id)
-    st.session_state[common.RUNS_ADOPTED].add(run.run_id)
-    common.make_current(model, f"The current model is now {trained_summary(model, run)} (run {run.run_id}).")
-    st.rerun()
+    try:
+        jobs.stop(run_id)
+    except UNREADABLE:
+        run_still_there(run_id, label, "Stop")
+
+
+def resume_run(run_id: str, label: str) -> None:
+    if run_still_there(run_id, label, "Resume") is None:
+        return
+    try:
+        jobs.resume(run_id)
+    except JobError as err:
+        refuse(f"Resume did nothing: {err}")
+        return
+    except UNREADABLE:  # deleted between the look and the resume
+        run_still_there(run_id, label, "Resume")
+        return
+    attach(run_id)
+    st.session_state[common.RUNS_WATCHED].add(run_id)
+
+
+def open_run(run_id: str, label: str, action: str = "Use this model") -> None:
+    """Show the run on this page and make its latest model the current model (a callback)."""
+    run = run_still_there(run_id, label, action)
+    if run is None:
+        return
+    model, error = final_model(run_id)
+    if model is None:
+        if safe_status(run_id) is None:
+            run_still_there(run_id, label, action)
+        else:
+            refuse(f"Run {label} has no model to use yet: {error}")
+        return
+    attach(run_id)
+    st.session_state[common.RUNS_ADOPTED].add(run_id)
+    common.make_current(model, f"The current model is now {trained_summary(model, run)} (run {run_id}).")
 
 
 # ---- its buttons ---------------------------------------------------------------------------
 def run_controls(run: RunStatus) -> None:
     """Stop while it runs, Resume when stopped or failed, and use its model once it has one."""
-    state = st.session_state
     st.caption(f"Run {run.run_id}")
     buttons = st.container(horizontal=True)
+    bound = (run.run_id, run_label(run))  # each button acts on this run, and on no other
     if run.active:
-        if buttons.button("Stop", key=STOP, icon=":material/stop:", disabled=run.status == RunState.STOPPING,
-                          help="Stops within a second and keeps the model where it got to; Resume continues."):
-            jobs.stop(run.run_id)
-            st.rerun()
+        buttons.button("Stop", key=STOP, icon=":material/stop:", disabled=run.status == RunState.STOPPING,
+                       on_click=stop_run, args=bound,
+                       help="Stops within a second and keeps the model where it got to; Resume continues.")
         return
     if run.status in jobs.RESUMABLE:
-        if buttons.button("Resume", key=RESUME, icon=":material/play_arrow:",
-                          help="Continue from the last saved step to the planned end."):
-            try:
-                jobs.resume(run.run_id)
-            except JobError as err:
-                st.error(sentence(err))
-                return
-            state[common.RUNS_WATCHED].add(run.run_id)
-            st.rerun()
+        buttons.button("Resume", key=RESUME, icon=":material/play_arrow:", on_click=resume_run, args=bound,
+                       help="Continue from the last saved step to the planned end.")
     if not is_current(run.run_id) and run.status in (RunState.FINISHED, RunState.STOPPED):
-        if buttons.button("Use this model", key=USE_RUN_MODEL, icon=":material/check:",
-                          help="Make this run's latest model the current model for every page."):
-            open_run(run)
+        buttons.button("Use this model", key=USE_RUN_MODEL, icon=":material/check:", on_click=open_run, args=bound,
+                       help="Make this run's latest model the current model for every page.")

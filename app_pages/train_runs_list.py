@@ -1,5 +1,6 @@
-"""The Train page's list of every run: a table (refreshed while a run trains), their curves
-side by side, and Open or Delete for one run.
+"""The Train page's list of every run: a table, their curves side by side, and Open or Delete
+for one run. It is drawn inside the live part of the page (``train_live``), which polls while a
+run trains and reads the runs once for the live panel and this table alike.
 """
 from __future__ import annotations
 
@@ -9,15 +10,12 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
-from app_pages.run_data import UNREADABLE, all_runs, has_checkpoint
-from app_pages.train_run import attach, open_run, run_label
+from app_pages.run_data import UNREADABLE, has_checkpoint
+from app_pages.train_run import attach, open_run, refuse, run_label, run_still_there
 from training import jobs
 from training.jobs import JobError, RunStatus
-from training.record import RunState
 from training.progress import format_duration
 from viz.training import curves_figure
-
-RUNS_POLL_S = 3.0  # how often the runs table is refreshed while any run is active
 
 # ---- widget keys (app and browser tests find widgets by these) ------------------------
 COMPARE = "train_compare"
@@ -27,22 +25,10 @@ CONFIRM_DELETE = "train_confirm_delete"
 DELETE_RUN = "train_delete_run"
 RUNS_TABLE = "train_runs_table"
 
-sentence = common.sentence
 
-
-def runs_section() -> None:
-    """Every run; refreshed every few seconds while one of them is training, so its status and
-    progress in the table stay true."""
-    active = sorted(run.run_id for run in all_runs() if run.active)
-    section = st.fragment(_runs_section, run_every=RUNS_POLL_S if active else None)
-    section(active)
-
-
-def _runs_section(active_before: list[str]) -> None:
-    jobs.reconcile()  # the runs table's polling step (status reads below are pure)
-    runs = all_runs()
-    if active_before and sorted(run.run_id for run in runs if run.active) != active_before:
-        st.rerun()  # a run started or ended: redraw the page (and stop polling when none is left)
+def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
+    """Every run (as read once by the caller, which polls), its status as ``status_labels`` say
+    it: the words the live panel's status comes from (``training.progress.describe_status``)."""
     if not runs:
         st.caption("No runs yet. Every run you train appears here, to compare and to reopen later.")
         return
@@ -50,14 +36,18 @@ def _runs_section(active_before: list[str]) -> None:
         "Run": run_label(run),
         "Model": f"{run.model} ({run.family})" if run.family else run.model,
         "Data": run.dataset,
-        "Status": f"running {run.progress:.0%}" if run.status == RunState.RUNNING else run.status,
+        "Status": status_labels[run.run_id],
         "Best validation accuracy": run.best_val_acc,
         "Started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.submitted_at)),
         "Time": format_duration(run.duration_s) if run.duration_s is not None else "",
         "Id": run.run_id,
     } for run in runs])
-    st.dataframe(table, hide_index=True, width="stretch", key=RUNS_TABLE, column_config={
-        "Best validation accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1, format="percent"),
+    st.dataframe(table, hide_index=True, width="stretch", key=RUNS_TABLE, column_config={  # widths: no column cut off
+        "Data": st.column_config.TextColumn(width="small"),
+        "Best validation accuracy": st.column_config.ProgressColumn(min_value=0, max_value=1, format="percent",
+                                                                    width="small", label="Accuracy",
+                                                                    help="The best validation accuracy of the run"),
+        "Time": st.column_config.TextColumn(width="small"),
         "Id": st.column_config.TextColumn(width="small")})
     by_id = {run.run_id: run for run in runs}
     ids = list(by_id)
@@ -77,6 +67,7 @@ def _runs_section(active_before: list[str]) -> None:
 
 
 def run_actions(by_id: dict[str, RunStatus]) -> None:
+    """Open or Delete the run picked: each button is bound to the run picked when it was drawn."""
     ids = list(by_id)
     if st.session_state.get(RUN_PICK) not in by_id:
         st.session_state[RUN_PICK] = st.session_state[common.CURRENT_RUN] if \
@@ -85,26 +76,42 @@ def run_actions(by_id: dict[str, RunStatus]) -> None:
     with pick:
         run_id = st.selectbox("Run", ids, key=RUN_PICK, format_func=lambda i: run_label(by_id[i]))
     run = by_id[run_id]
+    bound = (run_id, run_label(run))
     with open_column:
-        if st.button("Open", key=OPEN_RUN, icon=":material/open_in_new:", width="stretch",
-                     help="Show this run above and make its model the current model."):
-            if run.active or not has_checkpoint(run_id):
-                attach(run_id)
-                st.rerun()
-            open_run(run)
+        st.button("Open", key=OPEN_RUN, icon=":material/open_in_new:", width="stretch", on_click=open_picked,
+                  args=bound, help="Show this run above and make its model the current model.")
     with delete_column:
         confirm = st.checkbox("Yes, delete this run for good", key=f"{CONFIRM_DELETE}_{run_id}",
                               disabled=run.active)
-        if st.button("Delete", key=DELETE_RUN, icon=":material/delete:", disabled=run.active or not confirm,
-                     help="Deletes the run's folder: its curves and saved models."):
-            try:
-                jobs.delete(run_id)
-            except JobError as err:
-                st.error(sentence(err))
-                return
-            if st.session_state[common.CURRENT_RUN] == run_id:
-                attach(None)
-            st.session_state[common.NOTICE] = f"Deleted the run {run_label(run)}."
-            st.rerun()
+        st.button("Delete", key=DELETE_RUN, icon=":material/delete:", disabled=run.active or not confirm,
+                  on_click=delete_picked, args=bound, help="Deletes the run's folder: its curves and saved models.")
     if run.active:
         st.caption("A run that is training cannot be deleted: stop it first.")
+
+
+# ---- the buttons' callbacks: they act on the run bound when the button was drawn -------------
+# Both end with a rerun of the whole page: the buttons are in the runs list's fragment, and
+# what they change (the run shown above, the current model in the sidebar) is outside it.
+def open_picked(run_id: str, label: str) -> None:
+    run = run_still_there(run_id, label, "Open")
+    if run is not None:
+        if run.active or not has_checkpoint(run_id):
+            attach(run_id)  # nothing to use yet: just show it
+        else:
+            open_run(run_id, label, "Open")
+    st.rerun()
+
+
+def delete_picked(run_id: str, label: str) -> None:
+    if run_still_there(run_id, label, "Delete") is not None:
+        try:
+            jobs.delete(run_id)
+        except JobError as err:
+            refuse(f"Delete did nothing: {err}")
+        except UNREADABLE:  # deleted meanwhile
+            run_still_there(run_id, label, "Delete")
+        else:
+            if st.session_state[common.CURRENT_RUN] == run_id:
+                attach(None)
+            st.session_state[common.NOTICE] = f"Deleted the run {label}."
+    st.rerun()

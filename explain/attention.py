@@ -23,6 +23,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from models.words import with_article
+
 from .counting import counted, one_to
 from .predictions import class_names_of, prefix_probabilities, softmax
 from .tokens import PAD_ID, attention_labels, pad_id_of, strip_padding, words_of
@@ -73,7 +75,8 @@ def inspect_attention(model, x: torch.Tensor, vocab: list[str] | None = None) ->
     padding stripped here, or a (C, H, W) image."""
     spec = model.spec
     if spec.kind != "transformer":
-        raise ValueError(f"attention can only be inspected in a transformer, and this model is a {spec.kind.upper()}")
+        raise ValueError("attention can only be inspected in a transformer, and this model is "
+                         f"{with_article(spec.family())}")
     model.eval()
     x = torch.as_tensor(x)
     if spec.input.kind == "tokens":

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from models.rnn import GATE_NAMES
+from models.words import with_article
 
 from .counting import counted, numbered, one_to
 from .predictions import class_names_of, prefix_probabilities, softmax
@@ -63,7 +64,8 @@ class RNNInspection:
 
 def _check_rnn(model) -> None:
     if model.spec.kind != "rnn":
-        raise ValueError(f"this view needs a recurrent model (RNN, LSTM or GRU), not a {model.spec.family()}")
+        raise ValueError("this view needs a recurrent model (RNN, LSTM or GRU), "
+                         f"not {with_article(model.spec.family())}")
 
 
 def _word(token_id: int, vocab: list[str] | None) -> str:

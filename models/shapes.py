@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .words import with_article
+
 ACTIVATIONS = ("relu", "leaky_relu", "tanh", "sigmoid", "gelu")
 LAYER_TYPES = ("conv", "pool", "fc", "batchnorm", "act", "dropout")
 STAGE_TYPES = ("conv", "pool", "fc")  # layers that start a new named stage
@@ -135,11 +137,11 @@ def _infer_cnn(spec, errors: list[str]) -> list[LayerRow]:
                 continue
         else:
             if stage is None:
-                errors.append(f"{where}: a {layer.type} layer must follow a conv, pool or fc layer")
+                errors.append(f"{where}: {with_article(layer.type)} layer must follow a conv, pool or fc layer")
                 broken = True
                 continue
             if layer.type in stage_followers:
-                errors.append(f"{where}: {stage} already has a {layer.type} layer")
+                errors.append(f"{where}: {stage} already has {with_article(layer.type)} layer")
                 broken = True
                 continue
             stage_followers.add(layer.type)

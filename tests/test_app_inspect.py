@@ -74,6 +74,8 @@ def test_cnn_page_shows_an_examples_maps_as_the_model_computes_them(datasets):
         post = figure(at, f"{view.name}_post")["data"]
         np.testing.assert_allclose(values(post[0]["z"]), view.post[0], rtol=1e-5, atol=1e-6)
         assert any("relu" in line.lower() for line in texts(at.get("latex")))
+        (filters,) = [c for c in texts(at.caption) if c.startswith("The filters (")]
+        assert filters.startswith("The filters (its random starting weights: it has not been trained")  # not "learned"
     open_tab(at, "pool.0")
     pooled = figure(at, "pool.0_maps")["data"]
     assert not has_figure(at, "conv.0_pre")  # only the open tab is drawn

@@ -212,7 +212,7 @@ def test_a_layer_in_the_wrong_place_is_explained(page):
     page.selectbox(key=layer_table.MOVE_ROW).set_value(0)
     page.button(key=layer_table.MOVE_DOWN).click()  # act before any conv
     run(page)
-    assert errors(page) == ["Layer 1 (act): a act layer must follow a conv, pool or fc layer"]
+    assert errors(page) == ["Layer 1 (act): an act layer must follow a conv, pool or fc layer"]
 
 
 def test_edits_survive_a_visit_to_another_page(page):

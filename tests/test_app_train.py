@@ -11,6 +11,7 @@ import json
 import re
 import time
 import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,8 @@ from app_pages import run_data, train_data, train_run, train_runs_list, train_se
 from models import build_model, presets
 from training import jobs
 from training.datasets import load_dataset
+from training.record import RunState
+from training.store import RunStore
 from training.trainer import Hyperparameters
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
@@ -130,13 +133,15 @@ def test_idle_page_offers_data_and_defaults_that_fit_the_current_model():
     assert any("1,438 examples to train on" in c for c in texts(at.caption))
 
 
-@pytest.mark.parametrize("preset, dataset, epochs", [("sentiment-lstm", "sentiment", 8),
-                                                      ("sentiment-transformer", "sentiment", 10),
-                                                      ("shapes-vit", "shapes", 10)])
-def test_defaults_follow_the_current_model(preset, dataset, epochs):
+@pytest.mark.parametrize("preset, dataset, epochs, suggested", [
+    ("sentiment-lstm", "sentiment", 8, "Suggested for an LSTM:"),
+    ("sentiment-transformer", "sentiment", 10, "Suggested for a Transformer:"),
+    ("shapes-vit", "shapes", 10, "Suggested for a Vision Transformer:")])
+def test_defaults_follow_the_current_model(preset, dataset, epochs, suggested):
     at = open_train_page(preset)
     assert at.selectbox(key=train_data.DATASET).value == dataset
     assert at.number_input(key=train_settings.hp_key("epochs")).value == epochs
+    assert any(c.startswith(suggested) for c in texts(at.caption)), texts(at.caption)
 
 
 def test_a_cnn_cannot_train_on_sentences_and_the_page_says_what_to_do():
@@ -275,7 +280,9 @@ def test_a_finished_run_shows_curves_confusion_mistakes_and_becomes_the_current_
     run(at)
     model = at.session_state[common.CURRENT_MODEL]
     assert model.meta.run_id == run_id and model.meta.step == jobs.status(run_id).total_steps
-    assert any(s.startswith("Training finished. The current model is now digits-cnn") for s in texts(at.success))
+    (adopted,) = [s for s in texts(at.success)
+                  if s.startswith("Training finished. The current model is now digits-cnn")]
+    assert adopted.count("trained on digits") == 1, adopted
     assert any(s.startswith("Finished:") for s in texts(at.success))
     assert progress_text(at).startswith("epoch 2/2 · step 44/44 · took ")
     assert at.get("progress")[0].proto.value == 100
@@ -319,6 +326,10 @@ def test_a_sentence_model_lists_its_mistakes_as_sentences():
     assert (mistakes["Model said"] != mistakes["True"]).all()
     assert set(mistakes["True"]) <= {"negative", "positive"}
     assert list(mistakes["Sure"]) == sorted(mistakes["Sure"], reverse=True)  # the most confident first
+    # At the page's full width, not in half of it, where its columns were cut off on the right.
+    in_columns = [frame for column in at.columns for frame in column.get("dataframe")
+                  if "Sentence" in frame.value.columns]
+    assert not in_columns
 
 
 # ---- diverged -------------------------------------------------------------------------------
@@ -336,6 +347,40 @@ def test_a_huge_learning_rate_diverges_and_the_page_gives_the_advice():
     assert not any(b.key == train_run.RESUME for b in at.button)  # resuming cannot help: retrain lower
     assert at.session_state[common.CURRENT_MODEL].spec.name == "digits-cnn"
     assert at.session_state[common.CURRENT_MODEL].meta.run_id is None  # a diverged model is not adopted
+
+
+# ---- one state, read once, said the same way --------------------------------------------------
+class IdleBackend:
+    """Starts no worker and reports every worker alive: the test writes the run's state itself."""
+    name = "idle"
+
+    def launch(self, run_dir, resume): pass
+    def request_stop(self, run_dir): pass
+    def kill(self, run_dir): pass
+    def worker_gone(self, run_dir): return None
+    def collect_ended(self): pass
+
+
+def test_the_runs_table_says_the_state_the_live_panel_says(home, monkeypatch):
+    manager = jobs.Jobs(RunStore(home), backend=IdleBackend())
+    monkeypatch.setattr(jobs, "_default", manager)
+    run_id = manager.submit(presets.get("digits-cnn"), load_dataset("digits"), Hyperparameters(epochs=2))  # 44 steps
+    at = open_train_page()
+    (panel,) = [text for text in texts(at.info) if text.startswith(("Queued", "Starting"))]
+    assert panel.startswith("Starting:")  # queued, with no run ahead of it: its worker is starting
+    assert list(runs_table(at)["Status"]) == ["starting"]
+
+    # Running: run.json (rewritten once a second by the worker) is behind the metrics records.
+    record = manager.store.read(run_id)
+    manager.store.write(replace(record, status=RunState.RUNNING, progress=replace(record.progress, step=11)))
+    writer = manager.store.metrics_writer(run_id)
+    for step in (11, 22, 33):
+        writer.write({"type": "train", "step": step, "epoch": step / 22, "loss": 1.0, "acc": 0.5,
+                      "samples_per_s": 1000.0, "lr": 1e-3, "time": time.time()})
+    writer.close()
+    run(at)
+    assert at.get("progress")[0].proto.value == 75  # the panel's bar: step 33 of 44
+    assert list(runs_table(at)["Status"]) == ["running 75%"]
 
 
 # ---- the runs list ----------------------------------------------------------------------------
@@ -361,7 +406,8 @@ def test_open_compare_and_delete_runs():
     run(at)
     assert at.session_state[common.CURRENT_RUN] == first
     assert at.session_state[common.CURRENT_MODEL].meta.run_id == first
-    assert any("is now digits-cnn" in s for s in texts(at.success))
+    (opened,) = [s for s in texts(at.success) if "is now digits-cnn" in s]
+    assert opened.count("trained on digits") == 1, opened  # not "trained on digits, trained on digits"
 
     assert at.button(key=train_runs_list.DELETE_RUN).disabled  # not before the confirmation
     at.checkbox(key=f"{train_runs_list.CONFIRM_DELETE}_{first}").check()

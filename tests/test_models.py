@@ -304,7 +304,7 @@ def test_layer_order_mistakes_are_explained():
     assert "must follow a conv, pool or fc layer" in _cnn(Layer("act"), Layer("conv", channels=2)).validate()[0]
     assert "must come before the fully connected layers" in _cnn(
         Layer("conv", channels=2), Layer("fc", channels=4), Layer("conv", channels=2)).validate()[0]
-    assert "already has a act layer" in _cnn(Layer("conv", channels=2), Layer("act"), Layer("act")).validate()[0]
+    assert "already has an act layer" in _cnn(Layer("conv", channels=2), Layer("act"), Layer("act")).validate()[0]
     assert "unknown type 'dense'" in _cnn(Layer("conv", channels=2), Layer("dense")).validate()[0]
     assert "at least one conv layer" in _cnn(Layer("fc", channels=4)).validate()[0]
     assert "unknown activation 'swish'" in _cnn(Layer("conv", channels=2), Layer("act", activation="swish")).validate()[0]

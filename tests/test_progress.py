@@ -2,7 +2,8 @@
 import pytest
 
 from training.jobs import RunStatus
-from training.progress import describe_progress, format_duration, status_words, training_rate
+from training.progress import (describe_progress, describe_status, format_duration, run_ahead, status_words,
+                               training_rate)
 
 
 def make_run(status="running", step=0, total_steps=300, epochs=5, device="cpu", started_at=1000.0,
@@ -70,3 +71,26 @@ def test_status_words_carry_the_advice_and_the_reason():
         "warning", "Stopped at step 4 of 10. Resume to continue from there.")
     assert status_words("finished", "Finished 10 steps.") == ("success", "Finished.")
     assert status_words("queued")[0] == "info" and status_words("something-new") == ("info", "Something-new.")
+
+
+def test_the_table_label_and_the_panel_sentence_come_from_one_read():
+    """The runs table's word and the live panel's sentence say the same state, and the table's
+    percentage is the progress bar's (records included, not run.json's older step)."""
+    records = [train(30, 1000.0), train(120, 1006.0)]
+    running = describe_status(make_run(step=100), records, now=1006.5)
+    assert (running.tone, running.label, running.sentence) == ("info", "running 40%", "Running on cpu.")
+    assert running.label == f"running {int(describe_progress(make_run(step=100), records).fraction * 100)}%"
+    starting = describe_status(make_run("queued"))
+    assert (starting.label, starting.sentence) == ("starting", "Starting: loading the model and the data…")
+    queued = describe_status(make_run("queued"), waiting_for="10:15:02 digits-cnn on digits")
+    assert queued.label == "queued" and queued.sentence.startswith("Queued: waiting for the run 10:15:02")
+    for state in ("stopped", "finished", "diverged", "failed", "stopping"):
+        said = describe_status(make_run(state, finished_at=1010.0))
+        assert said.sentence.lower().startswith(said.label), (said.label, said.sentence)
+
+
+def test_a_queued_run_waits_for_the_run_training_now():
+    queued, other = make_run("queued"), make_run("running")
+    other.run_id = "20260101-000001-m-0001"
+    assert run_ahead(queued, [queued, other]) is other
+    assert run_ahead(queued, [queued]) is None and run_ahead(other, [queued, other]) is None

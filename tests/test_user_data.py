@@ -250,3 +250,28 @@ def test_csv_refusals():
         dataset_from_upload(many.encode(), "m.csv")
     with pytest.raises(DatasetError, match="not a text file"):
         dataset_from_upload(b"\x00\x01\x02,\x00", "m.csv")
+
+
+def test_csv_with_a_quote_never_closed_is_blamed_on_the_quote():
+    lines = ["text,label"] + rows()
+    lines[1] = '"the day was sunny and warm,happy'  # line 2: the quote swallows the rest of the file
+    with pytest.raises(DatasetError) as refused:
+        dataset_from_upload("\n".join(lines).encode(), "m.csv")
+    message = str(refused.value)
+    assert "line 2" in message and "quote" in message and "never closed" in message, message
+    assert "no text or no label" not in message
+    last = ["text,label"] + rows() + ['"the day was grey,sad']  # the quote only takes its own line
+    with pytest.raises(DatasetError, match=r"line 14 of 'm.csv' opens a quote \(\"\) that is never closed"):
+        dataset_from_upload("\n".join(last).encode(), "m.csv")
+    long = ["text,label", '"' + "a" * 200_000] + rows()  # it swallows more than the csv module's field limit
+    with pytest.raises(DatasetError, match=r"line 2 of 'm.csv' opens a quote"):
+        dataset_from_upload("\n".join(long).encode(), "m.csv")
+
+
+def test_a_huge_line_is_refused_in_plain_words():
+    with pytest.raises(DatasetError) as refused:
+        dataset_from_upload(b"a" * 2**20, "one-line.csv")
+    message = str(refused.value)
+    assert "field limit" not in message and "131072" not in message, message
+    assert "line 1 of 'one-line.csv' is 1,048,576 characters long" in message
+    assert "one short text and its label on each line" in message

@@ -8,9 +8,10 @@ from viz.live import Panel, picture_panels, sentence_panels
 def test_a_cnn_view_gives_the_picture_its_answer_the_filters_and_the_maps():
     view = ProbeView("cnn", ["a", "b"], np.array([0.3, 0.7]), filters=np.zeros((4, 1, 3, 3)),
                      feature_maps=np.zeros((4, 8, 8)), activations=np.ones((4, 8, 8)))
-    rows = picture_panels(view, np.zeros((1, 8, 8)), "b")
+    rows = picture_panels(view, np.zeros((1, 8, 8)), "8", weights="its random starting weights")
     assert [[panel.width for panel in row] for row in rows] == [[2, 3], [1], [1]]
-    assert rows[0][0].caption == "Shown: a b"
+    assert rows[0][0].caption == "Shown: a picture labelled 8"  # not "a 8"
+    assert rows[1][0].caption.startswith("The first layer's filters, its random starting weights: ")
     assert all(isinstance(panel, Panel) and panel.figure.data for row in rows for panel in row)
 
 

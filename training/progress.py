@@ -51,6 +51,47 @@ def status_words(status: RunState | str, message: str = "") -> tuple[str, str]:
     return tone, with_message.format(message=message) if message and with_message else plain
 
 
+@dataclass(frozen=True)
+class StatusText:
+    tone: str  # info, success, warning or error: how the page shows the sentence
+    label: str  # the runs table's cell: 'starting', 'queued', 'running 45%', 'finished', ...
+    sentence: str  # the live panel's: 'Running on cpu.', 'Queued: waiting for ...', ...
+
+
+def describe_status(run, records: Sequence[Mapping] = (), waiting_for: str | None = None,
+                    now: float | None = None) -> StatusText:
+    """A run's state in words, for the runs table (``label``) and the live panel (``sentence``).
+
+    Both come from here, from one read of the run and its records, so the table never says
+    'queued' (or an older percentage) while the panel says 'Running'. ``waiting_for`` names the
+    run training ahead of a queued one (None: nothing is ahead, so its worker is starting); the
+    percentage is the progress bar's (``describe_progress``), records included.
+    """
+    tone, sentence = status_words(run.status, run.message)
+    label = str(run.status)
+    if run.status == RunState.QUEUED:
+        if waiting_for:
+            sentence = f"Queued: waiting for the run {waiting_for} to finish (one run trains at a time)."
+        else:
+            label, sentence = "starting", "Starting: loading the model and the data…"
+    elif run.status == RunState.RUNNING:
+        fraction = describe_progress(run, records, now).fraction
+        label = f"running {int(fraction * 100)}%"  # as the progress bar rounds it
+        if run.device:
+            sentence = f"Running on {run.device}."
+    elif run.status == RunState.FINISHED and run.last_val_acc is not None:
+        sentence = (f"Finished: {run.last_val_acc:.1%} of the validation examples right at the end "
+                    f"(best {run.best_val_acc:.1%}).")
+    return StatusText(tone, label, sentence)
+
+
+def run_ahead(run, runs: Sequence):
+    """The run training now that a queued ``run`` waits for (one run trains at a time), or None."""
+    if run.status != RunState.QUEUED:
+        return None
+    return next((other for other in runs if other.status == RunState.RUNNING and other.run_id != run.run_id), None)
+
+
 def describe_progress(run, records: Sequence[Mapping], now: float | None = None) -> Progress:
     """The progress bar's fraction and text for ``run`` (step, total_steps, epochs, device,
     status, started_at, finished_at) given its metrics records."""

@@ -39,14 +39,16 @@ def sentence_panels(view) -> list[list[Panel]]:
     return rows
 
 
-def picture_panels(view, picture: np.ndarray, label: str) -> list[list[Panel]]:
+def picture_panels(view, picture: np.ndarray, label: str,
+                   weights: str = "the weights it has learned so far") -> list[list[Panel]]:
     """What a model makes of the probe picture (``picture`` (C, H, W), a ``label``): its answer,
-    the first layer's filters and feature maps (CNNs) or the last block's attention (ViTs)."""
-    rows = [[Panel(f"Shown: a {label}", image_grid_figure([picture], [""], tile=140), width=2),
+    the first layer's filters and feature maps (CNNs) or the last block's attention (ViTs).
+    ``weights`` says what the filters are at this snapshot (learned, or still the random start)."""
+    rows = [[Panel(f"Shown: a picture labelled {label}", image_grid_figure([picture], [""], tile=140), width=2),
              Panel("What the model says it is", probability_bars(view.probabilities, view.class_names, top_k=3),
                    width=3)]]
     if view.filters is not None:
-        rows.append([Panel("The first layer's filters: the small patterns it looks for "
+        rows.append([Panel(f"The first layer's filters, {weights}: the small patterns it looks for "
                            "(red: bright there, blue: dark there)",
                            filters_figure(view.filters, cols=FILTER_COLUMNS, tile=90))])
     maps = view.activations if view.activations is not None else view.feature_maps

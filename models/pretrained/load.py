@@ -18,6 +18,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..hooks import HookedModel
+from ..words import with_article
 from .base import PretrainedError, first_line, read_json
 from .text import FAMILIES, build_text
 from .vision import VISION_FAMILIES, build_vision
@@ -127,7 +128,8 @@ def _build(location: str, name: str, source: str, offline: bool) -> HookedModel:
 def _check_family(model_type, name: str) -> None:
     """Refuse a model_type that is neither a text family nor an image family Glassbox wraps."""
     if model_type not in FAMILIES and model_type not in VISION_FAMILIES:
-        raise PretrainedError(f"'{name}' is a {model_type or 'model of unknown type'}; Glassbox opens {SUPPORTED}")
+        what = with_article(model_type) if model_type else "a model of unknown type"
+        raise PretrainedError(f"'{name}' is {what}; Glassbox opens {SUPPORTED}")
 
 
 def _hub_reachable() -> bool:

@@ -236,6 +236,28 @@ def _line_list(lines: list[int]) -> str:
     return shown + (f" and {len(lines) - 10} more" if len(lines) > 10 else "")
 
 
+def _opens_a_quote_left_open(lines: list[str]) -> bool:
+    """Whether the lines one row was read from hold an odd number of quotes: a quote opened and
+    never closed, so the reader took the rest of the file (or of the line) as one text."""
+    return "".join(lines).count('"') % 2 == 1
+
+
+def _quote_left_open(filename: str, line: int) -> str:
+    return (f"line {line} of '{filename}' opens a quote (\") that is never closed, so everything after it was "
+            "read as one text; close the quote, or write a quote inside a text as two (\"\")")
+
+
+def _csv_problem(filename: str, source_lines: list[str], line: int, err: csv.Error) -> str:
+    """What is wrong, in the user's words, where the csv module raised ``err`` reading ``line``."""
+    here = source_lines[line - 1] if 0 < line <= len(source_lines) else ""
+    if "field larger than field limit" in str(err):
+        if _opens_a_quote_left_open(source_lines[line - 1:]):
+            return _quote_left_open(filename, line)
+        return (f"line {line} of '{filename}' is {len(here.rstrip(chr(13))):,} characters long; a .csv for "
+                "training has one short text and its label on each line (text,label)")
+    return f"'{filename}' is not a valid CSV near line {line}: {err}"
+
+
 def _texts_from_csv(data: bytes, filename: str, seed: int) -> Dataset:
     if len(data) > MAX_CSV_BYTES:
         raise DatasetError(f"'{filename}' is {_size(len(data))}; a text file is limited to {_size(MAX_CSV_BYTES)}")
@@ -248,7 +270,9 @@ def _texts_from_csv(data: bytes, filename: str, seed: int) -> Dataset:
     first_line = content.lstrip().split("\n", 1)[0]
     delimiter = "," if "," in first_line else ";" if ";" in first_line else "\t" if "\t" in first_line else ","
     reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
+    source_lines = content.split("\n")  # as the reader counts them, to say what is wrong with one
     rows = []  # (line number, cells)
+    unclosed = []  # lines that open a quote that is never closed (it swallows the lines after it)
     try:
         while True:
             line = reader.line_num + 1
@@ -258,10 +282,12 @@ def _texts_from_csv(data: bytes, filename: str, seed: int) -> Dataset:
                 break
             if any(c.strip() for c in cells):
                 rows.append((line, [c.strip() for c in cells]))
+            if _opens_a_quote_left_open(source_lines[line - 1:reader.line_num]):
+                unclosed.append(line)
             if len(rows) > MAX_CSV_ROWS + 1:
                 raise DatasetError(f"'{filename}' has more than {MAX_CSV_ROWS:,} rows")
     except csv.Error as err:
-        raise DatasetError(f"'{filename}' is not a valid CSV near line {reader.line_num}: {err}") from None
+        raise DatasetError(_csv_problem(filename, source_lines, line, err)) from None
     if not rows:
         raise DatasetError(f"'{filename}' is empty: it needs rows of text,label")
     text_col = label_col = None
@@ -282,6 +308,8 @@ def _texts_from_csv(data: bytes, filename: str, seed: int) -> Dataset:
         texts.append(text.strip()), raw_labels.append(label)
     if not texts:
         raise DatasetError(f"'{filename}' has a header but no rows of text,label")
+    if unclosed and set(unclosed) & set(missing):
+        raise DatasetError(_quote_left_open(filename, unclosed[0]))
     if missing:
         raise DatasetError(f"{_plural(len(missing), 'row has', 'rows have')} no text or no label in '{filename}' "
                            f"(line {_line_list(missing)}); fill {'it' if len(missing) == 1 else 'them'} in or "
