@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 import torch
 
+from app_pages import common
 from app_pages import inspect_ui as ui
 from explain.attributions import (Settings, attribute_many, available_methods, gradcam_layers, image_baseline,
                                   randomized_copy)
@@ -26,7 +27,7 @@ target, dataset, context = ui.page_setup(None)
 model = target.model
 methods = available_methods(model)  # key -> its entry in the table of methods
 if not model.spec.num_classes:
-    st.info(f"{model.spec.name} has no classifier, so there is no class whose evidence could be shown. Load one "
+    st.info(f"{common.as_markdown_text(model.spec.name)} has no classifier, so there is no class whose evidence could be shown. Load one "
             "with a classification head on the Model page (e.g. distilbert-base-uncased-finetuned-sst-2-english) "
             "or use a Glassbox model.", icon=":material/info:")
     st.stop()
@@ -158,7 +159,7 @@ if sanity:
     rows.append([(a.label, a.values) for a in random_attributions])
     row_titles = ["this model", "weights randomised"]
 
-st.subheader(f"What speaks for “{class_names[target_class]}”")
+st.subheader(f"What speaks for “{common.as_markdown_text(class_names[target_class])}”")
 if picture is not None:
     image = picture.seen
     # Each map on its own colour scale, also in the sanity check: what matters there is whether the

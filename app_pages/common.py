@@ -21,6 +21,8 @@ from app_pages.editor_state import EDITOR_GENERATION, WORKING_SPEC, load_into_ed
 from models import build_model, presets
 
 DEFAULT_PRESET = "digits-cnn"
+MARKDOWN_ANYWHERE = re.compile(r"([\\`*_\[\]<>|~$:&])")  # markup wherever it stands ("&" starts an entity)
+MARKDOWN_LINE_START = re.compile(r"^([ \t]*)([-+#]|\d+(?=[.)]))", re.MULTILINE)  # markup only first on a line
 SEED = 0  # a freshly built model has the same weights on every student's screen
 
 # ---- session keys that belong to no widget -------------------------------------------
@@ -85,7 +87,7 @@ def show_current_model_in_sidebar() -> None:
     model = current_model()
     with st.sidebar:
         st.caption("Current model")
-        st.markdown(model_summary(model))
+        st.markdown(as_markdown_text(model_summary(model)))  # a model's name is the user's text
         fitted = fitted_to_data(model)
         if fitted:
             st.caption(f"Parameters counted after training fitted {fitted} to the data: the count can "
@@ -129,9 +131,14 @@ def unused_design():
 
 
 def as_markdown_text(text) -> str:
-    """``text`` shown as it is in a Markdown element: what Markdown (or Streamlit's colours,
-    icons and maths) would read as markup is escaped."""
-    return re.sub(r"([\\`*_{}\[\]()<>#+\-.!|~:$])", r"\\\1", str(text))
+    """``text`` shown as it is in a Markdown element (st.markdown, captions, messages, labels):
+    what Markdown, HTML or Streamlit's colours, icons and maths would read as markup is escaped.
+    Characters that are markup only at the start of a line (a list's "-", "+" or "1.", a
+    heading's "#") are escaped only there, so a name like "digits-cnn" stays as typed."""
+    escaped = MARKDOWN_ANYWHERE.sub(r"\\\1", str(text))
+    # "- x" -> "\- x"; "1. x" -> "1\. x" (a backslash before a digit is no escape: it would show)
+    return MARKDOWN_LINE_START.sub(lambda m: m.group(1) + (m.group(2) + "\\" if m.group(2)[0].isdigit()
+                                                           else "\\" + m.group(2)), escaped)
 
 
 def make_current(model, notice: str) -> None:

@@ -1,6 +1,7 @@
 """Attention: where every token (or image patch) of the current Transformer looks."""
 import streamlit as st
 
+from app_pages import common
 from app_pages import inspect_ui as ui
 from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,
                                 query_arithmetic)
@@ -39,7 +40,7 @@ else:
 if model.spec.num_classes:
     ui.prediction(inspection.probabilities, inspection.class_names, key="attention_prediction")
 else:
-    st.caption(f"{model.spec.name} has no classifier: it turns text into vectors, so there is no prediction "
+    st.caption(f"{common.as_markdown_text(model.spec.name)} has no classifier: it turns text into vectors, so there is no prediction "
                "to show, only what it attends to.")
 if model.spec.num_classes and inspection.prefix_probabilities is not None and len(inspection.tokens) > 1:
     with st.expander("The prediction after each word"):
@@ -69,7 +70,7 @@ head = AVERAGE if head is None or head >= heads else head
 pattern = head_average(inspection, layer) if head == AVERAGE else inspection.patterns[layer, head]
 head_name = "the mean of its heads" if head == AVERAGE else numbered("head", head)
 if model.causal:
-    st.caption(f"{model.spec.name} is a decoder: its attention is causal. Each token looks only at itself and the "
+    st.caption(f"{common.as_markdown_text(model.spec.name)} is a decoder: its attention is causal. Each token looks only at itself and the "
                "tokens before it (the upper right triangle is empty), because it was trained to predict the next "
                "token without seeing it.")
 ui.show_figure(attention_heatmap(pattern, inspection.labels, title=f"{numbered('Block', layer)}, {head_name}"),
@@ -90,7 +91,7 @@ arithmetic = query_arithmetic(inspection, layer, math_head, query)
 left, right = st.columns(2)
 with left:
     ui.show_figure(query_bars(arithmetic.weights, labels, labels[query]), "attention_query_bars", "query-weights",
-                   caption=f"Where '{labels[query]}' ({numbered('token', query)}) looks in "
+                   caption=f"Where '{common.as_markdown_text(labels[query])}' ({numbered('token', query)}) looks in "
                            f"{numbered('block', layer)}, {numbered('head', math_head)}.")
 with right:
     ui.show_figure(scores_figure(arithmetic.scores, arithmetic.weights, labels), "attention_scores",

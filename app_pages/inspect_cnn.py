@@ -27,7 +27,7 @@ if model.is_pretrained:  # a ResNet: its stages' maps (hundreds of layers, no ar
     stages = ui.computed(inspect_stages, model, picture.x)
     if model.spec.num_classes:
         ui.prediction(stages.probabilities, stages.class_names, key="cnn_prediction")
-    st.caption(f"{model.spec.name} has too many layers to show one by one: here is what each of its stages "
+    st.caption(f"{common.as_markdown_text(model.spec.name)} has too many layers to show one by one: here is what each of its stages "
                "hands to the next, the first maps of each.")
     for stage in stages.stages:
         channels, height, width = stage.maps.shape

@@ -2,6 +2,7 @@
 import numpy as np
 import streamlit as st
 
+from app_pages import common
 from app_pages import inspect_ui as ui
 from explain.probe import default_probe_sentence
 from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn, step_arithmetic
@@ -95,7 +96,7 @@ st.subheader("One step, with the numbers")
 words = len(view.tokens)
 step_index = ui.index_input(f"Word (1 to {words})", words, min(words, 2), "rnn_step")
 step = step_arithmetic(model, item.ids, step_index, vocab)
-st.markdown(f"Reading **{step.token}** ({numbered('word', step_index)}) in the first layer"
+st.markdown(f"Reading **{common.as_markdown_text(step.token)}** ({numbered('word', step_index)}) in the first layer"
             f"{', left to right' if model.spec.rnn.bidirectional else ''}:")
 for line in step.equations:
     st.latex(line)

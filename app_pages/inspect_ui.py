@@ -224,7 +224,7 @@ TOKEN_STYLE = """<style>
 # ---- prediction, figures, downloads ------------------------------------------------------
 def prediction(probabilities: np.ndarray, class_names: list[str], key: str, top_k: int = 5) -> None:
     best = int(np.argmax(probabilities))
-    st.markdown(f"The model says **{class_names[best]}** ({probabilities[best]:.0%} sure).")
+    st.markdown(f"The model says **{common.as_markdown_text(class_names[best])}** ({probabilities[best]:.0%} sure).")
     show_figure(probability_bars(probabilities, class_names, top_k=top_k), key, "prediction", downloads=False)
 
 

@@ -279,5 +279,5 @@ def use_model_button(spec: ModelSpec, problems: list[str]) -> None:
         except SpecError as err:
             common.show_problems(err.messages)
             return
-        common.make_current(model, f"Now using {common.model_summary(model)}.")
+        common.make_current(model, f"Now using {common.as_markdown_text(common.model_summary(model))}.")
         st.rerun()  # the sidebar was drawn before this click was handled

@@ -39,7 +39,7 @@ def checkpoint_file_name(model) -> str:
 def save_button() -> None:
     model = common.current_model()
     if model.is_pretrained:
-        st.caption(f"{model.spec.name} is a pretrained model: load it again by its name or folder below, "
+        st.caption(f"{common.as_markdown_text(model.spec.name)} is a pretrained model: load it again by its name or folder below, "
                    "under Pretrained models.")
         return
     try:
@@ -49,7 +49,7 @@ def save_button() -> None:
         return
     st.download_button("Download the current model", data=data, file_name=checkpoint_file_name(model),
                        mime="application/zip", key=DOWNLOAD, on_click="ignore", icon=":material/download:")
-    st.caption(f"{checkpoint_file_name(model)}: the design and the weights of {model.spec.name}, "
+    st.caption(f"{checkpoint_file_name(model)}: the design and the weights of {common.as_markdown_text(model.spec.name)}, "
                "to load here again later or on another computer.")
 
 
@@ -154,6 +154,6 @@ def _load_pretrained(source: str | None) -> None:
     except PretrainedError as err:
         st.session_state[common.LOAD_RESULT] = {"pretrained": True, "ok": False, "message": common.sentence(err)}
         return
-    common.make_current(model, f"Now using {common.model_summary(model)}. Its attention is on the Attention "
+    common.make_current(model, f"Now using {common.as_markdown_text(common.model_summary(model))}. Its attention is on the Attention "
                                "page" + (", its attributions on the Attributions page." if model.spec.num_classes
                                          else "."))

@@ -14,7 +14,7 @@ common.show_notice()
 train_run.show_refusal()
 
 if common.current_model().is_pretrained:
-    st.info(f"{common.current_model().spec.name} is a pretrained model: Glassbox inspects it (Attention, "
+    st.info(f"{common.as_markdown_text(common.current_model().spec.name)} is a pretrained model: Glassbox inspects it (Attention, "
             "Attributions) but does not train it. To train, choose a preset on the Model page and press "
             "**Use this model**.",
             icon=":material/info:")
@@ -39,6 +39,6 @@ with train_settings.new_run_section(open_by_default=run is None):
     train_settings.train_button(spec, dataset, hyperparameters, ready=fitted is not None and not problems)
 
 if run is not None:
-    st.subheader(f"Training {train_run.run_title(run)}")
+    st.subheader(f"Training {common.as_markdown_text(train_run.run_title(run))}")
     train_run.run_controls(run)
 train_live.live_section(run)  # the run's status, curves and results, then all runs: one read, polled

@@ -91,7 +91,7 @@ def adopt_if_just_finished(run: RunStatus) -> None:
     if model is None:
         st.error(f"Training finished, but its model could not be loaded: {error}")
         return
-    common.make_current(model, f"Training finished. The current model is now {trained_summary(model, run)}: "
+    common.make_current(model, f"Training finished. The current model is now {common.as_markdown_text(trained_summary(model, run))}: "
                                "every page uses it.")
     st.rerun()  # the sidebar, drawn before this page, names the new model
 
@@ -162,7 +162,7 @@ def open_run(run_id: str, label: str, action: str = "Use this model") -> None:
         return
     attach(run_id)
     st.session_state[common.RUNS_ADOPTED].add(run_id)
-    common.make_current(model, f"The current model is now {trained_summary(model, run)} (run {run_id}).")
+    common.make_current(model, f"The current model is now {common.as_markdown_text(trained_summary(model, run))} (run {run_id}).")
 
 
 # ---- its buttons ---------------------------------------------------------------------------

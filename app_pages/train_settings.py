@@ -171,7 +171,7 @@ def train_button(spec, dataset, hp: Hyperparameters, ready: bool) -> None:
     if not ready:
         st.caption("Fix the problems above to train.")
     else:
-        st.caption(f"Trains a fresh copy of {spec.name} (new weights from seed {hp.seed}) on "
+        st.caption(f"Trains a fresh copy of {common.as_markdown_text(spec.name)} (new weights from seed {hp.seed}) on "
                    f"{dataset.name}; when it finishes, it becomes the current model.")
 
 
