@@ -13,9 +13,9 @@ from app_pages import common
 from app_pages.run_data import default_dataset
 from app_pages.train_data import DATASET, chosen_dataset
 from app_pages.train_run import attach
-from models.words import with_article
 from training import jobs
 from training.data import DatasetError
+from training.hyperparameters import suggested_for
 from training.jobs import JobError
 from training.trainer import (MAX_EPOCHS, OPTIMIZERS, SCHEDULES, DeviceError, HyperparameterError,
                               Hyperparameters, default_hyperparameters)
@@ -137,7 +137,7 @@ def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
                         help="Faster on a GPU: most arithmetic in 16-bit numbers.")
     hp = chosen_hyperparameters(spec)
     suggested = default_hyperparameters(spec)
-    st.caption(f"Suggested for {with_article(spec.family())}: {OPTIMIZER_LABELS[suggested.optimizer]}, learning rate "
+    st.caption(f"Suggested for {suggested_for(spec)}: {OPTIMIZER_LABELS[suggested.optimizer]}, learning rate "
                f"{suggested.lr:g}, batches of {suggested.batch_size}, {suggested.epochs} epochs"
                f"{', cosine schedule' if suggested.schedule == 'cosine' else ''}.")
     if hp != suggested:

@@ -294,19 +294,26 @@ def _infer_transformer(spec, errors: list[str]) -> list[LayerRow]:
     if not (isinstance(cfg.dropout, (int, float)) and 0.0 <= cfg.dropout < 1.0):
         errors.append(f"transformer: dropout must be at least 0 and below 1, not {cfg.dropout}")
     D = cfg.d_model
+    stem = list(cfg.stem_channels or [])
     if inp.kind == "image":
         p = cfg.patch_size
         if not _is_int(p, 1):
             errors.append(f"transformer: patch size must be at least 1, not {p}")
         elif inp.height % p or inp.width % p:
             errors.append(f"transformer: the {inp.height}×{inp.width} image does not split into {p}×{p} patches")
+        else:
+            _check_stem(stem, p, errors)
+    elif stem:
+        errors.append("transformer: a conv stem is for pictures only; remove it for text")
     if errors:
         return []
     extra = 1 if cfg.pooling == "cls" else 0
     if inp.kind == "image":
         n_tokens = (inp.height // p) * (inp.width // p)
-        rows = [LayerRow("embed", f"{p}×{p} patches → {D}", (n_tokens + extra, D),
-                         inp.channels * p * p * D + D + extra * D)]
+        rows, channels, side = _stem_rows(stem, inp)
+        k = p // side
+        rows.append(LayerRow("embed", f"{p}×{p} patches → {D}" + (f" ({k}×{k} of the stem's map)" if stem else ""),
+                             (n_tokens + extra, D), channels * k * k * D + D + extra * D))
     else:
         n_tokens = inp.max_len
         rows = [LayerRow("embed", f"embedding {inp.vocab_size} words → {D}", (n_tokens + extra, D),
@@ -326,3 +333,28 @@ def _infer_transformer(spec, errors: list[str]) -> list[LayerRow]:
     rows.append(LayerRow("head", f"{cfg.pooling} pooling, classifier {D} → {spec.num_classes}", (spec.num_classes,),
                          D * spec.num_classes + spec.num_classes))
     return rows
+
+
+MAX_STEM = 4  # conv layers a ViT's stem may have
+
+
+def _check_stem(stem: list, patch: int, errors: list[str]) -> None:
+    if len(stem) > MAX_STEM or not all(_is_int(c, 1, MAX_CHANNELS) for c in stem):
+        errors.append(f"transformer: the conv stem takes at most {MAX_STEM} layers of 1 to {MAX_CHANNELS} channels, "
+                      f"not {stem}")
+    elif stem and patch % 2 ** (len(stem) - 1):
+        errors.append(f"transformer: a conv stem of {len(stem)} layers halves the picture {len(stem) - 1} times, "
+                      f"so the patch size must divide by {2 ** (len(stem) - 1)}, not {patch}")
+
+
+def _stem_rows(stem: list[int], inp) -> tuple[list[LayerRow], int, int]:
+    """The stem's rows, the channels it hands the patches and how many pixels one of its cells spans."""
+    rows, channels, side = [], inp.channels, 1
+    for i, width in enumerate(stem):
+        if i:
+            side *= 2  # the 2×2 max pool before every conv but the first
+        rows.append(LayerRow(f"embed.stem.{i}", f"conv 3×3 → {width}, batch norm, ReLU"
+                             + (", after a 2×2 max pool" if i else ""),
+                             (width, inp.height // side, inp.width // side), channels * width * 9 + width + 2 * width))
+        channels = width
+    return rows, channels, side

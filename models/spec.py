@@ -64,6 +64,10 @@ class TransformerConfig:
     norm: str = "pre"  # pre (LayerNorm before each sub-layer) | post (after, as in 2017)
     pooling: str = "cls"  # cls (a learned summary token) | mean (average of tokens)
     patch_size: int = 4  # image input only: side of each square patch (ViT)
+    # Image input only: a small conv stem before the patches, one 3×3 conv (batch norm, ReLU) per
+    # entry with that many channels and a 2×2 max pool between entries; [] = plain ViT patches.
+    # Tokens stay the picture's patch_size × patch_size patches (patch_size must divide by the pools).
+    stem_channels: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -87,6 +87,21 @@ class Block(nn.Module):
         return self.out(x)
 
 
+class StemLayer(nn.Module):
+    """One layer of a ViT's conv stem: (a 2×2 max pool,) a 3×3 conv, batch norm, ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, pool: bool):
+        super().__init__()
+        self.pool = nn.MaxPool2d(2) if pool else nn.Identity()
+        self.conv = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm = nn.BatchNorm2d(out_channels)
+        self.act = nn.ReLU()
+        self.out = HookPoint()  # (B, C, H', W')
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(self.act(self.norm(self.conv(self.pool(x)))))
+
+
 class TokenEmbed(nn.Module):
     """Token ids (or image patches) to vectors, with the CLS token and positions added."""
 
@@ -96,7 +111,13 @@ class TokenEmbed(nn.Module):
         D = cfg.d_model
         self.vision = inp.kind == "image"
         if self.vision:
-            self.patches = nn.Conv2d(inp.channels, D, cfg.patch_size, stride=cfg.patch_size)
+            # A conv stem (if any) sees edges and corners first, which a plain linear patch cannot;
+            # the patches still cover the picture's patch_size × patch_size squares.
+            widths = list(cfg.stem_channels or [])
+            self.stem = nn.Sequential(*(StemLayer(c_in, c_out, pool=i > 0) for i, (c_in, c_out)
+                                        in enumerate(zip([inp.channels] + widths, widths))))
+            kernel = cfg.patch_size // 2 ** max(len(widths) - 1, 0)  # the stem's pools shrank the picture
+            self.patches = nn.Conv2d(widths[-1] if widths else inp.channels, D, kernel, stride=kernel)
             n_tokens = (inp.height // cfg.patch_size) * (inp.width // cfg.patch_size)
         else:
             self.tokens = nn.Embedding(inp.vocab_size, D, padding_idx=0)
@@ -113,7 +134,7 @@ class TokenEmbed(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.vision:
-            x = self.patches(x).flatten(2).transpose(1, 2)  # (B, D, H/p, W/p) -> (B, N, D)
+            x = self.patches(self.stem(x)).flatten(2).transpose(1, 2)  # (B, D, H/p, W/p) -> (B, N, D)
         else:
             x = self.tokens(x)  # (B, T) -> (B, T, D)
         if self.use_cls:

@@ -242,7 +242,7 @@ def test_use_this_model_makes_it_current(page):
     choose_preset(page, "shapes-vit")
     page.button(key=model_design.USE_MODEL).click()
     run(page)
-    expected = "shapes-vit · Vision Transformer · 80,836 parameters"
+    expected = "shapes-vit · Vision Transformer · 91,236 parameters"
     assert sidebar(page) == [expected]
     assert [s.value for s in page.success] == [f"Now using {expected}."]
     current = page.session_state[common.CURRENT_MODEL]

@@ -125,8 +125,9 @@ def test_idle_page_offers_data_and_defaults_that_fit_the_current_model():
     assert texts(at.title) == ["Train"]
     assert at.selectbox(key=train_data.DATASET).value == "digits"  # the data digits-cnn is made for
     assert at.selectbox(key=train_settings.hp_key("optimizer")).value == "adam"
-    assert at.number_input(key=train_settings.hp_key("lr")).value == pytest.approx(1e-3)
-    assert at.number_input(key=train_settings.hp_key("epochs")).value == 5
+    assert at.number_input(key=train_settings.hp_key("lr")).value == pytest.approx(2e-3)  # digits-cnn's recipe
+    assert at.number_input(key=train_settings.hp_key("epochs")).value == 15
+    assert any(c.startswith("Suggested for digits-cnn: Adam") for c in texts(at.caption))
     assert not at.button(key=train_settings.TRAIN).disabled
     assert not at.error and not at.get("progress")
     assert any("No runs yet" in c for c in texts(at.caption))
@@ -134,9 +135,9 @@ def test_idle_page_offers_data_and_defaults_that_fit_the_current_model():
 
 
 @pytest.mark.parametrize("preset, dataset, epochs, suggested", [
-    ("sentiment-lstm", "sentiment", 8, "Suggested for an LSTM:"),
-    ("sentiment-transformer", "sentiment", 10, "Suggested for a Transformer:"),
-    ("shapes-vit", "shapes", 10, "Suggested for a Vision Transformer:")])
+    ("sentiment-lstm", "sentiment", 8, "Suggested for sentiment-lstm:"),
+    ("sentiment-transformer", "sentiment", 20, "Suggested for sentiment-transformer:"),
+    ("shapes-vit", "shapes", 8, "Suggested for shapes-vit:")])
 def test_defaults_follow_the_current_model(preset, dataset, epochs, suggested):
     at = open_train_page(preset)
     assert at.selectbox(key=train_data.DATASET).value == dataset
@@ -172,7 +173,7 @@ def test_settings_are_kept_while_away_and_reset_for_another_model():
     assert at.number_input(key=train_settings.hp_key("epochs")).value == 3
     at.button(key=train_settings.SUGGESTED).click()
     run(at)
-    assert at.number_input(key=train_settings.hp_key("epochs")).value == 5
+    assert at.number_input(key=train_settings.hp_key("epochs")).value == 15
     assert not any(b.key == train_settings.SUGGESTED for b in at.button)  # nothing left to reset
     at.session_state[common.CURRENT_MODEL] = build_model(presets.get("sentiment-gru"))
     run(at)
@@ -284,13 +285,13 @@ def test_a_finished_run_shows_curves_confusion_mistakes_and_becomes_the_current_
                   if s.startswith("Training finished. The current model is now digits-cnn")]
     assert adopted.count("trained on digits") == 1, adopted
     assert any(s.startswith("Finished:") for s in texts(at.success))
-    assert progress_text(at).startswith("epoch 2/2 · step 44/44 · took ")
+    assert progress_text(at).startswith("epoch 2/2 · step 88/88 · took ")  # batches of 32
     assert at.get("progress")[0].proto.value == 100
     figures = plotly_figures(at)
     assert any(f["layout"].get("xaxis", {}).get("title", {}).get("text") == "predicted" for f in figures), \
         "a confusion matrix"
     val = [trace for trace in curves(at)["data"] if trace["name"] == "validation"][0]
-    assert list(val["x"]) == [22, 44]  # one validation point per epoch
+    assert list(val["x"]) == [44, 88]  # one validation point per epoch
     assert "Mistakes" in " ".join(texts(at.markdown))
     assert texts(at.sidebar.markdown) == [common.model_summary(model)]
     # Only once: a later visit does not take the current model back after the user changed it.

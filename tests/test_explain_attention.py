@@ -30,9 +30,11 @@ def token_model(norm: str = "pre", pooling: str = "cls"):
     return build_model(spec, seed=0).eval()
 
 
-def vit_model(pooling: str = "cls"):
+def vit_model(pooling: str = "cls", stem: bool = True):
     spec = presets.get("shapes-vit")
     spec.transformer.pooling = pooling
+    if not stem:
+        spec.transformer.stem_channels = []
     return build_model(spec, seed=0).eval()
 
 
@@ -156,7 +158,7 @@ def test_cls_patch_attention_is_the_cls_row_on_the_patch_grid():
 def test_the_patch_grid_follows_the_conv_patches_of_the_picture():
     """Patch 'row r, col c' really is the picture's pixels [8r:8r+8, 8c:8c+8]: its embedding is
     the patch conv applied to exactly that crop (plus its position)."""
-    model = vit_model()
+    model = vit_model(stem=False)
     image = example_input(model.spec, batch=1)[0]  # (3, 32, 32)
     view = inspect_attention(model, image)
     embed = model.embed
@@ -166,6 +168,21 @@ def test_the_patch_grid_follows_the_conv_patches_of_the_picture():
     position = 1 + row * 4 + col
     expected = by_hand + embed.pos[0, position]
     np.testing.assert_allclose(view.activations["embed.out"][position], expected.detach().numpy(), atol=1e-5)
+
+
+def test_with_a_conv_stem_patch_row_r_col_c_is_the_stems_map_of_that_part_of_the_picture():
+    """shapes-vit's stem halves the picture twice, so patch 'row r, col c' (pixels [8r:8r+8,
+    8c:8c+8]) is the patch conv applied to the stem's 2×2 cells [2r:2r+2, 2c:2c+2]."""
+    model = vit_model()
+    image = example_input(model.spec, batch=1)  # (1, 3, 32, 32)
+    _, cache = model.run_with_cache(image)
+    stem_map = cache["embed.stem.2.out"][0]  # (32, 8, 8)
+    assert stem_map.shape == (32, 8, 8) and model.activation_shape("embed.stem.2.out") == (32, 8, 8)
+    embed, row, col = model.embed, 3, 2
+    crop = stem_map[:, 2 * row: 2 * row + 2, 2 * col: 2 * col + 2]  # (32, 2, 2)
+    by_hand = (embed.patches.weight * crop).sum(dim=(1, 2, 3)) + embed.patches.bias  # (D,)
+    position = 1 + row * 4 + col
+    torch.testing.assert_close(cache["embed.out"][0, position], by_hand + embed.pos[0, position], atol=1e-5, rtol=0)
 
 
 def test_mean_pooled_vit_has_no_cls_map_but_a_received_attention_map():

@@ -347,6 +347,25 @@ def test_transformer_and_rnn_validation():
     assert named.validate() == ["there are 2 class names for 10 classes"]
 
 
+def test_a_vit_conv_stem_keeps_the_patch_grid_and_is_checked_in_plain_words():
+    vit = presets.get("shapes-vit")
+    assert vit.transformer.stem_channels and vit.transformer.patch_size == 8
+    plain = presets.get("shapes-vit")
+    plain.transformer.stem_channels = []
+    for spec in (vit, plain):  # with or without a stem: 16 patches of 8×8 pixels, and the CLS token
+        assert [row.output for row in spec.layer_table() if row.name == "embed"] == [(17, 64)]
+        assert build_model(spec, seed=0).run_with_cache(example_input(spec))[1]["blocks.0.attn.pattern"].shape[-1] == 17
+    assert ModelSpec.from_json(vit.to_json()) == vit
+    vit.transformer.patch_size = 2  # two pools need a patch that divides by 4
+    assert vit.validate() == ["transformer: a conv stem of 3 layers halves the picture 2 times, so the patch size "
+                              "must divide by 4, not 2"]
+    vit.transformer.patch_size, vit.transformer.stem_channels = 8, [16, 0]
+    assert "the conv stem takes at most 4 layers of 1 to" in vit.validate()[0]
+    text = presets.get("sentiment-transformer")
+    text.transformer.stem_channels = [8]
+    assert text.validate() == ["transformer: a conv stem is for pictures only; remove it for text"]
+
+
 def test_from_json_explains_bad_input():
     with pytest.raises(ValueError, match="not valid JSON"):
         ModelSpec.from_json("{not json")

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 
+from models.words import with_article
+
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -94,8 +96,31 @@ def _is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
+# Each preset's own recipe: what it reaches on its data with these settings is in its description
+# (models.presets) and in bench/README.md (bench/presets_learn.py measures it). Tuned on a shared
+# 2-core CPU, each run within a minute. A model that is not a preset gets its family's settings.
+PRESET_RECIPES = {
+    # 1,438 training digits are few: small batches give more updates per epoch, and the cosine
+    # decay lets the last epochs settle instead of bouncing around 94 %.
+    "digits-cnn": dict(optimizer="adam", lr=2e-3, batch_size=32, epochs=15, schedule="cosine"),
+    # Shapes in random colours take a few hundred updates before edges and corners emerge.
+    "shapes-cnn": dict(optimizer="adam", lr=1e-3, batch_size=64, epochs=8),
+    # The conv stem learns like shapes-cnn; Adam at 1e-3 without decay trains stem and blocks together.
+    "shapes-vit": dict(optimizer="adam", lr=1e-3, batch_size=64, epochs=8),
+    # A plain tanh RNN needs more passes than its gated cousins to carry "not" and "but" along.
+    "sentiment-rnn": dict(optimizer="adam", lr=3e-3, batch_size=64, epochs=12, grad_clip=1.0),
+    # Learning word order from 3,200 sentences takes ~2,000 small-batch updates.
+    "sentiment-transformer": dict(optimizer="adamw", lr=2e-3, batch_size=32, epochs=20, weight_decay=0.01,
+                                  schedule="cosine", grad_clip=1.0),
+}
+
+
 def default_hyperparameters(spec) -> Hyperparameters:
-    """Settings with which a first click on Train works on the built-in data within a few epochs."""
+    """Settings with which a first click on Train works on the built-in data: the preset's own
+    recipe (``PRESET_RECIPES``), or its family's for any other model."""
+    recipe = PRESET_RECIPES.get(spec.name)
+    if recipe is not None:
+        return Hyperparameters(**recipe)
     if spec.kind == "cnn":
         return Hyperparameters(optimizer="adam", lr=1e-3, batch_size=64, epochs=5)
     if spec.kind == "rnn":  # recurrent nets learn faster at a higher lr, and need clipping to stay stable
@@ -104,6 +129,13 @@ def default_hyperparameters(spec) -> Hyperparameters:
     # smaller batches (more updates) let the small ones learn word order in ~10 epochs on a CPU.
     return Hyperparameters(optimizer="adamw", lr=2e-3, batch_size=32, epochs=10, weight_decay=0.01,
                            schedule="cosine", grad_clip=1.0)
+
+
+def suggested_for(spec) -> str:
+    """Whose suggestion ``default_hyperparameters(spec)`` is, for the Train page: 'digits-cnn' or 'a CNN'."""
+    if spec.name in PRESET_RECIPES:
+        return spec.name
+    return with_article(spec.family())  # "an LSTM", "a Transformer"
 
 
 def steps_per_epoch(num_train: int, batch_size: int) -> int:

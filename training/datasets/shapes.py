@@ -17,7 +17,7 @@ from .preprocess import ImagePreprocessor
 
 CLASS_NAMES = ["circle", "square", "triangle", "cross"]
 DEFAULTS = {
-    "n": 3000,  # pictures in all (train + validation)
+    "n": 6000,  # pictures in all (train + validation); 3,000 left shapes-cnn short of 90 %
     "size": 32,  # side of the square picture in pixels
     "noise": 0.05,  # std of the Gaussian noise added to every pixel, as a fraction of full brightness
 }
