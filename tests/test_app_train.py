@@ -135,7 +135,7 @@ def test_idle_page_offers_data_and_defaults_that_fit_the_current_model():
 
 
 @pytest.mark.parametrize("preset, dataset, epochs, suggested", [
-    ("sentiment-lstm", "sentiment", 8, "Suggested for sentiment-lstm:"),
+    ("sentiment-lstm", "sentiment", 8, "Suggested for an LSTM:"),  # no recipe of its own: its family's
     ("sentiment-transformer", "sentiment", 20, "Suggested for sentiment-transformer:"),
     ("shapes-vit", "shapes", 8, "Suggested for shapes-vit:")])
 def test_defaults_follow_the_current_model(preset, dataset, epochs, suggested):
