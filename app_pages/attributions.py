@@ -176,7 +176,8 @@ else:
     for index, attribution in enumerate(attributions):
         st.markdown(f"**{attribution.label}**")
         st.markdown(token_attribution_html(sentence.tokens, attribution.values), unsafe_allow_html=True)
-        ui.show_figure(figure_once(token_attribution_figure, sentence.tokens, attribution.values), f"attr_tokens_{index}",
+        ui.show_figure(figure_once(token_attribution_figure, sentence.tokens, attribution.values),
+                       f"attr_tokens_{index}",
                        f"{attribution.method}-tokens")
         if sanity:
             st.caption("With random weights:")

@@ -56,7 +56,8 @@ shown = min(len(inspection.labels), GRID_TOKENS, max(16, int((GRID_CELLS / (laye
 cut = "" if shown == len(inspection.labels) else \
     f" Only the first {shown} of {len(inspection.labels)} tokens are drawn here, to keep the page quick; one " \
     "head below shows them all."
-ui.show_figure(figure_once(attention_grid, inspection.patterns[:, :, :shown, :shown], inspection.labels[:shown]), "attention_grid",
+ui.show_figure(figure_once(attention_grid, inspection.patterns[:, :, :shown, :shown], inspection.labels[:shown]),
+               "attention_grid",
                "attention-all-heads",
                caption=f"{layers} block{'s' if layers > 1 else ''} × {heads} heads. Each square: rows are the "
                        "tokens looking, columns the tokens looked at; dark means a large weight." + cut)
@@ -74,7 +75,8 @@ if model.causal:
     st.caption(f"{common.as_markdown_text(model.spec.name)} is a decoder: its attention is causal. Each token looks only at itself and the "
                "tokens before it (the upper right triangle is empty), because it was trained to predict the next "
                "token without seeing it.")
-ui.show_figure(figure_once(attention_heatmap, pattern, inspection.labels, title=f"{numbered('Block', layer)}, {head_name}"),
+ui.show_figure(figure_once(attention_heatmap, pattern, inspection.labels,
+                           title=f"{numbered('Block', layer)}, {head_name}"),
                "attention_head_map",
                f"attention-block{counted(layer)}-{'mean' if head == AVERAGE else f'head{counted(head)}'}",
                caption="Each row sums to 1: how one token shares its attention among all the tokens.")
@@ -91,7 +93,8 @@ if head == AVERAGE:
 arithmetic = query_arithmetic(inspection, layer, math_head, query)
 left, right = st.columns(2)
 with left:
-    ui.show_figure(figure_once(query_bars, arithmetic.weights, labels, labels[query]), "attention_query_bars", "query-weights",
+    ui.show_figure(figure_once(query_bars, arithmetic.weights, labels, labels[query]), "attention_query_bars",
+                   "query-weights",
                    caption=f"Where '{common.as_markdown_text(labels[query])}' ({numbered('token', query)}) looks in "
                            f"{numbered('block', layer)}, {numbered('head', math_head)}.")
 with right:

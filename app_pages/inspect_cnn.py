@@ -66,10 +66,12 @@ for tab, stage in zip(tabs, shown):
             st.markdown(f"**{stage_label(stage)}** (`{stage}`): {channels} filters of {view.kernel}×{view.kernel}, "
                         f"stride {view.stride}, "
                         f"padding {view.padding} → {channels} maps of {view.pre.shape[1]}×{view.pre.shape[2]}.")
-            ui.show_figure(figure_once(filters_figure, view.weight, cols=8, tile=70), f"{stage}_filters", f"{stage}-filters",
+            ui.show_figure(figure_once(filters_figure, view.weight, cols=8, tile=70), f"{stage}_filters",
+                           f"{stage}-filters",
                            caption=f"The filters ({weights_phrase(model.meta, model.is_pretrained)}): red where "
                                    "the filter wants brightness, blue where it wants darkness.")
-            ui.show_figure(figure_once(feature_maps_figure, view.pre, shared_scale=shared), f"{stage}_pre", f"{stage}-out",
+            ui.show_figure(figure_once(feature_maps_figure, view.pre, shared_scale=shared), f"{stage}_pre",
+                           f"{stage}-out",
                            caption=f"Feature maps before the activation ({stage}.out): the filter's match at "
                                    "each position, negative where it is the opposite of the pattern.")
             if view.post is not None:
@@ -104,8 +106,8 @@ for tab, stage in zip(tabs, shown):
             channel = ui.index_input("Map (channel)", channels, 1, f"{stage}_channel", pick[0])
             row = ui.index_input("Output row", out_h, 1, f"{stage}_row", pick[1])
             col = ui.index_input("Output column", out_w, 1, f"{stage}_col", pick[2])
-            ui.show_figure(figure_once(pooling_figure, view.before[channel], view.after[channel], view.kernel, view.stride,
-                                          view.padding, view.kind, highlight=(row, col)),
+            ui.show_figure(figure_once(pooling_figure, view.before[channel], view.after[channel], view.kernel,
+                                       view.stride, view.padding, view.kind, highlight=(row, col)),
                            f"{stage}_pool", f"{stage}-channel-{counted(channel)}",
                            caption="Its input (left) and output (right): the outlined window on the left becomes "
                                    "the outlined cell on the right.")
@@ -114,7 +116,8 @@ for tab, stage in zip(tabs, shown):
             summary = "largest" if view.kind == "max" else "average"
             st.caption(f"The {summary} of the window's values {', '.join(f'{v:.2f}' for v in window.flatten()[:16])}"
                        f" is {view.after[channel, row, col]:.3f}.")
-            ui.show_figure(figure_once(feature_maps_figure, view.after, shared_scale=shared), f"{stage}_maps", f"{stage}-out",
+            ui.show_figure(figure_once(feature_maps_figure, view.after, shared_scale=shared), f"{stage}_maps",
+                           f"{stage}-out",
                            caption=f"All {channels} pooled maps ({stage}.out).")
 
 st.divider()
