@@ -11,7 +11,9 @@ and for every AppTest run. Listing the pages here with ``st.navigation`` is the 
 import streamlit as st
 
 from app_pages import common
+from app_pages.serving import use_server_threads
 
+use_server_threads()  # torch in the server: one thread (see app_pages/serving.py)
 st.set_page_config(page_title="Glassbox", page_icon=":material/visibility:", layout="wide")
 common.init_session_state()
 

@@ -8,5 +8,7 @@ helper imports a page):
   ``train_data``, ``train_settings``, ``train_run``, ``train_live``, ``train_results``, ``train_runs_list``:
   the Train page's widgets;
 - ``inspect_target`` (the model at a training step) and ``inspect_ui`` (inputs, figures, downloads):
-  what the Inspect pages share; ``canvas``: the drawing canvas.
+  what the Inspect pages share; ``shared_views``: inspections and figures computed once per server
+  for the same model and input; ``canvas``: the drawing canvas;
+- ``serving``: how the web server runs torch (one thread).
 """

@@ -1,5 +1,4 @@
 """Attributions: which parts of the input made the current model decide, by several Captum methods."""
-import hashlib
 from dataclasses import astuple
 
 import numpy as np
@@ -8,14 +7,16 @@ import torch
 
 from app_pages import common
 from app_pages import inspect_ui as ui
+from app_pages import shared_views
+from app_pages.shared_views import figure_once
 from explain.attributions import (Settings, attribute_many, available_methods, gradcam_layers, image_baseline,
                                   randomized_copy)
 from explain.predictions import class_names_of
 from explain.probe import default_probe_sentence
-from models.hooks import token_of
 from viz.attributions import MODES, attribution_grid, token_attribution_figure, token_attribution_html
 
-KEPT = 6  # results kept per session while a class flips between inputs and methods
+KEPT = 16  # results kept (for the whole server) while a class flips between inputs and methods
+KEPT_S = 30 * 60  # a result nobody asked for this long is dropped
 PREDICTED = -1  # the target choice "whatever the model predicts"
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "grad_cam")
 
@@ -116,13 +117,14 @@ if picture is None:
     blend = 0.0
 
 
-# ---- compute (cached per input, target, methods and settings) ----------------------------
-@st.cache_resource(show_spinner=False, scope="session", max_entries=KEPT)
-def session_attributions(model_token: int, step, input_digest: str, target_class: int, methods: tuple,
-                         settings_key: tuple, label: str, _model, _x, _settings, _baselines) -> list:
-    """This session's attributions for one model, input, class, methods and settings; the last few
-    are kept while a class flips between inputs and methods (the progress bar is part of the result:
-    on a repeat it is replayed, already emptied)."""
+# ---- compute (cached per model, input, target, methods and settings, once per server) ------
+@st.cache_resource(show_spinner=False, max_entries=KEPT, ttl=KEPT_S)
+def shared_attributions(model_key: str, input_digest: str, target_class: int, methods: tuple,
+                        settings_key: tuple, label: str, _model, _x, _settings, _baselines) -> list:
+    """Attributions for one model (by content: every session's copy of it shares them), input,
+    class, methods and settings; the last few are kept while a class flips between inputs and
+    methods (the progress bar is part of the result: on a repeat it is replayed, already emptied).
+    Shared by the sessions that ask: read them only."""
     bar = st.progress(0.0, text=f"{label}: starting…")
 
     def progress(done: int, total: int, method_label: str) -> None:
@@ -134,21 +136,21 @@ def session_attributions(model_token: int, step, input_digest: str, target_class
     return found
 
 
-@st.cache_resource(show_spinner=False, scope="session", max_entries=1)
-def randomized_model_of(model_token: int, _model):
-    """The sanity check's copy of the model with random weights, made once per model."""
+@st.cache_resource(show_spinner=False, max_entries=2)
+def randomized_model_of(model_key: str, _model):
+    """The sanity check's copy of the model with random weights (seed 0), made once per model."""
     return randomized_copy(_model, seed=0)
 
 
 def computed_attributions(which_model, label: str) -> list:
     baselines = image_baseline(x, context.normalization) if picture is not None else None
-    return session_attributions(token_of(which_model), target.step, hashlib.sha1(x.numpy().tobytes()).hexdigest(),
-                                target_class, tuple(chosen), astuple(settings), label,
-                                which_model, x, settings, baselines)
+    return shared_attributions(shared_views.model_key(which_model), shared_views.content_key(x, baselines),
+                               target_class, tuple(chosen), astuple(settings), label,
+                               which_model, x, settings, baselines)
 
 
 def randomized_model():
-    return randomized_model_of(token_of(model), model)
+    return randomized_model_of(shared_views.model_key(model), model)
 
 
 attributions = computed_attributions(model, "Trained model")
@@ -164,7 +166,7 @@ if picture is not None:
     image = picture.seen
     # Each map on its own colour scale, also in the sanity check: what matters there is whether the
     # pattern changes (random weights give far smaller scores, which a shared scale would hide).
-    ui.show_figure(attribution_grid(rows, mode=mode, image=image, blend=blend, row_titles=row_titles,
+    ui.show_figure(figure_once(attribution_grid, rows, mode=mode, image=image, blend=blend, row_titles=row_titles,
                                     column_scale=False),
                    "attr_grid", f"attributions-{class_names[target_class]}",
                    caption="Red: pushed towards the class; blue: pushed away (signed). Each map has its own "
@@ -174,7 +176,8 @@ else:
     for index, attribution in enumerate(attributions):
         st.markdown(f"**{attribution.label}**")
         st.markdown(token_attribution_html(sentence.tokens, attribution.values), unsafe_allow_html=True)
-        ui.show_figure(token_attribution_figure(sentence.tokens, attribution.values), f"attr_tokens_{index}",
+        ui.show_figure(figure_once(token_attribution_figure, sentence.tokens, attribution.values),
+                       f"attr_tokens_{index}",
                        f"{attribution.method}-tokens")
         if sanity:
             st.caption("With random weights:")

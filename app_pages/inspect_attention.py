@@ -3,6 +3,7 @@ import streamlit as st
 
 from app_pages import common
 from app_pages import inspect_ui as ui
+from app_pages.shared_views import figure_once
 from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,
                                 query_arithmetic)
 from explain.layers import residual_stream, token_paths
@@ -44,7 +45,7 @@ else:
                "to show, only what it attends to.")
 if model.spec.num_classes and inspection.prefix_probabilities is not None and len(inspection.tokens) > 1:
     with st.expander("The prediction after each word"):
-        ui.show_figure(prefix_predictions_figure(inspection.tokens, inspection.prefix_probabilities,
+        ui.show_figure(figure_once(prefix_predictions_figure, inspection.tokens, inspection.prefix_probabilities,
                                                  inspection.class_names), "attention_prefix",
                        "prediction-after-each-word")
 
@@ -55,7 +56,8 @@ shown = min(len(inspection.labels), GRID_TOKENS, max(16, int((GRID_CELLS / (laye
 cut = "" if shown == len(inspection.labels) else \
     f" Only the first {shown} of {len(inspection.labels)} tokens are drawn here, to keep the page quick; one " \
     "head below shows them all."
-ui.show_figure(attention_grid(inspection.patterns[:, :, :shown, :shown], inspection.labels[:shown]), "attention_grid",
+ui.show_figure(figure_once(attention_grid, inspection.patterns[:, :, :shown, :shown], inspection.labels[:shown]),
+               "attention_grid",
                "attention-all-heads",
                caption=f"{layers} block{'s' if layers > 1 else ''} × {heads} heads. Each square: rows are the "
                        "tokens looking, columns the tokens looked at; dark means a large weight." + cut)
@@ -73,7 +75,8 @@ if model.causal:
     st.caption(f"{common.as_markdown_text(model.spec.name)} is a decoder: its attention is causal. Each token looks only at itself and the "
                "tokens before it (the upper right triangle is empty), because it was trained to predict the next "
                "token without seeing it.")
-ui.show_figure(attention_heatmap(pattern, inspection.labels, title=f"{numbered('Block', layer)}, {head_name}"),
+ui.show_figure(figure_once(attention_heatmap, pattern, inspection.labels,
+                           title=f"{numbered('Block', layer)}, {head_name}"),
                "attention_head_map",
                f"attention-block{counted(layer)}-{'mean' if head == AVERAGE else f'head{counted(head)}'}",
                caption="Each row sums to 1: how one token shares its attention among all the tokens.")
@@ -90,11 +93,12 @@ if head == AVERAGE:
 arithmetic = query_arithmetic(inspection, layer, math_head, query)
 left, right = st.columns(2)
 with left:
-    ui.show_figure(query_bars(arithmetic.weights, labels, labels[query]), "attention_query_bars", "query-weights",
+    ui.show_figure(figure_once(query_bars, arithmetic.weights, labels, labels[query]), "attention_query_bars",
+                   "query-weights",
                    caption=f"Where '{common.as_markdown_text(labels[query])}' ({numbered('token', query)}) looks in "
                            f"{numbered('block', layer)}, {numbered('head', math_head)}.")
 with right:
-    ui.show_figure(scores_figure(arithmetic.scores, arithmetic.weights, labels), "attention_scores",
+    ui.show_figure(figure_once(scores_figure, arithmetic.scores, arithmetic.weights, labels), "attention_scores",
                    "query-scores", caption="The scores q·k/√d before the softmax, and the weights after it.")
 st.latex(arithmetic.formula)
 for line in arithmetic.numbers(top=3):
@@ -104,7 +108,7 @@ st.subheader("Each token through the blocks")
 stream = residual_stream(inspection.activations, layers)
 paths, pca = token_paths(stream, inspection.labels)
 titles = [f"PC{counted(i)} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
-ui.show_figure(trajectory_figure(paths[:GRID_TOKENS], dims=2, axis_titles=titles), "attention_paths",
+ui.show_figure(figure_once(trajectory_figure, paths[:GRID_TOKENS], dims=2, axis_titles=titles), "attention_paths",
                "tokens-through-the-blocks",
                caption=f"Every token's vector after the embedding and after each block ({stream.shape[-1]} numbers, "
                        "squeezed to 2 with PCA fitted on all of them): a path per token, from where it starts to "
@@ -119,7 +123,7 @@ if picture is not None and inspection.patch_grid is not None:
         st.subheader("Which patches are looked at")
         maps = mean_patch_attention(inspection, layer)
         about = "the attention each patch receives, averaged over every patch that looks"
-    ui.show_figure(patch_attention_figure(picture.seen if picture.seen.shape[2] == 3 else
+    ui.show_figure(figure_once(patch_attention_figure, picture.seen if picture.seen.shape[2] == 3 else
                                           picture.seen[:, :, 0].astype(float), maps, inspection.patch_size,
                                           titles=[numbered("head", h) for h in range(maps.shape[0])]),
                    "attention_patches", f"patch-attention-block{counted(layer)}",

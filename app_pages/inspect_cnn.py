@@ -3,6 +3,7 @@ import streamlit as st
 
 from app_pages import common
 from app_pages import inspect_ui as ui
+from app_pages.shared_views import figure_once
 from explain.cnn import conv_arithmetic, inspect_cnn, pool_windows, receptive_field
 from explain.stages import inspect_stages
 from models.words import weights_phrase
@@ -32,7 +33,7 @@ if model.is_pretrained:  # a ResNet: its stages' maps (hundreds of layers, no ar
     for stage in stages.stages:
         channels, height, width = stage.maps.shape
         shown = min(channels, PRETRAINED_MAPS)
-        ui.show_figure(feature_maps_figure(stage.maps[:shown], shared_scale=False), f"{stage.name}_maps",
+        ui.show_figure(figure_once(feature_maps_figure, stage.maps[:shown], shared_scale=False), f"{stage.name}_maps",
                        stage.name.replace(".", "-"),
                        caption=f"{stage.name}: {channels} maps of {height}×{width}"
                                + (f" (the first {shown} shown)" if shown < channels else "") + ".")
@@ -65,14 +66,16 @@ for tab, stage in zip(tabs, shown):
             st.markdown(f"**{stage_label(stage)}** (`{stage}`): {channels} filters of {view.kernel}×{view.kernel}, "
                         f"stride {view.stride}, "
                         f"padding {view.padding} → {channels} maps of {view.pre.shape[1]}×{view.pre.shape[2]}.")
-            ui.show_figure(filters_figure(view.weight, cols=8, tile=70), f"{stage}_filters", f"{stage}-filters",
+            ui.show_figure(figure_once(filters_figure, view.weight, cols=8, tile=70), f"{stage}_filters",
+                           f"{stage}-filters",
                            caption=f"The filters ({weights_phrase(model.meta, model.is_pretrained)}): red where "
                                    "the filter wants brightness, blue where it wants darkness.")
-            ui.show_figure(feature_maps_figure(view.pre, shared_scale=shared), f"{stage}_pre", f"{stage}-out",
+            ui.show_figure(figure_once(feature_maps_figure, view.pre, shared_scale=shared), f"{stage}_pre",
+                           f"{stage}-out",
                            caption=f"Feature maps before the activation ({stage}.out): the filter's match at "
                                    "each position, negative where it is the opposite of the pattern.")
             if view.post is not None:
-                ui.show_figure(feature_maps_figure(view.post, shared_scale=shared), f"{stage}_post",
+                ui.show_figure(figure_once(feature_maps_figure, view.post, shared_scale=shared), f"{stage}_post",
                                f"{stage}-act", caption=f"After {view.activation or 'the activation'} "
                                                        f"({view.post_name}): what the next layer receives.")
             st.markdown("**How one value is computed**")
@@ -84,11 +87,11 @@ for tab, stage in zip(tabs, shown):
             box = receptive_field(model, stage, row, col)
             left, right = st.columns([1, 2])
             with left:
-                ui.show_figure(receptive_field_figure(seen, box, title="Its receptive field on the input"),
+                ui.show_figure(figure_once(receptive_field_figure, seen, box, title="Its receptive field on the input"),
                                f"{stage}_field", f"{stage}-receptive-field",
                                caption=f"The {box[2] - box[0]}×{box[3] - box[1]} input pixels this value depends on.")
             with right:
-                ui.show_figure(conv_arithmetic_figure(arithmetic), f"{stage}_arith", f"{stage}-arithmetic",
+                ui.show_figure(figure_once(conv_arithmetic_figure, arithmetic), f"{stage}_arith", f"{stage}-arithmetic",
                                caption="The window of its input, the filter, and their product, number by number.")
             st.latex(arithmetic.formula)
             st.latex(arithmetic.numbers)
@@ -103,8 +106,8 @@ for tab, stage in zip(tabs, shown):
             channel = ui.index_input("Map (channel)", channels, 1, f"{stage}_channel", pick[0])
             row = ui.index_input("Output row", out_h, 1, f"{stage}_row", pick[1])
             col = ui.index_input("Output column", out_w, 1, f"{stage}_col", pick[2])
-            ui.show_figure(pooling_figure(view.before[channel], view.after[channel], view.kernel, view.stride,
-                                          view.padding, view.kind, highlight=(row, col)),
+            ui.show_figure(figure_once(pooling_figure, view.before[channel], view.after[channel], view.kernel,
+                                       view.stride, view.padding, view.kind, highlight=(row, col)),
                            f"{stage}_pool", f"{stage}-channel-{counted(channel)}",
                            caption="Its input (left) and output (right): the outlined window on the left becomes "
                                    "the outlined cell on the right.")
@@ -113,7 +116,8 @@ for tab, stage in zip(tabs, shown):
             summary = "largest" if view.kind == "max" else "average"
             st.caption(f"The {summary} of the window's values {', '.join(f'{v:.2f}' for v in window.flatten()[:16])}"
                        f" is {view.after[channel, row, col]:.3f}.")
-            ui.show_figure(feature_maps_figure(view.after, shared_scale=shared), f"{stage}_maps", f"{stage}-out",
+            ui.show_figure(figure_once(feature_maps_figure, view.after, shared_scale=shared), f"{stage}_maps",
+                           f"{stage}-out",
                            caption=f"All {channels} pooled maps ({stage}.out).")
 
 st.divider()

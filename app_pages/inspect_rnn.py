@@ -4,6 +4,7 @@ import streamlit as st
 
 from app_pages import common
 from app_pages import inspect_ui as ui
+from app_pages.shared_views import figure_once
 from explain.probe import default_probe_sentence
 from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn, step_arithmetic
 from models.hooks import token_of
@@ -64,7 +65,7 @@ else:
     paths = [{"label": item.text, "points": pca.transform(view.hidden), "tokens": view.tokens}
              for item, view in zip(sentences, inspections)]
     titles = [f"PC{counted(i)} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
-    ui.show_figure(trajectory_figure(paths, dims=dims, axis_titles=titles), "rnn_trajectory", "trajectory",
+    ui.show_figure(figure_once(trajectory_figure, paths, dims=dims, axis_titles=titles), "rnn_trajectory", "trajectory",
                    caption=f"Each point is h_t after one word, squeezed from {pca.mean.shape[0]} numbers to {dims} "
                            f"with PCA fitted on {fitted_on}; sentences that start alike share a path until "
                            "they differ.")
@@ -77,17 +78,17 @@ if len(sentences) > 1:
                           key="rnn_sentence", persist_state="session") or 0
     chosen = min(chosen, len(sentences) - 1)
 item, view = sentences[chosen], inspections[chosen]
-ui.show_figure(prefix_predictions_figure(view.tokens, view.prefix_probabilities, view.class_names),
+ui.show_figure(figure_once(prefix_predictions_figure, view.tokens, view.prefix_probabilities, view.class_names),
                "rnn_prefix", "prediction-after-each-word",
                caption="The prediction after reading up to each word: where the lines cross, the decision flips.")
-ui.show_figure(units_heatmap(view.hidden, view.tokens), "rnn_hidden", "hidden-state",
+ui.show_figure(figure_once(units_heatmap, view.hidden, view.tokens), "rnn_hidden", "hidden-state",
                caption="The hidden state after each word: one row per unit (red positive, blue negative).")
 if view.cell_state is not None:
-    ui.show_figure(units_heatmap(view.cell_state, view.tokens, title="cell state c_t", colorbar="c"),
+    ui.show_figure(figure_once(units_heatmap, view.cell_state, view.tokens, title="cell state c_t", colorbar="c"),
                    "rnn_cell", "cell-state",
                    caption="The LSTM's cell state c_t: its long-term memory, changed only through the gates.")
 if view.gates is not None:
-    ui.show_figure(gates_figure(view.gates, view.gate_names, view.tokens), "rnn_gates", "gates",
+    ui.show_figure(figure_once(gates_figure, view.gates, view.gate_names, view.tokens), "rnn_gates", "gates",
                    caption="The gates after each word: a gate near 0 shuts, near 1 lets through; the candidate (LSTM) or "
                            "new (GRU) values, from -1 to 1, are what may be written into the memory.")
 
@@ -104,7 +105,7 @@ hidden_size = step.h.shape[0]
 unit = ui.index_input(f"Hidden unit (1 to {hidden_size}) to work out", hidden_size, 1, "rnn_unit")
 for line in step.unit_numbers(unit):
     st.latex(line)
-ui.show_figure(step_figure(step), "rnn_step_figure", "one-step",
+ui.show_figure(figure_once(step_figure, step), "rnn_step_figure", "one-step",
                caption="The same step for the first units: each gate's sum before its squashing function, "
                        "its value after, and the new state.")
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from app_pages import common
 from app_pages.inspect_target import context_for, examples_dataset, inspection_target, require_kind
+from app_pages.shared_views import computed_once, figure_once
 from explain.inputs import (MAX_SENTENCES, MAX_TEXT_CHARS, InputContext, InputError, PreparedImage, PreparedSentence,
                             example_image, prepare_image, prepare_sentence, read_image, read_text_file,
                             split_sentences)
@@ -225,7 +226,8 @@ TOKEN_STYLE = """<style>
 def prediction(probabilities: np.ndarray, class_names: list[str], key: str, top_k: int = 5) -> None:
     best = int(np.argmax(probabilities))
     st.markdown(f"The model says **{common.as_markdown_text(class_names[best])}** ({probabilities[best]:.0%} sure).")
-    show_figure(probability_bars(probabilities, class_names, top_k=top_k), key, "prediction", downloads=False)
+    show_figure(figure_once(probability_bars, probabilities, class_names, top_k=top_k), key, "prediction",
+                downloads=False)
 
 
 def show_figure(fig, key: str, name: str, downloads: bool = True, caption: str | None = None) -> None:
@@ -272,9 +274,10 @@ def index_input(label: str, count: int, default: int, key: str, column=None) -> 
 
 def computed(compute, *args, **kwargs):
     """``compute(*args, **kwargs)``, or a plain message and the end of the page if the model
-    cannot handle this input (e.g. a hand-edited checkpoint whose layers disagree)."""
+    cannot handle this input (e.g. a hand-edited checkpoint whose layers disagree). Computed once
+    per server for the same model and input (``shared_views``): the result is shared, read it only."""
     try:
-        return compute(*args, **kwargs)
+        return computed_once(compute, *args, **kwargs)
     except (ValueError, RuntimeError, IndexError) as err:
         st.error(f"The model could not be run on this input: {sentence(err)}")
         st.stop()
