@@ -58,13 +58,13 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
     ids = list(by_id)
     if COMPARE in st.session_state:  # drop runs deleted since they were chosen
         st.session_state[COMPARE] = [run_id for run_id in st.session_state[COMPARE] if run_id in by_id]
-    chosen = st.multiselect("Compare the curves of", ids, key=COMPARE, format_func=lambda i: run_label(by_id[i]),
+    chosen = st.multiselect("Compare the curves of", ids, key=COMPARE, format_func=lambda i: pick_label(by_id[i]),
                             placeholder="Choose two or more runs…")
     if chosen:
         curves = {}
         for run_id in chosen:
             try:
-                curves[run_label(by_id[run_id])] = jobs.metrics(run_id)
+                curves[pick_label(by_id[run_id])] = jobs.metrics(run_id)
             except UNREADABLE:
                 continue
         st.plotly_chart(curves_figure(curves, height=380), config={"displaylogo": False})
@@ -78,6 +78,12 @@ def owner_cell(run: RunStatus) -> str:
     return run.owner_name or ("nobody" if run.owner is None else "someone")
 
 
+def pick_label(run: RunStatus) -> str:
+    """A run's label in the pickers; in a class with its owner, as two runs started in the same
+    second by two students would otherwise read the same."""
+    return f"{run_label(run)} · {owner_cell(run)}" if common.me() is not None else run_label(run)
+
+
 def run_actions(by_id: dict[str, RunStatus]) -> None:
     """Open or Delete the run picked: each button is bound to the run picked when it was drawn."""
     ids = list(by_id)
@@ -88,7 +94,7 @@ def run_actions(by_id: dict[str, RunStatus]) -> None:
     pick, open_column, delete_column, *share_column = st.columns([3, 1, 2, 1] if teacher else [3, 1, 2],
                                                                  vertical_alignment="bottom")
     with pick:
-        run_id = st.selectbox("Run", ids, key=RUN_PICK, format_func=lambda i: run_label(by_id[i]))
+        run_id = st.selectbox("Run", ids, key=RUN_PICK, format_func=lambda i: pick_label(by_id[i]))
     run = by_id[run_id]
     bound = (run_id, run_label(run))
     with open_column:
