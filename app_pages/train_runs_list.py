@@ -35,16 +35,18 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
     if not runs:
         st.caption("No runs yet. Every run you train appears here, to compare and to reopen later.")
         return
+    in_class = common.me() is not None
     table = pd.DataFrame([{
         "Run": run_label(run),
+        **({"Owner": owner_cell(run) + (" · shared" if run.shared else "")} if in_class else {}),
         "Model": f"{run.model} ({run.family})" if run.family else run.model,
         "Data": run.dataset,
         "Status": status_labels[run.run_id],
         "Best validation accuracy": run.best_val_acc,
-        "Started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.submitted_at)),
+        # in a class the owner takes the start date's room (the run's label has the time)
+        **({} if in_class else {"Started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.submitted_at))}),
         "Time": format_duration(run.duration_s) if run.duration_s is not None else "",
         "Id": run.run_id,
-        **({"Owner": owner_cell(run), "Shared": run.shared} if common.me() is not None else {}),
     } for run in runs])
     st.dataframe(table, hide_index=True, width="stretch", key=RUNS_TABLE, column_config={  # widths: no column cut off
         "Data": st.column_config.TextColumn(width="small"),
@@ -52,23 +54,24 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
                                                                     width="small", label="Accuracy",
                                                                     help="The best validation accuracy of the run"),
         "Time": st.column_config.TextColumn(width="small"),
-        "Id": st.column_config.TextColumn(width="small"),
-        "Shared": st.column_config.CheckboxColumn(width="small", help="Shared by the teacher with the class")})
+        "Id": st.column_config.TextColumn(width="medium" if in_class else "small"),
+        "Owner": st.column_config.TextColumn(help="Who started the run; shared: the teacher shared it with the class")})
     by_id = {run.run_id: run for run in runs}
     ids = list(by_id)
     if COMPARE in st.session_state:  # drop runs deleted since they were chosen
         st.session_state[COMPARE] = [run_id for run_id in st.session_state[COMPARE] if run_id in by_id]
-    chosen = st.multiselect("Compare the curves of", ids, key=COMPARE, format_func=lambda i: pick_label(by_id[i]),
+    labels = {run_id: pick_label(run) for run_id, run in by_id.items()}  # (format_func: a plain lookup)
+    chosen = st.multiselect("Compare the curves of", ids, key=COMPARE, format_func=labels.__getitem__,
                             placeholder="Choose two or more runs…")
     if chosen:
         curves = {}
         for run_id in chosen:
             try:
-                curves[pick_label(by_id[run_id])] = jobs.metrics(run_id)
+                curves[labels[run_id]] = jobs.metrics(run_id)
             except UNREADABLE:
                 continue
         st.plotly_chart(curves_figure(curves, height=380), config={"displaylogo": False})
-    run_actions(by_id)
+    run_actions(by_id, labels)
 
 
 def owner_cell(run: RunStatus) -> str:
@@ -84,17 +87,17 @@ def pick_label(run: RunStatus) -> str:
     return f"{run_label(run)} · {owner_cell(run)}" if common.me() is not None else run_label(run)
 
 
-def run_actions(by_id: dict[str, RunStatus]) -> None:
+def run_actions(by_id: dict[str, RunStatus], labels: dict[str, str]) -> None:
     """Open or Delete the run picked: each button is bound to the run picked when it was drawn."""
     ids = list(by_id)
     if st.session_state.get(RUN_PICK) not in by_id:
         st.session_state[RUN_PICK] = st.session_state[common.CURRENT_RUN] if \
             st.session_state[common.CURRENT_RUN] in by_id else ids[0]
     teacher = common.me() is not None and common.me().teacher
-    pick, open_column, delete_column, *share_column = st.columns([3, 1, 2, 1] if teacher else [3, 1, 2],
+    pick, open_column, delete_column, *share_column = st.columns([3, 1, 2, 1.6] if teacher else [3, 1, 2],
                                                                  vertical_alignment="bottom")
     with pick:
-        run_id = st.selectbox("Run", ids, key=RUN_PICK, format_func=lambda i: pick_label(by_id[i]))
+        run_id = st.selectbox("Run", ids, key=RUN_PICK, format_func=labels.__getitem__)
     run = by_id[run_id]
     bound = (run_id, run_label(run))
     with open_column:

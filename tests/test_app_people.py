@@ -210,7 +210,7 @@ def test_the_teacher_sees_every_run_with_its_owner_and_shares_one_that_a_student
     sign_in(teacher, PASSWORD)
     table = runs_table(teacher)
     assert list(table["Id"]) == [nobodys, ben_run, ada_run]
-    assert list(table["Owner"]) == ["nobody", "Ben", "Ada"] and list(table["Shared"]) == [False] * 3
+    assert list(table["Owner"]) == ["nobody", "Ben", "Ada"]
     assert any(c.startswith(":material/school: You are the teacher") for c in texts(teacher.caption))
 
     # The teacher picks Ada's run and shares it; the list says so.
@@ -219,14 +219,13 @@ def test_the_teacher_sees_every_run_with_its_owner_and_shares_one_that_a_student
     assert not teacher.checkbox(key=f"{train_runs_list.CONFIRM_DELETE}_{ada_run}").disabled  # may delete any
     teacher.button(key=train_runs_list.SHARE_RUN).click()
     run(teacher)
-    assert jobs.status(ada_run).shared and list(runs_table(teacher)["Shared"]) == [False, False, True]
+    assert jobs.status(ada_run).shared and list(runs_table(teacher)["Owner"]) == ["nobody", "Ben", "Ada · shared"]
     assert any("Shared the run" in s and "with the class" in s for s in texts(teacher.success))
 
     # Ben (reloading) sees his run and the shared one, not the others; he may not delete Ada's.
     ben = visit(ben_key, page="train")
     table = runs_table(ben)
-    assert list(table["Id"]) == [ben_run, ada_run] and list(table["Owner"]) == ["Ben (you)", "Ada"]
-    assert list(table["Shared"]) == [False, True]
+    assert list(table["Id"]) == [ben_run, ada_run] and list(table["Owner"]) == ["Ben (you)", "Ada · shared"]
     ben.selectbox(key=train_runs_list.RUN_PICK).set_value(ada_run)
     run(ben)
     assert ben.checkbox(key=f"{train_runs_list.CONFIRM_DELETE}_{ada_run}").disabled
