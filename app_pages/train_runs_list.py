@@ -16,6 +16,7 @@ from app_pages.run_data import UNREADABLE, has_checkpoint
 from app_pages.train_run import attach, may, open_run, refuse, run_label, run_still_there
 from training import jobs
 from training.jobs import JobError, RunStatus
+from training.people import Person
 from training.progress import format_duration
 from viz.training import curves_figure
 
@@ -35,10 +36,11 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
     if not runs:
         st.caption("No runs yet. Every run you train appears here, to compare and to reopen later.")
         return
-    in_class = common.me() is not None
+    person = common.me()  # None: single-user mode
+    in_class = person is not None
     table = pd.DataFrame([{
         "Run": run_label(run),
-        **({"Owner": owner_cell(run) + (" · shared" if run.shared else "")} if in_class else {}),
+        **({"Owner": owner_cell(run, person) + (" · shared" if run.shared else "")} if in_class else {}),
         "Model": f"{run.model} ({run.family})" if run.family else run.model,
         "Data": run.dataset,
         "Status": status_labels[run.run_id],
@@ -60,7 +62,7 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
     ids = list(by_id)
     if COMPARE in st.session_state:  # drop runs deleted since they were chosen
         st.session_state[COMPARE] = [run_id for run_id in st.session_state[COMPARE] if run_id in by_id]
-    labels = {run_id: pick_label(run) for run_id, run in by_id.items()}  # (format_func: a plain lookup)
+    labels = {run_id: pick_label(run, person) for run_id, run in by_id.items()}  # (format_func: a plain lookup)
     chosen = st.multiselect("Compare the curves of", ids, key=COMPARE, format_func=labels.__getitem__,
                             placeholder="Choose two or more runs…")
     if chosen:
@@ -74,17 +76,17 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
     run_actions(by_id, labels)
 
 
-def owner_cell(run: RunStatus) -> str:
+def owner_cell(run: RunStatus, person: Person) -> str:
     """Who owns the run, for the table (plain text: a table cell is no Markdown)."""
-    if run.owner is not None and run.owner == common.me().person_id:
+    if run.owner is not None and run.owner == person.person_id:
         return f"{run.owner_name} (you)"
     return run.owner_name or ("nobody" if run.owner is None else "someone")
 
 
-def pick_label(run: RunStatus) -> str:
+def pick_label(run: RunStatus, person: Person | None) -> str:
     """A run's label in the pickers; in a class with its owner, as two runs started in the same
     second by two students would otherwise read the same."""
-    return f"{run_label(run)} · {owner_cell(run)}" if common.me() is not None else run_label(run)
+    return f"{run_label(run)} · {owner_cell(run, person)}" if person is not None else run_label(run)
 
 
 def run_actions(by_id: dict[str, RunStatus], labels: dict[str, str]) -> None:
