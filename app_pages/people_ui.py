@@ -39,7 +39,7 @@ def name_form() -> None:
         st.form_submit_button("Start", type="primary", on_click=_give_name)
     error = st.session_state.pop(NAME_ERROR, None)
     if error:
-        st.error(error)
+        st.error(common.as_markdown_text(error))  # it may quote another person's name
     st.caption("Glassbox remembers you in this page's address, not by your name: bookmark the page to come "
                "back as yourself, and do not share its address.")
 
@@ -76,7 +76,7 @@ def sidebar() -> None:
         error = st.session_state.pop(SIGN_IN_ERROR, None)
         if error:
             st.error(error, icon=":material/lock:")
-        st.button(f"Not {person.name}? Start as someone new", key=SOMEONE_ELSE, on_click=common.forget_me,
+        st.button(f"Not {name}? Start as someone new", key=SOMEONE_ELSE, on_click=common.forget_me,
                   type="tertiary")
 
 

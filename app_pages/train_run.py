@@ -150,7 +150,7 @@ def stop_run(run_id: str, label: str) -> None:
     try:
         jobs.stop(run_id, by=common.me())
     except JobError as err:
-        refuse(f"Stop did nothing: {err}")
+        refuse(f"Stop did nothing: {common.as_markdown_text(err)}")  # it may name the owner
     except UNREADABLE:
         run_still_there(run_id, label, "Stop")
 
@@ -161,7 +161,7 @@ def resume_run(run_id: str, label: str) -> None:
     try:
         jobs.resume(run_id, by=common.me())
     except JobError as err:
-        refuse(f"Resume did nothing: {err}")
+        refuse(f"Resume did nothing: {common.as_markdown_text(err)}")
         return
     except UNREADABLE:  # deleted between the look and the resume
         run_still_there(run_id, label, "Resume")

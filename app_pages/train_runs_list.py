@@ -141,7 +141,7 @@ def delete_picked(run_id: str, label: str) -> None:
         try:
             jobs.delete(run_id, by=common.me())
         except JobError as err:
-            refuse(f"Delete did nothing: {err}")
+            refuse(f"Delete did nothing: {common.as_markdown_text(err)}")
         except UNREADABLE:  # deleted meanwhile
             run_still_there(run_id, label, "Delete")
         else:
@@ -156,10 +156,11 @@ def share_picked(run_id: str, label: str, shared: bool) -> None:
         try:
             jobs.share(run_id, shared, by=common.me())
         except JobError as err:
-            refuse(f"Share did nothing: {err}")
+            refuse(f"Share did nothing: {common.as_markdown_text(err)}")
         except UNREADABLE:  # deleted meanwhile
             run_still_there(run_id, label, "Share")
         else:
+            label = common.as_markdown_text(label)  # a model's name is the user's text
             st.session_state[common.NOTICE] = (f"Shared the run {label} with the class: every student can now use "
                                                "its model." if shared else f"The run {label} is no longer shared.")
     st.rerun()

@@ -137,6 +137,11 @@ def test_a_visitor_gives_a_name_once_and_a_reload_finds_them_again(classroom, ho
 def test_a_name_is_shown_as_typed_never_read_as_markup(classroom):
     at, _key = sign_up("**Bold** <b>Zoë</b> [x](y)")
     assert "You are **\\*\\*Bold\\*\\* \\<b\\>Zoë\\</b\\> \\[x\\](y)**" in sidebar_text(at)
+    (someone_else,) = [b for b in at.sidebar.button if b.key == people_ui.SOMEONE_ELSE]
+    assert someone_else.label == "Not \\*\\*Bold\\*\\* \\<b\\>Zoë\\</b\\> \\[x\\](y)? Start as someone new"
+    other = give_name(visit(), "**bold** <b>zoë</b> [x](y)")  # the same name: the refusal quotes it, escaped
+    assert texts(other.error) == ["Someone here already goes by the name '\\*\\*Bold\\*\\* \\<b\\>Zoë\\</b\\> "
+                                  "\\[x\\](y)'; add an initial or a surname so the teacher can tell you apart."]
 
 
 def test_a_typed_name_cannot_take_anothers_name_or_runs(classroom):
@@ -250,3 +255,22 @@ def test_the_teacher_sees_every_run_with_its_owner_and_shares_one_that_a_student
     assert not jobs.status(ada_run).shared
     ben = visit(ben_key, page="train")
     assert list(runs_table(ben)["Id"]) == [ben_run]
+
+
+def test_the_teacher_stops_a_students_run_from_the_page_and_the_student_sees_it_stopped(classroom):
+    ada, ada_key = sign_up("Ada")
+    run_id = jobs.submit(presets.get("digits-cnn"), load_dataset("digits"), Hyperparameters(epochs=1000),
+                         owner=ada.session_state[common.PERSON])
+    teacher, _ = sign_up("Ms Lee")
+    sign_in(teacher, PASSWORD)
+    teacher.switch_page("app_pages/train.py")
+    run(teacher)
+    assert teacher.session_state[common.CURRENT_RUN] == run_id  # the newest active run: Ada's
+    assert "Ada's run" in texts(teacher.caption)
+    teacher.button(key=train_run.STOP).click()
+    run(teacher)
+    assert jobs.wait(run_id, timeout_s=WAIT_S).status == "stopped"
+
+    mine = visit(ada_key, page="train")  # Ada sees her run stopped, and may resume it
+    assert mine.session_state[common.CURRENT_RUN] == run_id and "Your run" in texts(mine.caption)
+    assert [b.key for b in mine.button if b.key == train_run.RESUME] == [train_run.RESUME]
