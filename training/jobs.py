@@ -6,6 +6,12 @@
     jobs.stop(run_id)             # takes effect within a second
     jobs.resume(run_id)           # a stopped or failed run continues from its last checkpoint
     jobs.list_runs()              # newest first
+    jobs.share(run_id, by=teacher)                # the teacher shares a run's model with the class
+
+Who may act: ``submit`` records the run's owner (``owner=``, a ``training.people.Person``), and
+``stop``, ``resume``, ``delete`` and ``share`` take the person acting (``by=``). A student may act
+only on their own runs, the teacher on any; anything else raises ``JobError`` saying why.
+``by=None`` is single-user mode (no class set up, the command line): everything is allowed.
     jobs.reconcile()              # records what became of the workers (see below)
 
 Looking and acting are apart. ``status``, ``list_runs``, ``metrics`` and ``read_metrics`` only
@@ -31,6 +37,7 @@ from dataclasses import asdict, dataclass, replace
 
 from training.backends import Backend
 from training.backends.local import LocalProcessBackend
+from training.people import Person, refusal, share_refusal
 from training.record import RESUMABLE, RunProgress, RunRecord, RunState, RunTimes  # noqa: F401 - RESUMABLE: pages use jobs.RESUMABLE
 from training.store import RunNotFound, RunStore
 
@@ -60,6 +67,9 @@ class RunStatus:
     started_at: float | None
     finished_at: float | None
     folder: str
+    owner: str | None = None  # the owner's person_id (training.people); None: nobody
+    owner_name: str | None = None  # shown only
+    shared: bool = False  # shared with the class by the teacher
 
     def __post_init__(self):
         self.status = RunState(self.status)  # also from its string
@@ -94,8 +104,10 @@ class Jobs:
         self.max_per_device = max_per_device or int(os.environ.get("GLASSBOX_JOBS_PER_DEVICE", "1"))
 
     # ---- starting ------------------------------------------------------------------
-    def submit(self, spec, dataset, hyperparameters=None) -> str:
-        """Record the run and start its worker; returns the run id at once.
+    def submit(self, spec, dataset, hyperparameters=None, owner: Person | str | None = None,
+               owner_name: str | None = None) -> str:
+        """Record the run and start its worker; returns the run id at once. ``owner`` is the person
+        starting it (a Person, or a person_id with ``owner_name``); None: nobody (single user).
 
         Raises DatasetError (spec and data do not fit), HyperparameterError or DeviceError, each
         with a message for the user, before anything is recorded.
@@ -124,15 +136,18 @@ class Jobs:
             progress=RunProgress(total_steps=steps_per_epoch(len(dataset.x_train), hp.batch_size) * hp.epochs),
             times=RunTimes(submitted=now, queued=now, updated=now),
             job={"backend": getattr(self.backend, "name", type(self.backend).__name__),
-                 "max_per_device": self.max_per_device})
+                 "max_per_device": self.max_per_device},
+            owner=owner.person_id if isinstance(owner, Person) else owner,
+            owner_name=owner.name if isinstance(owner, Person) else owner_name)
         run_id = self.store.create(spec.name, record)
         if dataset.source is None:
             self.store.save_dataset(run_id, dataset)
         self._launch(run_id, resume=False)
         return run_id
 
-    def resume(self, run_id: str) -> str:
+    def resume(self, run_id: str, by: Person | None = None) -> str:
         """Continue a stopped or failed run from its last checkpoint to its planned end."""
+        self.check_allowed(run_id, by, "resume")
         self.reconcile(run_id)
         current = self.status(run_id)
         if not current.status.resumable:
@@ -174,7 +189,8 @@ class Jobs:
             best_val_acc=record.best_val_acc, last_val_acc=record.last_val_acc,
             submitted_at=times.submitted, started_at=times.started,
             finished_at=None if shown.active else times.finished,
-            folder=str(self.store.path(record.run_id)))
+            folder=str(self.store.path(record.run_id)),
+            owner=record.owner, owner_name=record.owner_name, shared=record.shared)
 
     def list_runs(self) -> list[RunStatus]:
         """Every readable run in the store, newest first (a pure read, like ``status``)."""
@@ -256,10 +272,38 @@ class Jobs:
         self.store.write(record)
         return record
 
+    # ---- who may act --------------------------------------------------------------------
+    def check_allowed(self, run_id: str, by: Person | None, action: str) -> None:
+        """JobError (in words) unless ``by`` may ``action`` the run: its owner, the teacher, or
+        anyone in single-user mode (``by=None``). RunNotFound if there is no such run."""
+        if by is None:
+            return
+        record = self.store.read(run_id)
+        why = refusal(by, record.owner, record.owner_name, action)
+        if why is not None:
+            raise JobError(why)
+
+    def share(self, run_id: str, shared: bool = True, by: Person | None = None) -> RunStatus:
+        """Share a run with the class (or stop sharing it): every student then sees it and may use
+        its model. Only the teacher may; the run must have ended and have a saved model."""
+        why = share_refusal(by)
+        if why is not None:
+            raise JobError(why)
+        self.reconcile(run_id)
+        record = self.store.read(run_id)
+        if record.status.active:  # its worker is the only writer of run.json while it lives
+            raise JobError(f"run {run_id} is still training; share it once it has finished or been stopped")
+        if shared and not self.store.checkpoint_steps(run_id):
+            raise JobError(f"run {run_id} has no saved model to share")
+        if record.shared != shared:
+            self.store.write(replace(record, shared=shared, times=replace(record.times, updated=time.time())))
+        return self.status(run_id)
+
     # ---- stopping and deleting -------------------------------------------------------
-    def stop(self, run_id: str, wait_s: float = 1.0) -> RunStatus:
+    def stop(self, run_id: str, by: Person | None = None, wait_s: float = 1.0) -> RunStatus:
         """Ask the run to stop; waits up to ``wait_s`` for it to have stopped, then says where it
         is. A worker that ignores the request is ended by a later ``reconcile``."""
+        self.check_allowed(run_id, by, "stop")
         self.reconcile(run_id)
         current = self.status(run_id)
         if not current.active:
@@ -273,7 +317,8 @@ class Jobs:
             current = self.status(run_id)
         return current
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, by: Person | None = None) -> None:
+        self.check_allowed(run_id, by, "delete")
         self.reconcile(run_id)
         if self.status(run_id).active:
             raise JobError(f"run {run_id} is still active; stop it before deleting it")
@@ -293,8 +338,9 @@ def default_jobs() -> Jobs:
     return _default
 
 
-def submit(spec, dataset, hyperparameters=None) -> str:
-    return default_jobs().submit(spec, dataset, hyperparameters)
+def submit(spec, dataset, hyperparameters=None, owner: Person | str | None = None,
+           owner_name: str | None = None) -> str:
+    return default_jobs().submit(spec, dataset, hyperparameters, owner, owner_name)
 
 
 def status(run_id: str) -> RunStatus:
@@ -305,12 +351,16 @@ def reconcile(run_id: str | None = None) -> list[str]:
     return default_jobs().reconcile(run_id)
 
 
-def stop(run_id: str, wait_s: float = 1.0) -> RunStatus:
-    return default_jobs().stop(run_id, wait_s)
+def stop(run_id: str, by: Person | None = None, wait_s: float = 1.0) -> RunStatus:
+    return default_jobs().stop(run_id, by, wait_s)
 
 
-def resume(run_id: str) -> str:
-    return default_jobs().resume(run_id)
+def resume(run_id: str, by: Person | None = None) -> str:
+    return default_jobs().resume(run_id, by)
+
+
+def share(run_id: str, shared: bool = True, by: Person | None = None) -> RunStatus:
+    return default_jobs().share(run_id, shared, by)
 
 
 def list_runs() -> list[RunStatus]:
@@ -329,5 +379,5 @@ def wait(run_id: str, timeout_s: float | None = None) -> RunStatus:
     return default_jobs().wait(run_id, timeout_s)
 
 
-def delete(run_id: str) -> None:
-    default_jobs().delete(run_id)
+def delete(run_id: str, by: Person | None = None) -> None:
+    default_jobs().delete(run_id, by)

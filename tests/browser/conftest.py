@@ -81,14 +81,14 @@ def _stop(process: subprocess.Popen) -> None:
             pass
 
 
-@pytest.fixture(scope="session")
-def app_server(request, tmp_path_factory):
-    """Serve app.py on a free port with an empty GLASSBOX_HOME; yields the base URL."""
+def _serve(request, tmp_path_factory, home_name: str = "glassbox_home", extra_env: dict | None = None):
+    """Serve app.py on a free port with an empty GLASSBOX_HOME (and ``extra_env``); yields the
+    base URL and the home."""
     port = _free_port()
     base_url = f"http://127.0.0.1:{port}"
-    home = tmp_path_factory.mktemp("glassbox_home")
+    home = tmp_path_factory.mktemp(home_name)
     log_path = tmp_path_factory.mktemp("streamlit") / "server.log"
-    request.config.stash[_server_log_key] = log_path
+    request.config.stash.setdefault(_server_log_key, []).append(log_path)
     command = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true",
@@ -96,7 +96,7 @@ def app_server(request, tmp_path_factory):
         "--server.port", str(port),
         "--browser.gatherUsageStats", "false",
     ]
-    env = {**os.environ, "GLASSBOX_HOME": str(home), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, "GLASSBOX_HOME": str(home), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
     # Output goes to a file, not a pipe: a pipe nobody reads fills up and blocks the server.
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -115,9 +115,27 @@ def app_server(request, tmp_path_factory):
                     f"streamlit not healthy after {SERVER_START_TIMEOUT_S}s:\n{_tail(log_path)}",
                     pytrace=False)
             time.sleep(0.3)
-        yield base_url
+        yield base_url, home
     finally:
         _stop(process)
+
+
+@pytest.fixture(scope="session")
+def app_server(request, tmp_path_factory):
+    """Serve app.py on a free port with an empty GLASSBOX_HOME; yields the base URL."""
+    for base_url, _home in _serve(request, tmp_path_factory):
+        yield base_url
+
+
+CLASS_PASSWORD = "teacher's secret 42"  # class_server's GLASSBOX_TEACHER_PASSWORD
+
+
+@pytest.fixture(scope="session")
+def class_server(request, tmp_path_factory):
+    """Like app_server, for a class: GLASSBOX_TEACHER_PASSWORD is CLASS_PASSWORD. Yields the base
+    URL, the server's GLASSBOX_HOME and the password."""
+    for base_url, home in _serve(request, tmp_path_factory, "class_home", {"GLASSBOX_TEACHER_PASSWORD": CLASS_PASSWORD}):
+        yield base_url, home, CLASS_PASSWORD
 
 
 @pytest.fixture(scope="session")
@@ -175,7 +193,6 @@ def pytest_runtest_makereport(item, call):
                 report.sections.append(("screenshot", str(shot)))
             except Exception as error:  # the page or browser may be what broke
                 report.sections.append(("screenshot", f"failed: {error}"))
-        log_path = item.config.stash.get(_server_log_key, None)
-        if log_path is not None:
-            report.sections.append(("streamlit server log (tail)", _tail(log_path)))
+        for log_path in item.config.stash.get(_server_log_key, []):
+            report.sections.append((f"streamlit server log (tail) {log_path}", _tail(log_path)))
     return report
