@@ -6,6 +6,7 @@
     jobs.stop(run_id)             # takes effect within a second
     jobs.resume(run_id)           # a stopped or failed run continues from its last checkpoint
     jobs.list_runs()              # newest first
+    jobs.cancel(run_id)           # a run still waiting for its turn leaves the queue and is removed
     jobs.reconcile()              # records what became of the workers (see below)
 
 Looking and acting are apart. ``status``, ``list_runs``, ``metrics`` and ``read_metrics`` only
@@ -31,6 +32,8 @@ from dataclasses import asdict, dataclass, replace
 
 from training.backends import Backend
 from training.backends.local import LocalProcessBackend
+from training.device_queue import exclusive
+from training.limits import RunLimit, cancel_refusal, make_room, person_lock
 from training.record import RESUMABLE, RunProgress, RunRecord, RunState, RunTimes  # noqa: F401 - RESUMABLE: pages use jobs.RESUMABLE
 from training.store import RunNotFound, RunStore
 
@@ -40,6 +43,10 @@ UNREADABLE = (RunNotFound, ValueError, KeyError, TypeError, AttributeError)  # a
 
 class JobError(ValueError):
     """A request about a run that cannot be done (resume a finished run, ...), in plain words."""
+
+
+class TooManyRuns(JobError, RunLimit):
+    """The person already has as many active runs as allowed; ``.active``: their ids (to offer Stop)."""
 
 
 @dataclass
@@ -60,6 +67,9 @@ class RunStatus:
     started_at: float | None
     finished_at: float | None
     folder: str
+    owner: str | None = None  # the owner's person_id (training.people); None: nobody
+    owner_name: str | None = None  # shown only
+    shared: bool = False  # shared with the class by the teacher
 
     def __post_init__(self):
         self.status = RunState(self.status)  # also from its string
@@ -94,15 +104,17 @@ class Jobs:
         self.max_per_device = max_per_device or int(os.environ.get("GLASSBOX_JOBS_PER_DEVICE", "1"))
 
     # ---- starting ------------------------------------------------------------------
-    def submit(self, spec, dataset, hyperparameters=None) -> str:
-        """Record the run and start its worker; returns the run id at once.
+    def submit(self, spec, dataset, hyperparameters=None, owner=None, owner_name: str | None = None) -> str:
+        """Record the run and start its worker; returns the run id at once. ``owner`` is the person
+        starting it (a Person, or a person_id with ``owner_name``); None: nobody (single user).
+        A person's active and kept runs are limited (``training.limits.make_room``: TooManyRuns).
 
         Raises DatasetError (spec and data do not fit), HyperparameterError or DeviceError, each
         with a message for the user, before anything is recorded.
         """
         from training.data import DatasetError, fit_spec_to_dataset
         from training.devices import pick_device
-        from training.hyperparameters import Hyperparameters, default_hyperparameters, steps_per_epoch
+        from training.hyperparameters import Hyperparameters, default_hyperparameters
 
         spec = fit_spec_to_dataset(spec, dataset)
         if hyperparameters is None:
@@ -115,6 +127,16 @@ class Jobs:
         pick_device(hp.device)  # a missing GPU is said now, not after the worker starts
         if len(dataset.x_train) == 0:
             raise DatasetError(f"the dataset '{dataset.name}' has no training examples")
+        owner_id, owner_name = getattr(owner, "person_id", owner), getattr(owner, "name", owner_name)
+        with exclusive(person_lock(self.store.root, owner_id)):  # two quick clicks cannot both pass
+            make_room(self, owner_id, TooManyRuns)
+            run_id = self._create(spec, dataset, hp, owner_id, owner_name)
+        self._launch(run_id, resume=False)
+        return run_id
+
+    def _create(self, spec, dataset, hp, owner_id: str | None, owner_name: str | None) -> str:
+        from training.hyperparameters import steps_per_epoch
+
         now = time.time()
         record = RunRecord(
             run_id="", status=RunState.QUEUED, model=spec.name, family=spec.family(), spec=spec.to_dict(),
@@ -124,11 +146,11 @@ class Jobs:
             progress=RunProgress(total_steps=steps_per_epoch(len(dataset.x_train), hp.batch_size) * hp.epochs),
             times=RunTimes(submitted=now, queued=now, updated=now),
             job={"backend": getattr(self.backend, "name", type(self.backend).__name__),
-                 "max_per_device": self.max_per_device})
+                 "max_per_device": self.max_per_device},
+            owner=owner_id, owner_name=owner_name)
         run_id = self.store.create(spec.name, record)
         if dataset.source is None:
             self.store.save_dataset(run_id, dataset)
-        self._launch(run_id, resume=False)
         return run_id
 
     def resume(self, run_id: str) -> str:
@@ -174,7 +196,8 @@ class Jobs:
             best_val_acc=record.best_val_acc, last_val_acc=record.last_val_acc,
             submitted_at=times.submitted, started_at=times.started,
             finished_at=None if shown.active else times.finished,
-            folder=str(self.store.path(record.run_id)))
+            folder=str(self.store.path(record.run_id)),
+            owner=record.owner, owner_name=record.owner_name, shared=record.shared)
 
     def list_runs(self) -> list[RunStatus]:
         """Every readable run in the store, newest first (a pure read, like ``status``)."""
@@ -273,6 +296,17 @@ class Jobs:
             current = self.status(run_id)
         return current
 
+    def cancel(self, run_id: str, by=None) -> None:
+        """Take a run still waiting for its turn out of the queue and remove it (it trained
+        nothing); JobError if it is not ``by``'s or has started (Stop keeps what it learned)."""
+        self.reconcile(run_id)
+        why = cancel_refusal(self.store.read(run_id), by)
+        if why is not None:
+            raise JobError(why)
+        self.store.ask_to_stop(run_id)
+        self.backend.kill(self.store.path(run_id))  # a waiting worker has nothing to save
+        self.store.delete(run_id)
+
     def delete(self, run_id: str) -> None:
         self.reconcile(run_id)
         if self.status(run_id).active:
@@ -293,8 +327,12 @@ def default_jobs() -> Jobs:
     return _default
 
 
-def submit(spec, dataset, hyperparameters=None) -> str:
-    return default_jobs().submit(spec, dataset, hyperparameters)
+def submit(spec, dataset, hyperparameters=None, owner=None, owner_name: str | None = None) -> str:
+    return default_jobs().submit(spec, dataset, hyperparameters, owner, owner_name)
+
+
+def cancel(run_id: str, by=None) -> None:
+    default_jobs().cancel(run_id, by)
 
 
 def status(run_id: str) -> RunStatus:

@@ -114,6 +114,9 @@ class RunRecord:
     amp: str | None = None  # the autocast dtype, or "off"
     pid: int | None = None  # the worker's process id
     extra: dict = field(default_factory=dict)  # keys this version does not know, kept as they were
+    owner: str | None = None  # who started it: a person_id (training.people); None: nobody (command line, one user)
+    owner_name: str | None = None  # their name when they started it, only ever shown
+    shared: bool = False  # the teacher shared it with the class: every student sees it and may use its model
 
     def __post_init__(self):
         # A state may be given as its string, and the nested parts as run.json's dicts.
@@ -138,6 +141,11 @@ class RunRecord:
         for name in ("spec", "dataset", "hyperparameters", "job"):
             if not isinstance(known.get(name, {}), dict):
                 raise ValueError(f"{name} in run.json must be a JSON object")
+        for name in ("owner", "owner_name"):
+            if not isinstance(known.get(name), (str, type(None))):
+                raise ValueError(f"{name} in run.json must be a string or null")
+        if not isinstance(known.get("shared", False), bool):
+            raise ValueError("shared in run.json must be true or false")
         known["progress"] = RunProgress.from_dict(known.get("progress", {}))
         known["times"] = RunTimes.from_dict(known.get("times", {}))
         return cls(**known, extra=extra)
