@@ -1,7 +1,9 @@
 """Glassbox: build, train and look inside neural networks in the browser.
 
 Run with ``streamlit run app.py``. This file sets up the session, lists the pages and shows
-the current model in the sidebar; each page is a file in ``app_pages/``.
+the current model in the sidebar; each page is a file in ``app_pages/``. When a class shares the
+server (a teacher password is set), a visitor who has not yet said who they are gets the name
+form instead of the page (``app_pages.people_ui``).
 
 The folder is deliberately not called ``pages/``: Streamlit 1.67 still switches to its old
 folder-based navigation when a ``pages/`` folder sits next to the entry point, for the first
@@ -10,7 +12,7 @@ and for every AppTest run. Listing the pages here with ``st.navigation`` is the 
 """
 import streamlit as st
 
-from app_pages import common
+from app_pages import common, people_ui
 
 st.set_page_config(page_title="Glassbox", page_icon=":material/visibility:", layout="wide")
 common.init_session_state()
@@ -19,5 +21,9 @@ page = st.navigation([
     st.Page(file, title=title, icon=icon, default=(index == 0))
     for index, (file, title, icon, _what) in enumerate(common.PAGES)
 ])
-common.show_current_model_in_sidebar()
-page.run()
+if people_ui.needs_name():
+    people_ui.name_form()  # the page asked for stays in the address: it opens once the name is given
+else:
+    people_ui.sidebar()
+    common.show_current_model_in_sidebar()
+    page.run()

@@ -9,16 +9,26 @@ current model happens in widget callbacks (or is followed by a rerun), so the si
 before the page, always names the model that is really current. ``unused_design`` says when the
 Model page's design is not the current model (chosen there, not yet built with "Use this
 model"), so the Model and Train pages can say so.
+
+Who is using the session (``me``): with no teacher password set, nobody in particular (None:
+single-user mode, everything allowed, as before classes). With one set, the person whose random
+key is in the page's address (the query parameter ``me``; their name is kept on the server by
+``training.people.People``), so a reload finds them again; ``keep_identity`` puts the key back in
+the address after a page switch drops it. Until they have given a name, app.py shows the name
+form (``people_ui``) instead of the page.
 """
 from __future__ import annotations
 
 import copy
 import re
+from dataclasses import replace
 
 import streamlit as st
 
 from app_pages.editor_state import EDITOR_GENERATION, WORKING_SPEC, load_into_editor, same_design
 from models import build_model, presets
+from training import people
+from training.people import Person
 
 DEFAULT_PRESET = "digits-cnn"
 MARKDOWN_ANYWHERE = re.compile(r"([\\`*_\[\]<>|~$:&])")  # markup wherever it stands ("&" starts an entity)
@@ -36,6 +46,10 @@ RUNS_ADOPTED = "runs_adopted"  # ids of runs whose final model this session alre
 TRAIN_SETTINGS = "train_settings"  # {model, dataset, hyperparameters} last chosen on the Train page
 TRAIN_ERROR = "train_error"  # why the last click on Train started nothing (None when it did)
 INSPECT_STEPS = "inspect_steps"  # {run_id: step} chosen on the Inspect pages' slider, shared by them
+PERSON = "person"  # the training.people.Person using this session (class mode); None until they gave a name
+PERSON_KEY = "person_key"  # their browser's key (training.people.new_key), also in the page's address
+KEY_PARAM = "me"  # the query parameter of the page's address that holds the key
+NOBODY = Person(person_id="", name="")  # in class mode before a name is given: may see only shared runs, act on none
 # (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
 
 
@@ -57,6 +71,65 @@ def init_session_state() -> None:
         state[TRAIN_SETTINGS] = None
         state[TRAIN_ERROR] = None
         state[INSPECT_STEPS] = {}
+        state[PERSON] = None
+        state[PERSON_KEY] = None
+    keep_identity()
+
+
+# ---- who is using the session ----------------------------------------------------------------
+def teacher_password() -> str | None:
+    """The teacher's password: $GLASSBOX_TEACHER_PASSWORD, else GLASSBOX_TEACHER_PASSWORD in
+    Streamlit's secrets.toml; None when neither is set (single-user mode)."""
+    found = people.teacher_password()
+    if found is None and st.secrets.load_if_toml_exists():
+        found = str(st.secrets.get(people.PASSWORD_VARIABLE) or "") or None
+    return found
+
+
+def class_mode() -> bool:
+    """A class shares this server (a teacher password is set): every run has an owner."""
+    return teacher_password() is not None
+
+
+def me() -> Person | None:
+    """Who acts in this session: None in single-user mode (everything allowed); in class mode
+    the person (NOBODY until they gave their name)."""
+    if not class_mode():
+        return None
+    return st.session_state[PERSON] or NOBODY
+
+
+def become(key: str, person: Person) -> None:
+    """This session is ``person`` from now on, and the page's address holds their key."""
+    st.session_state[PERSON], st.session_state[PERSON_KEY] = person, key
+    st.query_params[KEY_PARAM] = key
+
+
+def sign_in_as_teacher() -> None:
+    st.session_state[PERSON] = replace(st.session_state[PERSON], teacher=True)
+
+
+def forget_me() -> None:
+    """This tab starts again as someone new (the name form); the old address still works."""
+    st.session_state[PERSON], st.session_state[PERSON_KEY] = None, None
+    st.query_params.pop(KEY_PARAM, None)
+
+
+def keep_identity() -> None:
+    """In class mode: a new session (a reload) whose address holds a known key is that person
+    again; a session that is someone keeps its key in the address (a page switch drops it)."""
+    if not class_mode():
+        return
+    state = st.session_state
+    in_address = st.query_params.get(KEY_PARAM)
+    if state[PERSON] is None:
+        if people.is_key(in_address):
+            person_id = people.person_id_of(in_address)
+            name = people.People().name_of(person_id)
+            if name is not None:
+                state[PERSON], state[PERSON_KEY] = Person(person_id, name), in_address
+    elif in_address != state[PERSON_KEY]:
+        st.query_params[KEY_PARAM] = state[PERSON_KEY]
 
 
 def current_model():

@@ -18,6 +18,7 @@ from training import jobs
 from training.datasets import builtin_options, load_dataset
 from training.data import DatasetError
 from training.jobs import RunStatus
+from training.people import Person, can_see
 from training.store import RunNotFound, RunStore
 
 MODELS_KEPT = 6  # checkpoints kept loaded per session while a class scrubs the step slider
@@ -45,6 +46,12 @@ def all_runs() -> list[RunStatus]:
         if run is not None:
             runs.append(run)
     return runs
+
+
+def visible_runs(person: Person | None, runs: list[RunStatus] | None = None) -> list[RunStatus]:
+    """The runs ``person`` sees (of ``runs``, default every readable run): all of them in
+    single-user mode and for the teacher; a student's own and the shared ones."""
+    return [run for run in (all_runs() if runs is None else runs) if can_see(person, run.owner, run.shared)]
 
 
 def has_checkpoint(run_id: str) -> bool:

@@ -1,17 +1,19 @@
 """Train: pick the data and the settings, train the current model live, compare and reopen runs."""
 import streamlit as st
 
-from app_pages import common, train_data, train_live, train_run, train_settings
+from app_pages import common, people_ui, train_data, train_live, train_run, train_settings
 
 st.title("Train")
 st.caption("Train the current model and watch it learn: the loss falls, the accuracy climbs and its first "
            "layer takes shape. Training runs in the background, so the other pages stay usable, and "
            "coming back here (or reloading the page) shows the same run.")
+people_ui.mode_line()
 run = train_run.attached_run()
 if run is not None:
     train_run.adopt_if_just_finished(run)
 common.show_notice()
 train_run.show_refusal()
+train_run.shared_models()
 
 if common.current_model().is_pretrained:
     st.info(f"{common.as_markdown_text(common.current_model().spec.name)} is a pretrained model: Glassbox inspects it (Attention, "

@@ -16,7 +16,7 @@ import streamlit as st
 import torch
 
 from app_pages import common, train_results, train_runs_list
-from app_pages.run_data import UNREADABLE, all_runs, run_dataset, store
+from app_pages.run_data import UNREADABLE, all_runs, run_dataset, store, visible_runs
 from app_pages.train_run import run_label, run_title
 from explain import probe as probes
 from models.words import weights_phrase
@@ -41,8 +41,9 @@ sentence = common.sentence
 
 
 def live_section(run: RunStatus | None) -> None:
-    """The run shown (None: none) and the list of all runs, polling while any run is active."""
-    active = sorted(other.run_id for other in all_runs() if other.active)
+    """The run shown (None: none) and the list of the runs this person sees (in a class: their
+    own and the shared ones; the teacher's: all), polling while any of them is active."""
+    active = sorted(other.run_id for other in visible_runs(common.me()) if other.active)
     every = POLL_S if run is not None and run.active else RUNS_POLL_S if active else None
     section = st.fragment(_live_section, run_every=every)
     section(None if run is None else run.run_id, active)
@@ -50,7 +51,8 @@ def live_section(run: RunStatus | None) -> None:
 
 def _live_section(run_id: str | None, active_before: list[str]) -> None:
     jobs.reconcile()  # the polling step: a dead worker or an ignored stop is settled here
-    runs = all_runs()  # the one read that everything below shows
+    everyone = all_runs()  # the one read that everything below shows (a queued run's place counts everyone's)
+    runs = visible_runs(common.me(), everyone)
     if sorted(other.run_id for other in runs if other.active) != active_before:
         st.rerun()  # a run started or ended: redraw the page (its buttons, and whether to poll)
     run = next((other for other in runs if other.run_id == run_id), None)
@@ -59,11 +61,11 @@ def _live_section(run_id: str | None, active_before: list[str]) -> None:
         st.warning("This run can no longer be read (was it deleted?).")
     elif run is not None:
         records[run.run_id] = metrics_feed(run.run_id).read()
-        live_panel(run, records[run.run_id], runs)
+        live_panel(run, records[run.run_id], everyone)
         if run.status == RunState.FINISHED:
             train_results.results(run)
     st.subheader("All runs")
-    train_runs_list.runs_list(runs, {other.run_id: status_text(other, records.get(other.run_id, []), runs).label
+    train_runs_list.runs_list(runs, {other.run_id: status_text(other, records.get(other.run_id, []), everyone).label
                                      for other in runs})
 
 

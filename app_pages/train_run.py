@@ -12,15 +12,17 @@ import time
 import streamlit as st
 
 from app_pages import common
-from app_pages.run_data import UNREADABLE, all_runs, safe_status, store
+from app_pages.run_data import UNREADABLE, all_runs, safe_status, store, visible_runs
 from training import jobs
 from training.jobs import JobError, RunStatus
+from training.people import can_see, refusal
 from training.record import RunState
 
 # ---- widget keys (app and browser tests find widgets by these) ------------------------
 STOP = "train_stop"
 RESUME = "train_resume"
 USE_RUN_MODEL = "train_use_model"
+USE_SHARED = "train_use_shared"  # + "_<run id>": "Use this model" of a run the teacher shared
 
 sentence = common.sentence
 
@@ -41,17 +43,17 @@ def attach(run_id: str | None) -> None:
 
 def attached_run() -> RunStatus | None:
     """The run this session watches; a new session (a reload) attaches to the newest active run,
-    or else the newest run."""
+    or else the newest run, of those this person sees (``run_data.visible_runs``)."""
     jobs.reconcile()  # a worker that died while nobody watched is marked so before it is shown
     state = st.session_state
     if state[common.CURRENT_RUN] is not None:
         run = safe_status(state[common.CURRENT_RUN])
-        if run is not None:
+        if run is not None and can_see(common.me(), run.owner, run.shared):
             if run.active:
                 state[common.RUNS_WATCHED].add(run.run_id)
             return run
-        attach(None)  # deleted, or damaged
-    runs = all_runs()
+        attach(None)  # deleted, damaged, or no longer shared
+    runs = visible_runs(common.me())
     if not runs:
         return None
     run = next((r for r in runs if r.active), runs[0])
@@ -100,6 +102,24 @@ def is_current(run_id: str) -> bool:
     return common.current_model().meta.run_id == run_id
 
 
+def may(run: RunStatus, action: str) -> bool:
+    """Whether this session may ``action`` ("stop", "resume", "delete") the run (``training.jobs``
+    checks it again when the button is pressed)."""
+    return refusal(common.me(), run.owner, run.owner_name, action) is None
+
+
+def owner_text(run: RunStatus) -> str:
+    """Whose run it is, in words, for a caption (escaped: a name is the user's text)."""
+    person = common.me()
+    if person is not None and run.owner == person.person_id:
+        whose = "Your run"
+    elif run.owner is None:
+        whose = "Nobody's run (made before the class was set up, or from the command line)"
+    else:
+        whose = f"{common.as_markdown_text(run.owner_name or 'someone else')}'s run"
+    return f"{whose}, shared with the class" if run.shared else whose
+
+
 # ---- acting on a run: the buttons' callbacks ------------------------------------------------
 # Every button that acts on a run is drawn with the run's id bound (``args=(run_id, label)``),
 # and its callback acts on that id only: if the run is gone (deleted in another tab, or by
@@ -128,7 +148,9 @@ def stop_run(run_id: str, label: str) -> None:
     if run_still_there(run_id, label, "Stop") is None:
         return
     try:
-        jobs.stop(run_id)
+        jobs.stop(run_id, by=common.me())
+    except JobError as err:
+        refuse(f"Stop did nothing: {err}")
     except UNREADABLE:
         run_still_there(run_id, label, "Stop")
 
@@ -137,7 +159,7 @@ def resume_run(run_id: str, label: str) -> None:
     if run_still_there(run_id, label, "Resume") is None:
         return
     try:
-        jobs.resume(run_id)
+        jobs.resume(run_id, by=common.me())
     except JobError as err:
         refuse(f"Resume did nothing: {err}")
         return
@@ -169,16 +191,41 @@ def open_run(run_id: str, label: str, action: str = "Use this model") -> None:
 def run_controls(run: RunStatus) -> None:
     """Stop while it runs, Resume when stopped or failed, and use its model once it has one."""
     st.caption(f"Run {run.run_id}")
+    if common.me() is not None:
+        st.caption(owner_text(run))
     buttons = st.container(horizontal=True)
     bound = (run.run_id, run_label(run))  # each button acts on this run, and on no other
     if run.active:
-        buttons.button("Stop", key=STOP, icon=":material/stop:", disabled=run.status == RunState.STOPPING,
-                       on_click=stop_run, args=bound,
-                       help="Stops within a second and keeps the model where it got to; Resume continues.")
+        if may(run, "stop"):
+            buttons.button("Stop", key=STOP, icon=":material/stop:", disabled=run.status == RunState.STOPPING,
+                           on_click=stop_run, args=bound,
+                           help="Stops within a second and keeps the model where it got to; Resume continues.")
         return
-    if run.status in jobs.RESUMABLE:
+    if run.status in jobs.RESUMABLE and may(run, "resume"):
         buttons.button("Resume", key=RESUME, icon=":material/play_arrow:", on_click=resume_run, args=bound,
                        help="Continue from the last saved step to the planned end.")
     if not is_current(run.run_id) and run.status in (RunState.FINISHED, RunState.STOPPED):
         buttons.button("Use this model", key=USE_RUN_MODEL, icon=":material/check:", on_click=open_run, args=bound,
                        help="Make this run's latest model the current model for every page.")
+
+
+def shared_models() -> None:
+    """In a class: the models the teacher shared, each ready to use (inspect it on every page, or
+    press Train to train a copy of it as one's own run)."""
+    if common.me() is None:
+        return
+    shared = [run for run in all_runs() if run.shared and not run.active]
+    if not shared:
+        return
+    st.markdown("**Shared with the class**")
+    for run in shared:
+        text, button = st.columns([4, 1], vertical_alignment="center")
+        accuracy = f", {run.best_val_acc:.0%} best validation accuracy" if run.best_val_acc is not None else ""
+        text.markdown(f"{common.as_markdown_text(run_title(run))}{accuracy} · "
+                      f"{common.as_markdown_text(run.owner_name or 'nobody')}'s run")
+        if is_current(run.run_id):
+            button.caption("Your current model")
+        else:
+            button.button("Use this model", key=f"{USE_SHARED}_{run.run_id}", icon=":material/check:",
+                          on_click=open_run, args=(run.run_id, run_label(run)),
+                          help="Make this model your current model: inspect it on every page, or train a copy.")

@@ -1,5 +1,7 @@
-"""The Train page's list of every run: a table, their curves side by side, and Open or Delete
-for one run. It is drawn inside the live part of the page (``train_live``), which polls while a
+"""The Train page's list of the runs this person sees: a table, their curves side by side, and
+Open or Delete for one run (and, for the teacher, Share with the class). In a class the table
+names each run's owner, and Delete is offered only on runs this person may delete; the jobs API
+checks again when it is pressed. It is drawn inside the live part of the page (``train_live``), which polls while a
 run trains and reads the runs once for the live panel and this table alike.
 """
 from __future__ import annotations
@@ -11,7 +13,7 @@ import streamlit as st
 
 from app_pages import common
 from app_pages.run_data import UNREADABLE, has_checkpoint
-from app_pages.train_run import attach, open_run, refuse, run_label, run_still_there
+from app_pages.train_run import attach, may, open_run, refuse, run_label, run_still_there
 from training import jobs
 from training.jobs import JobError, RunStatus
 from training.progress import format_duration
@@ -23,6 +25,7 @@ RUN_PICK = "train_run_pick"
 OPEN_RUN = "train_open_run"
 CONFIRM_DELETE = "train_confirm_delete"
 DELETE_RUN = "train_delete_run"
+SHARE_RUN = "train_share_run"
 RUNS_TABLE = "train_runs_table"
 
 
@@ -41,6 +44,7 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
         "Started": time.strftime("%Y-%m-%d %H:%M", time.localtime(run.submitted_at)),
         "Time": format_duration(run.duration_s) if run.duration_s is not None else "",
         "Id": run.run_id,
+        **({"Owner": owner_cell(run), "Shared": run.shared} if common.me() is not None else {}),
     } for run in runs])
     st.dataframe(table, hide_index=True, width="stretch", key=RUNS_TABLE, column_config={  # widths: no column cut off
         "Data": st.column_config.TextColumn(width="small"),
@@ -48,7 +52,8 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
                                                                     width="small", label="Accuracy",
                                                                     help="The best validation accuracy of the run"),
         "Time": st.column_config.TextColumn(width="small"),
-        "Id": st.column_config.TextColumn(width="small")})
+        "Id": st.column_config.TextColumn(width="small"),
+        "Shared": st.column_config.CheckboxColumn(width="small", help="Shared by the teacher with the class")})
     by_id = {run.run_id: run for run in runs}
     ids = list(by_id)
     if COMPARE in st.session_state:  # drop runs deleted since they were chosen
@@ -66,13 +71,22 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
     run_actions(by_id)
 
 
+def owner_cell(run: RunStatus) -> str:
+    """Who owns the run, for the table (plain text: a table cell is no Markdown)."""
+    if run.owner is not None and run.owner == common.me().person_id:
+        return f"{run.owner_name} (you)"
+    return run.owner_name or ("nobody" if run.owner is None else "someone")
+
+
 def run_actions(by_id: dict[str, RunStatus]) -> None:
     """Open or Delete the run picked: each button is bound to the run picked when it was drawn."""
     ids = list(by_id)
     if st.session_state.get(RUN_PICK) not in by_id:
         st.session_state[RUN_PICK] = st.session_state[common.CURRENT_RUN] if \
             st.session_state[common.CURRENT_RUN] in by_id else ids[0]
-    pick, open_column, delete_column = st.columns([3, 1, 2], vertical_alignment="bottom")
+    teacher = common.me() is not None and common.me().teacher
+    pick, open_column, delete_column, *share_column = st.columns([3, 1, 2, 1] if teacher else [3, 1, 2],
+                                                                 vertical_alignment="bottom")
     with pick:
         run_id = st.selectbox("Run", ids, key=RUN_PICK, format_func=lambda i: run_label(by_id[i]))
     run = by_id[run_id]
@@ -80,12 +94,21 @@ def run_actions(by_id: dict[str, RunStatus]) -> None:
     with open_column:
         st.button("Open", key=OPEN_RUN, icon=":material/open_in_new:", width="stretch", on_click=open_picked,
                   args=bound, help="Show this run above and make its model the current model.")
+    allowed = may(run, "delete")
     with delete_column:
         confirm = st.checkbox("Yes, delete this run for good", key=f"{CONFIRM_DELETE}_{run_id}",
-                              disabled=run.active)
-        st.button("Delete", key=DELETE_RUN, icon=":material/delete:", disabled=run.active or not confirm,
+                              disabled=run.active or not allowed)
+        st.button("Delete", key=DELETE_RUN, icon=":material/delete:", disabled=run.active or not confirm or not allowed,
                   on_click=delete_picked, args=bound, help="Deletes the run's folder: its curves and saved models.")
-    if run.active:
+    for column in share_column:  # the teacher's only
+        with column:
+            st.button("Stop sharing" if run.shared else "Share", key=SHARE_RUN, icon=":material/group:", width="stretch",
+                      disabled=run.active or not has_checkpoint(run_id), on_click=share_picked,
+                      args=(*bound, not run.shared),
+                      help="Every student sees a shared run and can use its model (and train a copy of it).")
+    if not allowed:
+        st.caption("Only its owner or the teacher can delete this run.")
+    elif run.active:
         st.caption("A run that is training cannot be deleted: stop it first.")
 
 
@@ -105,7 +128,7 @@ def open_picked(run_id: str, label: str) -> None:
 def delete_picked(run_id: str, label: str) -> None:
     if run_still_there(run_id, label, "Delete") is not None:
         try:
-            jobs.delete(run_id)
+            jobs.delete(run_id, by=common.me())
         except JobError as err:
             refuse(f"Delete did nothing: {err}")
         except UNREADABLE:  # deleted meanwhile
@@ -114,4 +137,18 @@ def delete_picked(run_id: str, label: str) -> None:
             if st.session_state[common.CURRENT_RUN] == run_id:
                 attach(None)
             st.session_state[common.NOTICE] = f"Deleted the run {label}."
+    st.rerun()
+
+
+def share_picked(run_id: str, label: str, shared: bool) -> None:
+    if run_still_there(run_id, label, "Share") is not None:
+        try:
+            jobs.share(run_id, shared, by=common.me())
+        except JobError as err:
+            refuse(f"Share did nothing: {err}")
+        except UNREADABLE:  # deleted meanwhile
+            run_still_there(run_id, label, "Share")
+        else:
+            st.session_state[common.NOTICE] = (f"Shared the run {label} with the class: every student can now use "
+                                               "its model." if shared else f"The run {label} is no longer shared.")
     st.rerun()

@@ -184,7 +184,7 @@ def _start_run() -> None:
         dataset = chosen_dataset()
         if dataset is None:
             raise DatasetError("choose the data to train on first")
-        run_id = jobs.submit(spec, dataset, chosen_hyperparameters(spec))
+        run_id = jobs.submit(spec, dataset, chosen_hyperparameters(spec), owner=common.me())
     except HyperparameterError as err:
         state[common.TRAIN_ERROR] = err.messages
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from tests.waiting import until as wait_until
 from training import jobs as jobs_module
 from training.backends.local import LocalProcessBackend, track_child
 from training.jobs import JobError, Jobs
+from training.people import Person
 from training.record import RunState
 from training.store import RunStore
 from training.trainer import Hyperparameters, checkpoint_schedule
@@ -338,3 +340,72 @@ def test_a_damaged_run_json_is_skipped_by_the_list_and_explained_by_status(make_
     if content != b'{"status": "finished", "times": []}':
         with pytest.raises(ValueError):
             jobs.status(bad)
+
+
+# ---- who may act (issue 13): enforced here, not only by the buttons the page draws ---------------
+ADA, BEN = Person("a" * 32, "Ada"), Person("b" * 32, "Ben")
+TEACHER = Person("c" * 32, "Ms Lee", teacher=True)
+
+
+def test_only_the_owner_or_the_teacher_may_stop_resume_or_delete_a_run(make_jobs):
+    jobs = make_jobs()
+    data = quadrant_images(n_train=512, n_val=64)
+    run_id = jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=1000), owner=ADA)
+    record = jobs.store.read(run_id)
+    assert (record.owner, record.owner_name, record.shared) == (ADA.person_id, "Ada", False)
+    assert (jobs.status(run_id).owner, jobs.status(run_id).owner_name) == (ADA.person_id, "Ada")
+    until(lambda: training_has_begun(jobs, run_id))
+
+    # Ben cannot stop Ada's run: a plain message, and the run trains on, no stop asked for.
+    with pytest.raises(JobError, match=r"^you cannot stop this run: it is Ada's run, and only its owner or the "
+                                       r"teacher can stop it$"):
+        jobs.stop(run_id, by=BEN)
+    assert jobs.store.stop_asked_at(run_id) is None and reconciled_status(jobs, run_id).status == "running"
+
+    # The teacher can.
+    assert jobs.stop(run_id, by=TEACHER, wait_s=3.0).status == "stopped"
+    # Ben can neither resume nor delete it; nothing changes.
+    with pytest.raises(JobError, match="cannot resume this run: it is Ada's run"):
+        jobs.resume(run_id, by=BEN)
+    with pytest.raises(JobError, match="cannot delete this run: it is Ada's run"):
+        jobs.delete(run_id, by=BEN)
+    assert jobs.status(run_id).status == "stopped" and jobs.store.exists(run_id)
+    assert jobs.status(run_id).step in jobs.store.checkpoint_steps(run_id)
+
+    # Ada resumes and stops her own run; the teacher deletes it.
+    jobs.resume(run_id, by=ADA)
+    assert jobs.status(run_id).active
+    assert jobs.stop(run_id, by=ADA, wait_s=3.0).status == "stopped"
+    jobs.delete(run_id, by=TEACHER)
+    assert not jobs.store.exists(run_id)
+
+
+def test_a_run_of_nobody_is_the_teachers_to_act_on_and_sharing_is_the_teachers_alone(make_jobs):
+    jobs = make_jobs()
+    data = quadrant_images(n_train=64, n_val=16)
+    nobody = jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=1))  # command line: no owner
+    assert jobs.wait(nobody, timeout_s=WAIT_S).status == "finished"
+    assert (jobs.status(nobody).owner, jobs.status(nobody).owner_name) == (None, None)
+    with pytest.raises(JobError, match="it is nobody's run"):
+        jobs.delete(nobody, by=ADA)
+    with pytest.raises(JobError, match="only the teacher can share"):
+        jobs.share(nobody, by=ADA)
+    assert not jobs.status(nobody).shared
+
+    shared = jobs.share(nobody, by=TEACHER)
+    assert shared.shared and jobs.store.read(nobody).shared and jobs.list_runs()[0].shared
+    assert jobs.share(nobody, shared=False, by=TEACHER).shared is False
+    assert jobs.share(nobody, by=None).shared  # single-user mode: allowed, as everything
+
+    # A run still training cannot be shared (its worker is the only writer of run.json), and one
+    # with no saved model has nothing to share.
+    active = long_run(jobs)
+    with pytest.raises(JobError, match="still training"):
+        jobs.share(active, by=TEACHER)
+    jobs.stop(active, by=None, wait_s=3.0)
+    for step in jobs.store.checkpoint_steps(active):  # as if it had stopped before its first save
+        shutil.rmtree(jobs.store.checkpoint_path(active, step))
+    with pytest.raises(JobError, match="no saved model"):
+        jobs.share(active, by=TEACHER)
+    jobs.delete(nobody)  # single-user mode: anyone may
+    assert not jobs.store.exists(nobody)

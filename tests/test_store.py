@@ -103,8 +103,11 @@ def test_a_run_json_written_before_run_record_loads_and_is_written_back_with_the
     assert record.progress.step == 320 and record.times.started == 3.0 and record.resumes == 1
     assert record.dataset["source"]["builtin"] == "digits" and record.pid == 4242
     assert record.extra == {"a_later_key": [1, 2]}  # unknown keys are kept, not dropped
+    assert (record.owner, record.owner_name, record.shared) == (None, None, False)  # made before classes: nobody's
     store.write(record)
-    assert json.loads((folder / "run.json").read_text()) == {**OLD_RUN_JSON, "a_later_key": [1, 2]}
+    # written back with the same keys and values, and the class's keys (issue 13) at their defaults
+    assert json.loads((folder / "run.json").read_text()) == {**OLD_RUN_JSON, "a_later_key": [1, 2],
+                                                             "owner": None, "owner_name": None, "shared": False}
     # a fresh run's record, as submit made it before RunRecord: no worker keys yet
     fresh = {key: OLD_RUN_JSON[key] for key in ("run_id", "spec", "dataset", "hyperparameters", "job")}
     fresh.update(status="queued", progress={"step": 0, "epoch": 0, "total_steps": 320},
@@ -118,6 +121,8 @@ def test_a_run_json_written_before_run_record_loads_and_is_written_back_with_the
 @pytest.mark.parametrize("content, words", [
     ([], "JSON object"), ({"status": "finished"}, "no run id"), ({"run_id": "x", "status": "done"}, "no valid status"),
     ({"run_id": "x", "status": "finished", "times": []}, "times"), ({"run_id": "x", "status": "stopping"}, "only"),
+    ({"run_id": "x", "status": "finished", "owner": 7}, "owner"), ({"run_id": "x", "status": "finished", "shared": "yes"},
+                                                                   "shared"),
 ])
 def test_a_damaged_record_is_a_value_error_in_words(content, words):
     with pytest.raises(ValueError, match=words):

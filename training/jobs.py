@@ -6,8 +6,12 @@
     jobs.stop(run_id)             # takes effect within a second
     jobs.resume(run_id)           # a stopped or failed run continues from its last checkpoint
     jobs.list_runs()              # newest first
-    jobs.cancel(run_id)           # a run still waiting for its turn leaves the queue and is removed
+    jobs.share(run_id, by=teacher)  # the teacher shares a run's model; jobs.cancel(run_id): a queued run leaves
     jobs.reconcile()              # records what became of the workers (see below)
+
+Who may act: ``submit`` records the run's owner (``owner=``, a ``training.people.Person``); ``stop``,
+``resume``, ``delete``, ``cancel`` and ``share`` take the person acting (``by=``): a student may act
+on their own runs, the teacher on any, else ``JobError`` says why; ``by=None`` (single user) on all.
 
 Looking and acting are apart. ``status``, ``list_runs``, ``metrics`` and ``read_metrics`` only
 read the run folder: they never write a file and never signal a process. ``reconcile`` is the
@@ -33,7 +37,8 @@ from dataclasses import asdict, dataclass, replace
 from training.backends import Backend
 from training.backends.local import LocalProcessBackend
 from training.device_queue import exclusive
-from training.limits import RunLimit, cancel_refusal, make_room, person_lock
+from training.limits import RunLimit, cancel_waiting, make_room, person_lock
+from training.people import Person, refusal, share_refusal
 from training.record import RESUMABLE, RunProgress, RunRecord, RunState, RunTimes  # noqa: F401 - RESUMABLE: pages use jobs.RESUMABLE
 from training.store import RunNotFound, RunStore
 
@@ -46,7 +51,7 @@ class JobError(ValueError):
 
 
 class TooManyRuns(JobError, RunLimit):
-    """The person already has as many active runs as allowed; ``.active``: their ids (to offer Stop)."""
+    """The person has as many active runs as allowed; ``.active`` holds their ids (to offer Stop)."""
 
 
 @dataclass
@@ -104,17 +109,18 @@ class Jobs:
         self.max_per_device = max_per_device or int(os.environ.get("GLASSBOX_JOBS_PER_DEVICE", "1"))
 
     # ---- starting ------------------------------------------------------------------
-    def submit(self, spec, dataset, hyperparameters=None, owner=None, owner_name: str | None = None) -> str:
+    def submit(self, spec, dataset, hyperparameters=None, owner: Person | str | None = None,
+               owner_name: str | None = None) -> str:
         """Record the run and start its worker; returns the run id at once. ``owner`` is the person
-        starting it (a Person, or a person_id with ``owner_name``); None: nobody (single user).
-        A person's active and kept runs are limited (``training.limits.make_room``: TooManyRuns).
+        starting it (a Person, or a person_id with ``owner_name``); None: nobody (single user). A
+        person's active and kept runs are limited (``training.limits.make_room``: TooManyRuns).
 
         Raises DatasetError (spec and data do not fit), HyperparameterError or DeviceError, each
         with a message for the user, before anything is recorded.
         """
         from training.data import DatasetError, fit_spec_to_dataset
         from training.devices import pick_device
-        from training.hyperparameters import Hyperparameters, default_hyperparameters
+        from training.hyperparameters import Hyperparameters, default_hyperparameters, steps_per_epoch
 
         spec = fit_spec_to_dataset(spec, dataset)
         if hyperparameters is None:
@@ -128,15 +134,6 @@ class Jobs:
         if len(dataset.x_train) == 0:
             raise DatasetError(f"the dataset '{dataset.name}' has no training examples")
         owner_id, owner_name = getattr(owner, "person_id", owner), getattr(owner, "name", owner_name)
-        with exclusive(person_lock(self.store.root, owner_id)):  # two quick clicks cannot both pass
-            make_room(self, owner_id, TooManyRuns)
-            run_id = self._create(spec, dataset, hp, owner_id, owner_name)
-        self._launch(run_id, resume=False)
-        return run_id
-
-    def _create(self, spec, dataset, hp, owner_id: str | None, owner_name: str | None) -> str:
-        from training.hyperparameters import steps_per_epoch
-
         now = time.time()
         record = RunRecord(
             run_id="", status=RunState.QUEUED, model=spec.name, family=spec.family(), spec=spec.to_dict(),
@@ -148,13 +145,17 @@ class Jobs:
             job={"backend": getattr(self.backend, "name", type(self.backend).__name__),
                  "max_per_device": self.max_per_device},
             owner=owner_id, owner_name=owner_name)
-        run_id = self.store.create(spec.name, record)
+        with exclusive(person_lock(self.store.root, owner_id)):  # two quick clicks cannot both pass
+            make_room(self, owner_id, TooManyRuns)
+            run_id = self.store.create(spec.name, record)
         if dataset.source is None:
             self.store.save_dataset(run_id, dataset)
+        self._launch(run_id, resume=False)
         return run_id
 
-    def resume(self, run_id: str) -> str:
+    def resume(self, run_id: str, by: Person | None = None) -> str:
         """Continue a stopped or failed run from its last checkpoint to its planned end."""
+        self.check_allowed(run_id, by, "resume")
         self.reconcile(run_id)
         current = self.status(run_id)
         if not current.status.resumable:
@@ -279,10 +280,38 @@ class Jobs:
         self.store.write(record)
         return record
 
+    # ---- who may act --------------------------------------------------------------------
+    def check_allowed(self, run_id: str, by: Person | None, action: str) -> None:
+        """JobError (in words) unless ``by`` may ``action`` the run: its owner, the teacher, or
+        anyone in single-user mode (``by=None``). RunNotFound if there is no such run."""
+        if by is None:
+            return
+        record = self.store.read(run_id)
+        why = refusal(by, record.owner, record.owner_name, action)
+        if why is not None:
+            raise JobError(why)
+
+    def share(self, run_id: str, shared: bool = True, by: Person | None = None) -> RunStatus:
+        """Share a run with the class (or stop sharing it): every student then sees it and may use
+        its model. Only the teacher may; the run must have ended and have a saved model."""
+        why = share_refusal(by)
+        if why is not None:
+            raise JobError(why)
+        self.reconcile(run_id)
+        record = self.store.read(run_id)
+        if record.status.active:  # its worker is the only writer of run.json while it lives
+            raise JobError(f"run {run_id} is still training; share it once it has finished or been stopped")
+        if shared and not self.store.checkpoint_steps(run_id):
+            raise JobError(f"run {run_id} has no saved model to share")
+        if record.shared != shared:
+            self.store.write(replace(record, shared=shared, times=replace(record.times, updated=time.time())))
+        return self.status(run_id)
+
     # ---- stopping and deleting -------------------------------------------------------
-    def stop(self, run_id: str, wait_s: float = 1.0) -> RunStatus:
+    def stop(self, run_id: str, by: Person | None = None, wait_s: float = 1.0) -> RunStatus:
         """Ask the run to stop; waits up to ``wait_s`` for it to have stopped, then says where it
         is. A worker that ignores the request is ended by a later ``reconcile``."""
+        self.check_allowed(run_id, by, "stop")
         self.reconcile(run_id)
         current = self.status(run_id)
         if not current.active:
@@ -296,18 +325,13 @@ class Jobs:
             current = self.status(run_id)
         return current
 
-    def cancel(self, run_id: str, by=None) -> None:
-        """Take a run still waiting for its turn out of the queue and remove it (it trained
-        nothing); JobError if it is not ``by``'s or has started (Stop keeps what it learned)."""
-        self.reconcile(run_id)
-        why = cancel_refusal(self.store.read(run_id), by)
-        if why is not None:
-            raise JobError(why)
-        self.store.ask_to_stop(run_id)
-        self.backend.kill(self.store.path(run_id))  # a waiting worker has nothing to save
-        self.store.delete(run_id)
+    def cancel(self, run_id: str, by: Person | None = None) -> None:
+        """Take a run still waiting for its turn out of the queue and remove it (``training.limits.cancel_waiting``)."""
+        self.check_allowed(run_id, by, "cancel")
+        cancel_waiting(self, run_id, by, JobError)
 
-    def delete(self, run_id: str) -> None:
+    def delete(self, run_id: str, by: Person | None = None) -> None:
+        self.check_allowed(run_id, by, "delete")
         self.reconcile(run_id)
         if self.status(run_id).active:
             raise JobError(f"run {run_id} is still active; stop it before deleting it")
@@ -327,11 +351,12 @@ def default_jobs() -> Jobs:
     return _default
 
 
-def submit(spec, dataset, hyperparameters=None, owner=None, owner_name: str | None = None) -> str:
+def submit(spec, dataset, hyperparameters=None, owner: Person | str | None = None,
+           owner_name: str | None = None) -> str:
     return default_jobs().submit(spec, dataset, hyperparameters, owner, owner_name)
 
 
-def cancel(run_id: str, by=None) -> None:
+def cancel(run_id: str, by: Person | None = None) -> None:
     default_jobs().cancel(run_id, by)
 
 
@@ -343,12 +368,16 @@ def reconcile(run_id: str | None = None) -> list[str]:
     return default_jobs().reconcile(run_id)
 
 
-def stop(run_id: str, wait_s: float = 1.0) -> RunStatus:
-    return default_jobs().stop(run_id, wait_s)
+def stop(run_id: str, by: Person | None = None, wait_s: float = 1.0) -> RunStatus:
+    return default_jobs().stop(run_id, by, wait_s)
 
 
-def resume(run_id: str) -> str:
-    return default_jobs().resume(run_id)
+def resume(run_id: str, by: Person | None = None) -> str:
+    return default_jobs().resume(run_id, by)
+
+
+def share(run_id: str, shared: bool = True, by: Person | None = None) -> RunStatus:
+    return default_jobs().share(run_id, shared, by)
 
 
 def list_runs() -> list[RunStatus]:
@@ -367,5 +396,5 @@ def wait(run_id: str, timeout_s: float | None = None) -> RunStatus:
     return default_jobs().wait(run_id, timeout_s)
 
 
-def delete(run_id: str) -> None:
-    default_jobs().delete(run_id)
+def delete(run_id: str, by: Person | None = None) -> None:
+    default_jobs().delete(run_id, by)
