@@ -125,6 +125,19 @@ def make_room(jobs, owner: str | None, error=RunLimit) -> list[str]:
     return removed
 
 
+def cancel_waiting(jobs, run_id: str, by, error=ValueError) -> None:
+    """Take a run of ``jobs`` (a ``training.jobs.Jobs``) that still waits for its turn out of the
+    queue and remove it: it has trained nothing. ``error`` (in words) if ``by`` may not, or if it
+    has started training (Stop keeps what it learned)."""
+    jobs.reconcile(run_id)
+    why = cancel_refusal(jobs.store.read(run_id), by)
+    if why is not None:
+        raise error(why)
+    jobs.store.ask_to_stop(run_id)
+    jobs.backend.kill(jobs.store.path(run_id))  # a waiting worker has nothing to save
+    jobs.store.delete(run_id)
+
+
 def cancel_refusal(record, by) -> str | None:
     """Why ``by`` cannot cancel the run of this RunRecord (None: they can): it must be theirs
     (or ``by`` the teacher, or None: single user) and still waiting for its turn."""
