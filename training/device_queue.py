@@ -6,11 +6,12 @@ and across restarts of the server.
         ...  # train
 
 The turn is fair for a class: round-robin over the runs' owners, oldest first within an owner
-(``training.limits.fair_order``); without owners it is first come, first served.
+(``training.limits.round_for`` gives a joining run its round, ``fair_order`` serves the rounds in
+order); without owners it is first come, first served.
 
 Waiting tickets are files in $GLASSBOX_HOME/queue/<device>/, named so that they sort in submit
-order and holding "pid owner"; a slot is an exclusive lock on a file in $GLASSBOX_HOME/locks/,
-and beside it a ``.holder`` file says whose run holds it (the queue's order counts it).
+order and holding "pid round owner"; a slot is an exclusive lock on a file in
+$GLASSBOX_HOME/locks/, and beside it a ``.holder`` file says whose run holds it, in which round.
 ``queue_place`` tells a page where a run stands in line. Only the standard library: a worker
 waits here before torch has loaded.
 """
@@ -21,7 +22,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from training.limits import Waiting, fair_order
+from training.limits import Waiting, fair_order, round_for
 
 QUEUE_POLL_S = 0.1
 
@@ -44,7 +45,9 @@ def device_slot(root: Path, device_key: str, limit: int, ticket: str, should_sto
     queue.mkdir(parents=True, exist_ok=True)
     locks.mkdir(parents=True, exist_ok=True)
     my_ticket = queue / ticket
-    _write_entry(my_ticket, owner)
+    with exclusive(locks / f"{device_key}.line.lock"):  # one joins at a time: each sees the others' rounds
+        turn = round_for(owner, waiting_tickets(root, device_key), holders(root, device_key))
+        _write_entry(my_ticket, owner, turn)
     held = None
     try:
         while held is None:
@@ -55,7 +58,7 @@ def device_slot(root: Path, device_key: str, limit: int, ticket: str, should_sto
             if held is None:
                 time.sleep(QUEUE_POLL_S)
         fd, holder = held
-        _write_entry(holder, owner)
+        _write_entry(holder, owner, turn)
         my_ticket.unlink(missing_ok=True)
         yield
     finally:
@@ -65,18 +68,19 @@ def device_slot(root: Path, device_key: str, limit: int, ticket: str, should_sto
             os.close(held[0])  # closing the file releases its lock
 
 
-def _write_entry(path: Path, owner: str | None) -> None:
-    """Write "pid owner" to ``path`` whole (a hidden temporary file renamed over it)."""
+def _write_entry(path: Path, owner: str | None, turn: int) -> None:
+    """Write "pid round owner" to ``path`` whole (a hidden temporary file renamed over it)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(f"{os.getpid()} {owner or ''}")
+    temporary.write_text(f"{os.getpid()} {turn} {owner or ''}")
     os.replace(temporary, path)
 
 
-def _read_entry(path: Path) -> tuple[int, str] | None:
-    """(pid, owner) of a ticket or holder file; None if it is gone or unreadable."""
+def _read_entry(path: Path) -> tuple[int, int, str] | None:
+    """(pid, round, owner) of a ticket or holder file (an older ticket holds only its pid: round
+    0, nobody's); None if it is gone or unreadable."""
     try:
-        parts = path.read_text().split(maxsplit=1)
-        return int(parts[0]), parts[1].strip() if len(parts) > 1 else ""
+        parts = path.read_text().split(maxsplit=2)
+        return int(parts[0]), int(parts[1]) if len(parts) > 1 else 0, parts[2].strip() if len(parts) > 2 else ""
     except (OSError, ValueError, IndexError):
         return None
 
@@ -94,23 +98,23 @@ def waiting_tickets(root: Path, device_key: str) -> list[Waiting]:
         if entry[0] and not pid_alive(entry[0]):
             (queue / name).unlink(missing_ok=True)  # its worker died while waiting
             continue
-        tickets.append(Waiting(name, entry[1]))
+        tickets.append(Waiting(name, entry[2], entry[1]))
     return tickets
 
 
-def running_owners(root: Path, device_key: str) -> list[str]:
-    """Whose runs hold the device's slots now."""
-    owners = []
+def holders(root: Path, device_key: str) -> list[Waiting]:
+    """The runs holding the device's slots now (whose, and their round)."""
+    held = []
     for holder in sorted((root / "locks").glob(f"{device_key}.*.holder")):
         entry = _read_entry(holder)
         if entry is not None and pid_alive(entry[0]):  # a holder that died let go of its lock
-            owners.append(entry[1])
-    return owners
+            held.append(Waiting(holder.name, entry[2], entry[1]))
+    return held
 
 
 def queue_order(root: Path, device_key: str) -> list[str]:
     """The device's waiting tickets in the order they will take it."""
-    return fair_order(waiting_tickets(root, device_key), running_owners(root, device_key))
+    return fair_order(waiting_tickets(root, device_key))
 
 
 def _place_in_queue(root: Path, device_key: str, ticket: str) -> int:

@@ -167,32 +167,32 @@ def runs_to_remove(runs: Iterable, owner: str, keep: int) -> list[str]:
 # ---- the queue's order -----------------------------------------------------------------------
 @dataclass(frozen=True)
 class Waiting:
-    """A run waiting for a device: its ticket (sorts by queue time), and whose it is ("" for nobody)."""
+    """A run in a device's line (or holding the device): its ticket (it sorts by queue time),
+    whose it is ("" for nobody) and the round it was given when it joined (``round_for``)."""
 
     ticket: str
     owner: str = ""
+    round: int = 0
 
 
-def fair_order(waiting: Sequence[Waiting], running_owners: Sequence[str] = ()) -> list[str]:
-    """The tickets in the order they take the device: round-robin over their owners.
+def round_for(owner: str | None, waiting: Sequence[Waiting], holding: Sequence[Waiting]) -> int:
+    """The round a run joining the line gets: round-robin over the owners.
 
-    Each owner's runs keep their own order (oldest first); across owners, every owner's first
-    waiting run comes before anyone's second, and so on. An owner whose run holds the device now
-    has had their turn in this round: their waiting runs count as one later (per run held).
-    Within a round, the run queued first goes first. Runs of nobody (no owner) share one turn,
-    so without owners the order is first come, first served, as it always was.
+    The line is served round by round, and within a round in the order the runs joined. The
+    current round is the one the device is serving (the latest round holding it; with nobody
+    on it, the earliest waiting). A run joins the current round unless its owner already has a
+    run in it, waiting or training: then it goes one round after their latest. So every owner's
+    first run comes before anyone's second, an owner whose run trains now waits for everyone
+    else's turn, and runs of nobody (one shared turn) keep first come, first served.
     """
-    held: dict[str, int] = {}
-    for owner in running_owners:
-        held[owner or ""] = held.get(owner or "", 0) + 1
-    seen: dict[str, int] = {}
-    ranked = []
-    for item in sorted(waiting, key=lambda w: w.ticket):
-        owner = item.owner or ""
-        rank = seen.get(owner, 0) + held.get(owner, 0)
-        seen[owner] = seen.get(owner, 0) + 1
-        ranked.append((rank, item.ticket))
-    return [ticket for _, ticket in sorted(ranked)]
+    current = max((h.round for h in holding), default=min((w.round for w in waiting), default=0))
+    own = [w.round for w in [*waiting, *holding] if w.owner == (owner or "")]
+    return max(current, max(own) + 1) if own else current
+
+
+def fair_order(waiting: Sequence[Waiting]) -> list[str]:
+    """The tickets in the order they take the device: by round, then by the time they joined."""
+    return [w.ticket for w in sorted(waiting, key=lambda w: (w.round, w.ticket))]
 
 
 # ---- the wait --------------------------------------------------------------------------------

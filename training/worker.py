@@ -85,6 +85,11 @@ def warm_main() -> int:
     if not line.strip():
         return 0
     order = json.loads(line)
+    for name, value in order.get("env", {}).items():  # what the server has now (see LATE_VARIABLES)
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     run_dir = Path(order["run_dir"])
     log = os.open(run_dir / "worker.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     os.dup2(log, 1)  # from now on, everything printed goes to the run's log, as for a cold worker

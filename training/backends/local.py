@@ -12,8 +12,9 @@ has already imported torch (``python -m training.worker --warm``) and hands the 
 (its folder, on the spare's stdin), then starts a new spare. A run then starts training without
 waiting for a fresh interpreter and torch. The spare is a process of its own like any worker,
 so a crash or running out of memory in training still never touches the server. A spare is used
-only if the environment it was started with is still this process's (a test, or a setting,
-that changed it gets a fresh worker); it ends when the server does (its stdin closes).
+only if the environment it was started with is still this process's, but for the variables a
+worker reads only when its run begins (``LATE_VARIABLES``, handed over with the run); a setting
+that changed otherwise gets a fresh worker. A spare ends when the server does (its stdin closes).
 """
 from __future__ import annotations
 
@@ -86,7 +87,8 @@ class SparePool:
                 return None
             spare, self._spare = self._spare, None
         try:
-            spare.stdin.write((json.dumps({"run_dir": str(run_dir), "resume": resume}) + "\n").encode())
+            order = {"run_dir": str(run_dir), "resume": resume, "env": {k: os.environ.get(k) for k in LATE_VARIABLES}}
+            spare.stdin.write((json.dumps(order) + "\n").encode())
             spare.stdin.close()
         except OSError:  # it died just now
             spare.kill()
@@ -106,7 +108,7 @@ class SparePool:
         return self._ready
 
     def _usable(self) -> bool:
-        return self._spare is not None and self._spare.poll() is None and self._env == worker_env()
+        return self._spare is not None and self._spare.poll() is None and _early(self._env) == _early(worker_env())
 
     def _retire(self) -> None:
         if self._spare is not None:
@@ -133,6 +135,12 @@ def worker_env() -> dict:
     return env
 
 
+def _early(env: dict | None) -> dict | None:
+    """The variables a warm worker has already acted on (all but LATE_VARIABLES)."""
+    return None if env is None else {k: v for k, v in env.items() if k not in LATE_VARIABLES}
+
+
+LATE_VARIABLES = ("GLASSBOX_HOME",)  # read by a worker only once it has its run (where data is kept)
 spares = SparePool()
 _waiting_to_end: list[subprocess.Popen] = []  # retired spares, reaped once they have ended
 
