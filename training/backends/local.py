@@ -81,9 +81,10 @@ class SparePool:
 
     def take(self, run_dir: Path, resume: bool) -> subprocess.Popen | None:
         """The spare, now working on this run (its output goes to the run's log); None if there is
-        no usable spare (none was wanted, it died, or the environment changed)."""
+        no usable spare (none was wanted, it died, the environment changed, or it is still loading:
+        then a fresh worker, which loads only what this run needs, starts sooner)."""
         with self._lock:
-            if not self._usable():
+            if not (self._usable() and self._said_ready(0)):
                 return None
             spare, self._spare = self._spare, None
         try:
@@ -100,11 +101,13 @@ class SparePool:
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait until the spare has loaded everything and waits for a run (benchmarks, tests)."""
         with self._lock:
-            spare = self._spare if self._usable() else None
-        if spare is None or self._ready:
-            return spare is not None
-        ready, _, _ = select.select([spare.stdout], [], [], timeout_s)
-        self._ready = bool(ready) and spare.stdout.readline().strip() == b"ready"
+            return self._usable() and self._said_ready(timeout_s)
+
+    def _said_ready(self, timeout_s: float) -> bool:
+        """Whether the spare said "ready" (waiting up to ``timeout_s`` for it to say so)."""
+        if not self._ready:
+            ready, _, _ = select.select([self._spare.stdout], [], [], timeout_s)
+            self._ready = bool(ready) and self._spare.stdout.readline().strip() == b"ready"
         return self._ready
 
     def _usable(self) -> bool:
