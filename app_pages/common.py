@@ -45,6 +45,7 @@ RUNS_WATCHED = "runs_watched"  # ids of runs this session saw queued or running
 RUNS_ADOPTED = "runs_adopted"  # ids of runs whose final model this session already made current
 TRAIN_SETTINGS = "train_settings"  # {model, dataset, hyperparameters} last chosen on the Train page
 TRAIN_ERROR = "train_error"  # why the last click on Train started nothing (None when it did)
+TRAIN_BUSY = "train_busy"  # (why, active run ids) when Train was refused for a person's runs (shown once)
 INSPECT_STEPS = "inspect_steps"  # {run_id: step} chosen on the Inspect pages' slider, shared by them
 PERSON = "person"  # the training.people.Person using this session (class mode); None until they gave a name
 PERSON_KEY = "person_key"  # their browser's key (training.people.new_key), also in the page's address
@@ -70,6 +71,7 @@ def init_session_state() -> None:
         state[RUNS_ADOPTED] = set()
         state[TRAIN_SETTINGS] = None
         state[TRAIN_ERROR] = None
+        state[TRAIN_BUSY] = None
         state[INSPECT_STEPS] = {}
         state[PERSON] = None
         state[PERSON_KEY] = None

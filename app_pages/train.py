@@ -9,6 +9,7 @@ st.caption("Train the current model and watch it learn: the loss falls, the accu
            "coming back here (or reloading the page) shows the same run.")
 people_ui.mode_line()
 run = train_run.attached_run()
+train_run.keep_a_worker_warm()  # Train then starts training at once
 if run is not None:
     train_run.adopt_if_just_finished(run)
 common.show_notice()

@@ -12,6 +12,7 @@ from app_pages import common
 from app_pages.run_data import builtin_dataset, default_options
 from training.data import DatasetError, fit_spec_to_dataset
 from training.datasets import builtin_names, dataset_from_upload, describe, needs_download
+from training.limits import MB, max_upload_bytes
 
 # ---- widget keys (app and browser tests find widgets by these) ------------------------
 DATASET = "train_dataset"
@@ -54,11 +55,12 @@ def read_upload(file_id: str, name: str, _data: bytes) -> tuple[object, str | No
 
 def _uploaded_dataset():
     file = st.file_uploader("A .zip with one folder of pictures per class, or a .csv of text,label rows",
-                            type=UPLOAD_TYPES, key=DATA_UPLOAD,
+                            type=UPLOAD_TYPES, key=DATA_UPLOAD, max_upload_size=max_upload_bytes() // MB,
                             help="Pictures: cats/1.jpg, cats/2.jpg, dogs/1.jpg, … zipped. "
                                  "Sentences: a CSV whose rows are text,label (a header row is optional).")
     if file is None:
-        st.caption("Pictures are resized to the same square size; every class needs at least 5 examples.")
+        st.caption("Pictures are resized to the same square size; every class needs at least 5 examples. "
+                   f"Files up to {max_upload_bytes() // MB} MB: the whole class shares this server.")
         return None
     with st.spinner(f"Reading {file.name}…"):
         dataset, error = read_upload(file.file_id, file.name, file.getvalue())

@@ -12,6 +12,8 @@ and the figures of a checkpoint are built once per server (``live_panels``).
 """
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 import torch
 
@@ -22,14 +24,18 @@ from explain import probe as probes
 from models.words import weights_phrase
 from training import jobs
 from training.datasets import preprocessor_from_meta
+from training.device_queue import queue_place
+from training.limits import estimate_wait_s
 from training.jobs import RunStatus
 from training.record import RunState
-from training.progress import describe_progress, describe_status, run_ahead
+from training.progress import describe_progress, describe_status, format_duration, run_ahead
 from training.store import RunStore
 from viz.live import Panel, picture_panels, sentence_panels
 from viz.training import curves_figure
 
 POLL_S = 1.0  # how often the live part reads the runs while the run shown is active
+FIRST_POLL_S = 0.25  # ... while a run just started has no point yet, so that its first one shows at once
+FIRST_WINDOW_S = 15.0  # how long after Train (or its start) that quicker polling lasts at most
 RUNS_POLL_S = 3.0  # ... while only another run is active (its row in the table is all that changes)
 
 # ---- widget keys (app and browser tests find widgets by these) ------------------------
@@ -44,12 +50,19 @@ def live_section(run: RunStatus | None) -> None:
     """The run shown (None: none) and the list of the runs this person sees (in a class: their
     own and the shared ones; the teacher's: all), polling while any of them is active."""
     active = sorted(other.run_id for other in visible_runs(common.me()) if other.active)
-    every = POLL_S if run is not None and run.active else RUNS_POLL_S if active else None
+    first = run is not None and awaits_first_point(run, metrics_feed(run.run_id).records)
+    every = FIRST_POLL_S if first else POLL_S if run is not None and run.active else RUNS_POLL_S if active else None
     section = st.fragment(_live_section, run_every=every)
-    section(None if run is None else run.run_id, active)
+    section(None if run is None else run.run_id, active, first)
 
 
-def _live_section(run_id: str | None, active_before: list[str]) -> None:
+def awaits_first_point(run: RunStatus, records: list[dict]) -> bool:
+    """The run was just started (or just began training) and has no training point yet."""
+    recent = time.time() - max(run.submitted_at, run.started_at or 0) < FIRST_WINDOW_S
+    return run.active and recent and not any(r.get("type") == "train" for r in records)
+
+
+def _live_section(run_id: str | None, active_before: list[str], first: bool = False) -> None:
     jobs.reconcile()  # the polling step: a dead worker or an ignored stop is settled here
     everyone = all_runs()  # the one read that everything below shows (a queued run's place counts everyone's)
     runs = visible_runs(common.me(), everyone)
@@ -61,6 +74,8 @@ def _live_section(run_id: str | None, active_before: list[str]) -> None:
         st.warning("This run can no longer be read (was it deleted?).")
     elif run is not None:
         records[run.run_id] = metrics_feed(run.run_id).read()
+        if first and not awaits_first_point(run, records[run.run_id]):
+            st.rerun()  # the first point is in (or it is late): redraw, and poll at the usual pace
         live_panel(run, records[run.run_id], everyone)
         if run.status == RunState.FINISHED:
             train_results.results(run)
@@ -124,6 +139,30 @@ def show_status(run: RunStatus, records: list[dict], runs: list[RunStatus]) -> N
     {"info": st.info, "success": st.success, "warning": st.warning, "error": st.error}[said.tone](said.sentence)
     progress = describe_progress(run, records)
     st.progress(progress.fraction, text=progress.text)
+    line = place_in_line(run, runs)
+    if line:
+        st.caption(line)
+
+
+def place_in_line(run: RunStatus, runs: list[RunStatus], now: float | None = None) -> str:
+    """Where a queued run stands in its device's line, and about how long it will wait ("" when
+    it is not in a line: not queued, or its worker is still starting). ``runs``: everyone's."""
+    if run.status != RunState.QUEUED:
+        return ""
+    place = queue_place(store().root, run.run_id)
+    if place is None:
+        return ""
+    _, number, ahead_ids = place
+    by_id = {other.run_id: other for other in runs}
+    ahead = [by_id[run_id] for run_id in ahead_ids if run_id in by_id]
+    running = [other for other in runs if other.status == RunState.RUNNING and other.device == run.device]
+    wait = estimate_wait_s(ahead, running, time.time() if now is None else now)
+    before = ("nothing waits before it" if number == 1 else
+              f"{number - 1} run{'s' if number > 2 else ''} wait{'s' if number == 2 else ''} before it")
+    when = (f"it should start in about {format_duration(wait)}" if wait is not None else
+            "how long it will wait is not known until the run training now has done a few steps")
+    return (f"Number {number} in line for the {run.device or 'device'} (runs take turns, one person after another): "
+            f"{before}; {when}. Cancel takes it out of the line.")
 
 
 # ---- the model as it forms -----------------------------------------------------------

@@ -14,7 +14,9 @@ import streamlit as st
 from app_pages import common
 from app_pages.run_data import UNREADABLE, all_runs, safe_status, store, visible_runs
 from training import jobs
+from training.backends.local import LocalProcessBackend
 from training.jobs import JobError, RunStatus
+from training.limits import runs_kept_per_person, runs_per_person
 from training.people import can_see, refusal
 from training.record import RunState
 
@@ -22,6 +24,8 @@ from training.record import RunState
 STOP = "train_stop"
 RESUME = "train_resume"
 USE_RUN_MODEL = "train_use_model"
+CANCEL = "train_cancel"
+STOP_BUSY = "train_stop_busy"  # + "_<run id>": Stop offered when Train was refused for one's running runs
 USE_SHARED = "train_use_shared"  # + "_<run id>": "Use this model" of a run the teacher shared
 
 sentence = common.sentence
@@ -39,6 +43,13 @@ def run_label(run: RunStatus) -> str:
 # ---- which run the page shows ----------------------------------------------------------
 def attach(run_id: str | None) -> None:
     st.session_state[common.CURRENT_RUN] = run_id
+
+
+def keep_a_worker_warm() -> None:
+    """Have a warm worker ready, so that Train starts training at once (``training.backends.local``)."""
+    backend = jobs.default_jobs().backend
+    if isinstance(backend, LocalProcessBackend):
+        backend.warm_up()
 
 
 def attached_run() -> RunStatus | None:
@@ -170,6 +181,45 @@ def resume_run(run_id: str, label: str) -> None:
     st.session_state[common.RUNS_WATCHED].add(run_id)
 
 
+def cancel_run(run_id: str, label: str) -> None:
+    """Take a run that waits for its turn out of the queue (it is removed: it trained nothing)."""
+    if run_still_there(run_id, label, "Cancel") is None:
+        return
+    try:
+        jobs.cancel(run_id, by=common.me())
+    except JobError as err:
+        refuse(f"Cancel did nothing: {err}")
+        return
+    except UNREADABLE:
+        run_still_there(run_id, label, "Cancel")
+        return
+    attach(None)
+    st.session_state[common.NOTICE] = f"The run {common.as_markdown_text(label)} was cancelled before it began, and removed."
+
+
+def offer_to_stop() -> None:
+    """Why Train was refused (the person's runs are training), with a Stop for each (shown once)."""
+    busy, st.session_state[common.TRAIN_BUSY] = st.session_state[common.TRAIN_BUSY], None
+    if not busy:
+        return
+    text, run_ids = busy
+    st.warning(common.as_markdown_text(text), icon=":material/hourglass_top:")
+    for run in filter(None, map(safe_status, run_ids)):
+        if run.active:
+            st.button(f"Stop {run_label(run)}", key=f"{STOP_BUSY}_{run.run_id}", icon=":material/stop:",
+                      on_click=stop_run, args=(run.run_id, run_label(run)),
+                      help="Stops it within a second and keeps the model where it got to; then press Train.")
+
+
+def class_limits_caption() -> None:
+    """In a class: the limits on a person's runs, in one line under Train."""
+    if common.me() is None:
+        return
+    at_once = "one run at a time" if runs_per_person() == 1 else f"up to {runs_per_person()} runs at a time"
+    st.caption(f"Everyone in the class trains {at_once} and keeps their {runs_kept_per_person()} latest runs: "
+               "starting another removes your oldest finished one (a run the teacher shared is always kept).")
+
+
 def open_run(run_id: str, label: str, action: str = "Use this model") -> None:
     """Show the run on this page and make its latest model the current model (a callback)."""
     run = run_still_there(run_id, label, action)
@@ -196,7 +246,10 @@ def run_controls(run: RunStatus) -> None:
     buttons = st.container(horizontal=True)
     bound = (run.run_id, run_label(run))  # each button acts on this run, and on no other
     if run.active:
-        if may(run, "stop"):
+        if run.status == RunState.QUEUED and run.started_at is None and may(run, "stop"):
+            buttons.button("Cancel", key=CANCEL, icon=":material/close:", on_click=cancel_run, args=bound,
+                           help="It has not begun: take it out of the line and remove it.")
+        elif may(run, "stop"):
             buttons.button("Stop", key=STOP, icon=":material/stop:", disabled=run.status == RunState.STOPPING,
                            on_click=stop_run, args=bound,
                            help="Stops within a second and keeps the model where it got to; Resume continues.")

@@ -12,11 +12,11 @@ import torch
 from app_pages import common
 from app_pages.run_data import default_dataset
 from app_pages.train_data import DATASET, chosen_dataset
-from app_pages.train_run import attach
+from app_pages.train_run import attach, class_limits_caption, offer_to_stop
 from training import jobs
 from training.data import DatasetError
 from training.hyperparameters import suggested_for
-from training.jobs import JobError
+from training.jobs import JobError, TooManyRuns
 from training.trainer import (MAX_EPOCHS, OPTIMIZERS, SCHEDULES, DeviceError, HyperparameterError,
                               Hyperparameters, default_hyperparameters)
 
@@ -168,11 +168,13 @@ def train_button(spec, dataset, hp: Hyperparameters, ready: bool) -> None:
     error, st.session_state[common.TRAIN_ERROR] = st.session_state[common.TRAIN_ERROR], None  # shown once
     if error:
         common.show_problems(error)
+    offer_to_stop()
     if not ready:
         st.caption("Fix the problems above to train.")
     else:
         st.caption(f"Trains a fresh copy of {common.as_markdown_text(spec.name)} (new weights from seed {hp.seed}) on "
                    f"{dataset.name}; when it finishes, it becomes the current model.")
+    class_limits_caption()
 
 
 def _start_run() -> None:
@@ -187,6 +189,9 @@ def _start_run() -> None:
         run_id = jobs.submit(spec, dataset, chosen_hyperparameters(spec), owner=common.me())
     except HyperparameterError as err:
         state[common.TRAIN_ERROR] = err.messages
+        return
+    except TooManyRuns as err:  # the person's runs are training: say why, and offer to stop them
+        state[common.TRAIN_BUSY] = (str(err), err.active)
         return
     except (DatasetError, DeviceError, JobError, KeyError) as err:
         state[common.TRAIN_ERROR] = [str(err)]

@@ -10,6 +10,13 @@ after it, so the page can show every head at a glance and then one query's arith
 check on paper), and ``cls_patch_attention`` folds the [CLS] token's attention over image
 patches back onto the patch grid so it can be laid over the picture.
 
+What one inspection keeps grows with the square of the input's length (every head's T × T
+scores and weights): ``inspection_bytes`` says how much before the model runs, and an input
+that would make the server hold more than ``training.limits.view_memory_bytes()`` (64 MB unless
+GLASSBOX_VIEW_MEMORY_MB says otherwise) is refused in words, with the longest that fits. The
+arrays are kept once: ``activations`` shares the memory of ``patterns``, ``scores``, ``queries``,
+``keys`` and ``values`` (``held_bytes`` counts what an inspection holds).
+
 Sentences are run with their padding stripped, so no key is masked and every pattern row is
 exactly the softmax of its score row. Arguments are 0-based indices (code); the formulas and
 messages a student reads count blocks, heads and token positions from 1 (``explain.counting``).
@@ -24,6 +31,7 @@ import numpy as np
 import torch
 
 from models.words import with_article
+from training.limits import size_words, view_memory_bytes
 
 from .counting import counted, one_to
 from .predictions import class_names_of, prefix_probabilities, softmax
@@ -61,12 +69,69 @@ class AttentionInspection:
         return int(self.patterns.shape[0])
 
     @property
+    def held_bytes(self) -> int:
+        """The bytes of every array this inspection holds, each buffer counted once."""
+        arrays = [self.probabilities, self.prefix_probabilities, self.patterns, self.scores, self.queries,
+                  self.keys, self.values, *self.activations.values()]
+        return held_bytes(arrays)
+
+    @property
     def num_heads(self) -> int:
         return int(self.patterns.shape[1])
 
     @property
     def predicted(self) -> int:
         return int(np.argmax(self.probabilities))
+
+
+ATTENTION_POINTS = ("q", "k", "v", "scores", "pattern")  # kept stacked; activations holds views of them
+
+
+def held_bytes(arrays) -> int:
+    """The bytes of the buffers behind ``arrays`` (numpy arrays or None), each counted once."""
+    buffers = {}
+    for array in arrays:
+        if array is None:
+            continue
+        base = array
+        while isinstance(base.base, np.ndarray):
+            base = base.base
+        buffers[id(base)] = base.nbytes
+    return sum(buffers.values())
+
+
+def inspection_bytes(spec, length: int) -> int:
+    """What ``inspect_attention`` keeps for an input of ``length`` positions (with [CLS]), in
+    float32 bytes: per block, every head's scores and weights (2 × heads × T × T) and seven
+    T × d arrays (q, k, v, the heads' mixes z, the attention's and the MLP's outputs, the block's
+    output); then the embedding (T × d) and the pooled vector (d)."""
+    t, d = spec.transformer, spec.transformer.d_model
+    per_block = 2 * t.num_heads * length * length + 7 * length * d
+    return 4 * (t.num_layers * per_block + length * d + d)
+
+
+def longest_that_fits(spec, budget: int) -> int:
+    """The most positions whose inspection fits in ``budget`` bytes."""
+    low, high = 0, 1
+    while inspection_bytes(spec, high) <= budget:
+        low, high = high, high * 2
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if inspection_bytes(spec, middle) <= budget else (low, middle)
+    return low
+
+
+def check_view_memory(spec, length: int, what: str, unit: str = "tokens") -> None:
+    """ValueError, in words, if inspecting ``length`` positions (``unit``) would hold more than one view may."""
+    budget = view_memory_bytes()
+    needed = inspection_bytes(spec, length)
+    if needed <= budget:
+        return
+    fits = longest_that_fits(spec, budget)
+    raise ValueError(f"{what} is {length} {unit} long, and the attention of its {spec.transformer.num_layers} blocks × "
+                     f"{spec.transformer.num_heads} heads over it would take {size_words(needed)} of the server's "
+                     f"memory; one view may take {size_words(budget)} (the whole class shares this server), which is "
+                     f"up to {fits} {unit} for {spec.name}. Try a shorter text")
 
 
 @torch.no_grad()
@@ -93,13 +158,18 @@ def inspect_attention(model, x: torch.Tensor, vocab: list[str] | None = None) ->
                              f"not an array of shape {tuple(x.shape)}")
         x = x.float()
         tokens = []
+    positions = (len(x) if spec.input.kind == "tokens" else
+                 (spec.input.height // spec.transformer.patch_size) * (spec.input.width // spec.transformer.patch_size))
+    check_view_memory(spec, positions + (spec.transformer.pooling == "cls"),
+                      *(("This text", "tokens") if spec.input.kind == "tokens" else ("This picture", "patches")))
     logits, cache = model.run_with_cache(x.unsqueeze(0))  # (1, K), hooks with a batch of 1
 
     def stacked(point: str) -> np.ndarray:  # (L, heads, ...) one hook point of every block
         return np.stack([cache[f"blocks.{i}.attn.{point}"][0].float().numpy()
                          for i in range(spec.transformer.num_layers)])
 
-    patterns = stacked("pattern")  # (L, heads, T, T)
+    kept = {point: stacked(point) for point in ATTENTION_POINTS}
+    patterns = kept["pattern"]  # (L, heads, T, T)
     length = patterns.shape[-1]
     image = spec.input.kind == "image"
     patch = spec.transformer.patch_size if image else None
@@ -113,15 +183,24 @@ def inspect_attention(model, x: torch.Tensor, vocab: list[str] | None = None) ->
         # pretrained classifier would take minutes, so the view is left out past MAX_PREFIXES.
         prefix_probabilities=None if image or len(x) > MAX_PREFIXES else prefix_probabilities(model, x),
         patterns=patterns,
-        scores=stacked("scores"),
-        queries=stacked("q"),
-        keys=stacked("k"),
-        values=stacked("v"),
+        scores=kept["scores"],
+        queries=kept["q"],
+        keys=kept["k"],
+        values=kept["v"],
         head_dim=spec.transformer.d_model // spec.transformer.num_heads,
         patch_grid=(spec.input.height // patch, spec.input.width // patch) if image else None,
         patch_size=patch,
-        activations={name: value[0].float().numpy() for name, value in cache.items()},
+        activations={name: _kept_view(kept, name) if _kept_view(kept, name) is not None else value[0].float().numpy()
+                     for name, value in cache.items()},
         has_cls=spec.transformer.pooling == "cls")
+
+
+def _kept_view(kept: dict, name: str) -> np.ndarray | None:
+    """Block i's ``blocks.i.attn.<point>`` as a view of the stacked array (None: not one of those)."""
+    parts = name.split(".")
+    if len(parts) == 4 and parts[0] == "blocks" and parts[2] == "attn" and parts[3] in kept and parts[1].isdigit():
+        return kept[parts[3]][int(parts[1])]
+    return None
 
 
 def head_average(inspection: AttentionInspection, layer: int) -> np.ndarray:

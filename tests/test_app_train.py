@@ -21,10 +21,11 @@ from streamlit.testing.v1 import AppTest
 
 from tests.waiting import until as wait_until
 from app_pages import common
-from app_pages import run_data, train_data, train_run, train_runs_list, train_settings
+from app_pages import people_ui, run_data, train_data, train_run, train_runs_list, train_settings
 from models import build_model, presets
-from training import jobs
+from training import jobs, people
 from training.datasets import load_dataset
+from training.device_queue import queue_place
 from training.record import RunState
 from training.store import RunStore
 from training.trainer import Hyperparameters
@@ -433,3 +434,70 @@ def test_damaged_run_folders_are_skipped_not_fatal(home):
     at = open_train_page()
     assert at.session_state[common.CURRENT_RUN] == finished
     assert list(runs_table(at)["Id"]) == [finished]
+
+
+# ---- a class: one run at a time, the line, cancel ------------------------------------------------
+CLASS_PASSWORD = "fair turns 3"
+
+
+def student(monkeypatch, name: str) -> AppTest:
+    """A student in a class (a teacher password is set) who gave their name, on the Train page."""
+    monkeypatch.setenv(people.PASSWORD_VARIABLE, CLASS_PASSWORD)
+    at = run(AppTest.from_file(APP, default_timeout=FIRST_RUN_TIMEOUT_S))
+    at.text_input(key=people_ui.NAME).input(name)
+    (start,) = [b for b in at.button if b.label == "Start"]
+    start.click()
+    run(at)
+    assert at.session_state[common.PERSON].name == name
+    at.switch_page("app_pages/train.py")
+    return run(at)
+
+
+def test_a_second_train_click_says_one_run_at_a_time_and_offers_to_stop_the_first(monkeypatch):
+    at = student(monkeypatch, "Ada")
+    me = at.session_state[common.PERSON]
+    assert ("Everyone in the class trains one run at a time and keeps their 20 latest runs: starting another "
+            "removes your oldest finished one (a run the teacher shared is always kept).") in texts(at.caption)
+    first = click_train(at)
+    assert jobs.status(first).owner == me.person_id and jobs.status(first).active
+    at.button(key=train_settings.TRAIN).click()
+    run(at)
+    assert at.session_state[common.CURRENT_RUN] == first  # nothing new started
+    assert [run_id for run_id in jobs.default_jobs().store.run_ids()] == [first]
+    assert texts(at.warning) == [common.as_markdown_text(
+        "You already have a run training or waiting (digits-cnn on digits): one run at a time per person, so that "
+        "everyone in the class gets a turn. Stop it to start this one.")]
+    stop = at.button(key=f"{train_run.STOP_BUSY}_{first}")
+    assert stop.label == f"Stop {train_run.run_label(jobs.status(first))}"
+    stop.click()
+    run(at)
+    until(lambda: not jobs.status(first).active)
+    assert jobs.status(first).status == "stopped"
+    second = click_train(at)  # now it starts
+    assert second != first and jobs.status(second).owner == me.person_id
+    assert not [w for w in texts(at.warning) if "You already have" in w]  # the refusal was shown once
+
+
+def test_a_queued_run_shows_its_place_in_line_and_wait_and_can_be_cancelled(monkeypatch):
+    blocker = long_run()  # nobody's run holds the device
+    until(lambda: jobs.status(blocker).step > 0)  # its pace is known: the wait can be estimated
+    at = student(monkeypatch, "Ben")
+    mine = click_train(at)
+    until(lambda: queue_place(jobs.default_jobs().store.root, mine) is not None)  # its worker is in line
+    device = jobs.status(mine).device
+    assert at.button(key=train_run.CANCEL) and not [b for b in at.button if b.key == train_run.STOP]
+
+    def place() -> list[str]:
+        return [c for c in texts(run(at).caption) if c.startswith("Number ")]
+
+    until(lambda: place())
+    (line,) = place()
+    assert re.fullmatch(rf"Number 1 in line for the {re.escape(device)} \(runs take turns, one person after "
+                        r"another\): nothing waits before it; it should start in about \d[\w ]*\. Cancel takes it "
+                        r"out of the line\.", line), line
+    at.button(key=train_run.CANCEL).click()
+    run(at)
+    assert not jobs.default_jobs().store.exists(mine)
+    assert queue_place(jobs.default_jobs().store.root, mine) is None
+    assert any("was cancelled before it began, and removed" in s for s in texts(at.success)), texts(at.success)
+    assert jobs.status(blocker).status == "running"  # the run training was not touched

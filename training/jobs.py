@@ -6,13 +6,12 @@
     jobs.stop(run_id)             # takes effect within a second
     jobs.resume(run_id)           # a stopped or failed run continues from its last checkpoint
     jobs.list_runs()              # newest first
-    jobs.share(run_id, by=teacher)                # the teacher shares a run's model with the class
-
-Who may act: ``submit`` records the run's owner (``owner=``, a ``training.people.Person``), and
-``stop``, ``resume``, ``delete`` and ``share`` take the person acting (``by=``). A student may act
-only on their own runs, the teacher on any; anything else raises ``JobError`` saying why.
-``by=None`` is single-user mode (no class set up, the command line): everything is allowed.
+    jobs.share(run_id, by=teacher)  # the teacher shares a run's model; jobs.cancel(run_id): a queued run leaves
     jobs.reconcile()              # records what became of the workers (see below)
+
+Who may act: ``submit`` records the run's owner (``owner=``, a ``training.people.Person``); ``stop``,
+``resume``, ``delete``, ``cancel`` and ``share`` take the person acting (``by=``): a student may act
+on their own runs, the teacher on any, else ``JobError`` says why; ``by=None`` (single user) on all.
 
 Looking and acting are apart. ``status``, ``list_runs``, ``metrics`` and ``read_metrics`` only
 read the run folder: they never write a file and never signal a process. ``reconcile`` is the
@@ -37,6 +36,8 @@ from dataclasses import asdict, dataclass, replace
 
 from training.backends import Backend
 from training.backends.local import LocalProcessBackend
+from training.device_queue import exclusive
+from training.limits import RunLimit, cancel_waiting, make_room, person_lock
 from training.people import Person, refusal, share_refusal
 from training.record import RESUMABLE, RunProgress, RunRecord, RunState, RunTimes  # noqa: F401 - RESUMABLE: pages use jobs.RESUMABLE
 from training.store import RunNotFound, RunStore
@@ -47,6 +48,10 @@ UNREADABLE = (RunNotFound, ValueError, KeyError, TypeError, AttributeError)  # a
 
 class JobError(ValueError):
     """A request about a run that cannot be done (resume a finished run, ...), in plain words."""
+
+
+class TooManyRuns(JobError, RunLimit):
+    """The person has as many active runs as allowed; ``.active`` holds their ids (to offer Stop)."""
 
 
 @dataclass
@@ -107,7 +112,8 @@ class Jobs:
     def submit(self, spec, dataset, hyperparameters=None, owner: Person | str | None = None,
                owner_name: str | None = None) -> str:
         """Record the run and start its worker; returns the run id at once. ``owner`` is the person
-        starting it (a Person, or a person_id with ``owner_name``); None: nobody (single user).
+        starting it (a Person, or a person_id with ``owner_name``); None: nobody (single user). A
+        person's active and kept runs are limited (``training.limits.make_room``: TooManyRuns).
 
         Raises DatasetError (spec and data do not fit), HyperparameterError or DeviceError, each
         with a message for the user, before anything is recorded.
@@ -127,6 +133,7 @@ class Jobs:
         pick_device(hp.device)  # a missing GPU is said now, not after the worker starts
         if len(dataset.x_train) == 0:
             raise DatasetError(f"the dataset '{dataset.name}' has no training examples")
+        owner_id, owner_name = getattr(owner, "person_id", owner), getattr(owner, "name", owner_name)
         now = time.time()
         record = RunRecord(
             run_id="", status=RunState.QUEUED, model=spec.name, family=spec.family(), spec=spec.to_dict(),
@@ -137,9 +144,10 @@ class Jobs:
             times=RunTimes(submitted=now, queued=now, updated=now),
             job={"backend": getattr(self.backend, "name", type(self.backend).__name__),
                  "max_per_device": self.max_per_device},
-            owner=owner.person_id if isinstance(owner, Person) else owner,
-            owner_name=owner.name if isinstance(owner, Person) else owner_name)
-        run_id = self.store.create(spec.name, record)
+            owner=owner_id, owner_name=owner_name)
+        with exclusive(person_lock(self.store.root, owner_id)):  # two quick clicks cannot both pass
+            make_room(self, owner_id, TooManyRuns)
+            run_id = self.store.create(spec.name, record)
         if dataset.source is None:
             self.store.save_dataset(run_id, dataset)
         self._launch(run_id, resume=False)
@@ -317,6 +325,11 @@ class Jobs:
             current = self.status(run_id)
         return current
 
+    def cancel(self, run_id: str, by: Person | None = None) -> None:
+        """Take a run still waiting for its turn out of the queue and remove it (``training.limits.cancel_waiting``)."""
+        self.check_allowed(run_id, by, "cancel")
+        cancel_waiting(self, run_id, by, JobError)
+
     def delete(self, run_id: str, by: Person | None = None) -> None:
         self.check_allowed(run_id, by, "delete")
         self.reconcile(run_id)
@@ -341,6 +354,10 @@ def default_jobs() -> Jobs:
 def submit(spec, dataset, hyperparameters=None, owner: Person | str | None = None,
            owner_name: str | None = None) -> str:
     return default_jobs().submit(spec, dataset, hyperparameters, owner, owner_name)
+
+
+def cancel(run_id: str, by: Person | None = None) -> None:
+    default_jobs().cancel(run_id, by)
 
 
 def status(run_id: str) -> RunStatus:

@@ -1,4 +1,8 @@
-"""The training worker: ``python -m training.worker RUN_FOLDER [--resume]``.
+"""The training worker: ``python -m training.worker RUN_FOLDER [--resume]``, or a warm one:
+``python -m training.worker --warm``, which loads torch and the trainer first and then waits for
+its run (one JSON line on stdin: {"run_dir": ..., "resume": false}), so that a run starts
+training without waiting for a fresh interpreter to import torch (``training.backends.local``
+keeps one ready). A warm worker is used for one run, then ends like any other.
 
 One process per run, started by ``training.jobs``. It is handed nothing but the run folder: it
 reads run.json, rebuilds the dataset (a built-in one from its name and options, an uploaded
@@ -16,6 +20,7 @@ heartbeat are in place a few milliseconds after the process starts, long before 
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -70,6 +75,63 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def warm_main() -> int:
+    """Load what training needs, then wait for a run (see the module docstring). An empty line,
+    or the end of stdin (the server ended, or let this worker go), ends it without a run."""
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))  # nobody's run yet: just end
+    preload()
+    print("ready", flush=True)  # to the server, which may wait for it (a benchmark, a test)
+    line = sys.stdin.readline()
+    if not line.strip():
+        return 0
+    order = json.loads(line)
+    for name, value in order.get("env", {}).items():  # what the server has now (see LATE_VARIABLES)
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    run_dir = Path(order["run_dir"])
+    log = os.open(run_dir / "worker.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(log, 1)  # from now on, everything printed goes to the run's log, as for a cold worker
+    os.dup2(log, 2)
+    os.close(log)
+    return main([str(run_dir)] + (["--resume"] if order.get("resume") else []))
+
+
+_preloaded: dict[str, object] = {}  # the built-in datasets a warm worker made while it waited, by source
+
+
+def _source_key(source: dict) -> str:
+    return json.dumps(source, sort_keys=True)
+
+
+def preload() -> None:
+    """Import what a run needs, make the built-in datasets that need no download (their default
+    options), and take torch's first, slow, steps once (a tiny forward and backward pass), so
+    that the run's first step comes as quickly as its later ones."""
+    import torch
+
+    import models  # noqa: F401 - loaded now, used by the run
+    import training.store  # noqa: F401
+    import training.trainer  # noqa: F401
+    from training.datasets import builtin_names, load_dataset, needs_download
+    from training.devices import worker_cpu_threads
+
+    for name in builtin_names():
+        if not needs_download(name):
+            try:
+                dataset = load_dataset(name)
+            except Exception:  # noqa: BLE001 - a run that needs it builds it again, and says what is wrong
+                continue
+            _preloaded[_source_key(dataset.source)] = dataset
+
+    torch.set_num_threads(worker_cpu_threads())
+    layer = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3), torch.nn.Flatten(), torch.nn.LazyLinear(2))
+    optimizer = torch.optim.AdamW(layer.parameters())
+    torch.nn.functional.cross_entropy(layer(torch.zeros(2, 1, 6, 6)), torch.zeros(2, dtype=torch.long)).backward()
+    optimizer.step()
+
+
 def _train(run: "RunFile", store, resume: bool) -> int:
     global _raise_on_stop
     from models import ModelSpec, build_model
@@ -86,7 +148,8 @@ def _train(run: "RunFile", store, resume: bool) -> int:
     run.set(status=RunState.QUEUED, device=device_label(device), pid=os.getpid())
     limit = int(run.record.job.get("max_per_device", 1))
     ticket = f"{run.record.times.queued or time.time():017.6f}-{run.run_id}"
-    with device_slot(store.root, _device_key(device), limit, ticket, lambda: run.stop_requested()):
+    with device_slot(store.root, _device_key(device), limit, ticket, lambda: run.stop_requested(),
+                     owner=run.record.owner):
         times = run.record.times
         run.set(status=RunState.RUNNING, message="", times=replace(times, started=times.started or time.time()))
         dataset = load_run_dataset(store, run.run_id, run.record)
@@ -233,7 +296,7 @@ def load_run_dataset(store, run_id: str, record):
     from training.data import DatasetError
     from training.datasets import load_dataset
 
-    dataset = load_dataset(source["builtin"], **source.get("options", {}))
+    dataset = _preloaded.get(_source_key(source)) or load_dataset(source["builtin"], **source.get("options", {}))
     expected = record.dataset.get("meta", {})
     if (list(dataset.input_shape) != expected.get("input_shape", list(dataset.input_shape))
             or list(dataset.class_names) != expected.get("class_names", list(dataset.class_names))):
@@ -281,4 +344,4 @@ def explain_failure(err: BaseException) -> str:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(warm_main() if sys.argv[1:] == ["--warm"] else main())

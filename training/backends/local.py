@@ -6,13 +6,25 @@ A fresh interpreter rather than a fork: the server's threads and CUDA state are 
 nothing but the folder path is handed over, and the worker runs in its own session, so it keeps
 training through a restart of the server, which then finds it by its pid file (and, since it
 is no longer this process's child, judges it alive by its heartbeat).
+
+Warm workers: after ``warm_up()`` (the app calls it), the backend keeps one spare worker that
+has already imported torch (``python -m training.worker --warm``) and hands the next run to it
+(its folder, on the spare's stdin), then starts a new spare. A run then starts training without
+waiting for a fresh interpreter and torch. The spare is a process of its own like any worker,
+so a crash or running out of memory in training still never touches the server. A spare is used
+only if the environment it was started with is still this process's, but for the variables a
+worker reads only when its run begins (``LATE_VARIABLES``, handed over with the run); a setting
+that changed otherwise gets a fresh worker. A spare ends when the server does (its stdin closes).
 """
 from __future__ import annotations
 
+import json
 import os
+import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -44,21 +56,120 @@ def collect_ended_children() -> None:
             child.poll()
 
 
+class SparePool:
+    """At most one warm worker waiting for a run, for this server process (see the module docstring)."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._spare: subprocess.Popen | None = None
+        self._env: dict | None = None
+        self._ready = False  # the spare said it waits for a run
+        self.wanted = False  # set by warm_up: from then on, a used spare is replaced
+
+    def warm_up(self) -> None:
+        """Have a spare ready (start one unless one lives, with this environment)."""
+        with self._lock:
+            self.wanted = True
+            if self._usable():
+                return
+            self._retire()
+            self._env, self._ready = worker_env(), False
+            self._spare = subprocess.Popen(
+                [sys.executable, "-m", "training.worker", "--warm"], cwd=REPO_ROOT, env=self._env,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                start_new_session=True, close_fds=True)
+
+    def take(self, run_dir: Path, resume: bool) -> subprocess.Popen | None:
+        """The spare, now working on this run (its output goes to the run's log); None if there is
+        no usable spare (none was wanted, it died, the environment changed, or it is still loading:
+        then a fresh worker, which loads only what this run needs, starts sooner)."""
+        with self._lock:
+            if not (self._usable() and self._said_ready(0)):
+                return None
+            spare, self._spare = self._spare, None
+        try:
+            order = {"run_dir": str(run_dir), "resume": resume, "env": {k: os.environ.get(k) for k in LATE_VARIABLES}}
+            spare.stdin.write((json.dumps(order) + "\n").encode())
+            spare.stdin.close()
+        except OSError:  # it died just now
+            spare.kill()
+            return None
+        finally:
+            spare.stdout.close()  # its "ready": from now on it writes to the run's log
+        return spare
+
+    def wait_ready(self, timeout_s: float) -> bool:
+        """Wait until the spare has loaded everything and waits for a run (benchmarks, tests)."""
+        with self._lock:
+            return self._usable() and self._said_ready(timeout_s)
+
+    def _said_ready(self, timeout_s: float) -> bool:
+        """Whether the spare said "ready" (waiting up to ``timeout_s`` for it to say so)."""
+        if not self._ready:
+            ready, _, _ = select.select([self._spare.stdout], [], [], timeout_s)
+            self._ready = bool(ready) and self._spare.stdout.readline().strip() == b"ready"
+        return self._ready
+
+    def _usable(self) -> bool:
+        return self._spare is not None and self._spare.poll() is None and _early(self._env) == _early(worker_env())
+
+    def _retire(self) -> None:
+        if self._spare is not None:
+            for pipe in (self._spare.stdin, self._spare.stdout):
+                try:
+                    pipe.close()  # it ends on its own once it reads the end of stdin
+                except OSError:
+                    pass
+            _waiting_to_end.append(self._spare)
+            self._spare = None
+        _waiting_to_end[:] = [child for child in _waiting_to_end if child.poll() is None]
+
+    def shut(self) -> None:
+        """Let the spare go (tests; a server that no longer wants spares)."""
+        with self._lock:
+            self.wanted = False
+            self._retire()
+
+
+def worker_env() -> dict:
+    """The environment a worker gets: this process's, with the repository on PYTHONPATH."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return env
+
+
+def _early(env: dict | None) -> dict | None:
+    """The variables a warm worker has already acted on (all but LATE_VARIABLES)."""
+    return None if env is None else {k: v for k, v in env.items() if k not in LATE_VARIABLES}
+
+
+LATE_VARIABLES = ("GLASSBOX_HOME",)  # read by a worker only once it has its run (where data is kept)
+spares = SparePool()
+_waiting_to_end: list[subprocess.Popen] = []  # retired spares, reaped once they have ended
+
+
 class LocalProcessBackend:
     """One worker process per run on this machine (see the module docstring)."""
 
     name = "local"
 
     def launch(self, run_dir: Path, resume: bool) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-        command = [sys.executable, "-m", "training.worker", str(run_dir)] + (["--resume"] if resume else [])
         (run_dir / HEARTBEAT_FILE).unlink(missing_ok=True)
-        with open(run_dir / LOG_FILE, "ab") as log:
-            child = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, start_new_session=True, close_fds=True)
+        child = spares.take(run_dir, resume)
+        if child is None:
+            command = [sys.executable, "-m", "training.worker", str(run_dir)] + (["--resume"] if resume else [])
+            with open(run_dir / LOG_FILE, "ab") as log:
+                child = subprocess.Popen(command, cwd=REPO_ROOT, env=worker_env(), stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                         close_fds=True)
         track_child(child)
         write_atomically(run_dir / PID_FILE, f"{child.pid} {time.time()}".encode())
+        if spares.wanted:
+            spares.warm_up()  # the next run finds a new spare
+
+    def warm_up(self) -> None:
+        """Keep a warm worker ready for the next run (the app calls this; see the module docstring)."""
+        spares.warm_up()
 
     def request_stop(self, run_dir: Path) -> None:
         pid = self._live_pid(run_dir)

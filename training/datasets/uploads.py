@@ -28,10 +28,12 @@ from PIL import Image, UnidentifiedImageError
 from models.files import unsafe_zip_path
 
 from ..data import Dataset, DatasetError
+from ..limits import max_upload_bytes
 from .common import image_dataset, text_dataset
 from .preprocess import ImagePreprocessor
 
-MAX_UPLOAD_BYTES = 200 * 2**20
+# The largest file accepted: ``training.limits.max_upload_bytes()`` (GLASSBOX_MAX_UPLOAD_MB, 50 MB
+# by default), read at each upload; a text file is also held to MAX_CSV_BYTES.
 MAX_UNCOMPRESSED_BYTES = 500 * 2**20
 MAX_FILES = 20_000
 MAX_RATIO = 100  # uncompressed / compressed, for entries above RATIO_CHECK_BYTES
@@ -86,8 +88,9 @@ def _plural(count: int, one: str, many: str) -> str:
 
 
 def _open_zip(data: bytes, filename: str) -> zipfile.ZipFile:
-    if len(data) > MAX_UPLOAD_BYTES:
-        raise DatasetError(f"'{filename}' is {_size(len(data))}; uploads are limited to {_size(MAX_UPLOAD_BYTES)}")
+    if len(data) > max_upload_bytes():
+        raise DatasetError(f"'{filename}' is {_size(len(data))}; uploads are limited to {_size(max_upload_bytes())} "
+                           "on this server, which the whole class shares")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         entries = archive.infolist()
@@ -259,8 +262,10 @@ def _csv_problem(filename: str, source_lines: list[str], line: int, err: csv.Err
 
 
 def _texts_from_csv(data: bytes, filename: str, seed: int) -> Dataset:
-    if len(data) > MAX_CSV_BYTES:
-        raise DatasetError(f"'{filename}' is {_size(len(data))}; a text file is limited to {_size(MAX_CSV_BYTES)}")
+    limit = min(MAX_CSV_BYTES, max_upload_bytes())
+    if len(data) > limit:
+        raise DatasetError(f"'{filename}' is {_size(len(data))}; a text file is limited to {_size(limit)} "
+                           "on this server, which the whole class shares")
     notes: list[str] = []
     content = _decode(data, notes)
     if "\x00" in content:
