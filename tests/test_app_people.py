@@ -13,6 +13,7 @@ from streamlit.testing.v1 import AppTest
 from app_pages import common, people_ui, run_data, train_run, train_runs_list
 from models import presets
 from tests.app_helpers import texts
+from tests.waiting import until
 from training import jobs, people
 from training.datasets import load_dataset
 from training.people import People, Person
@@ -261,6 +262,7 @@ def test_the_teacher_stops_a_students_run_from_the_page_and_the_student_sees_it_
     ada, ada_key = sign_up("Ada")
     run_id = jobs.submit(presets.get("digits-cnn"), load_dataset("digits"), Hyperparameters(epochs=1000),
                          owner=ada.session_state[common.PERSON])
+    until(lambda: jobs.status(run_id).started_at is not None, WAIT_S)  # training, not still in line (Cancel)
     teacher, _ = sign_up("Ms Lee")
     sign_in(teacher, PASSWORD)
     teacher.switch_page("app_pages/train.py")
