@@ -4,6 +4,7 @@ script-finished message, and a rerun is answered with references to the messages
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 import pytest
 
@@ -32,7 +33,10 @@ def test_the_client_opens_feature_maps_and_reruns_it(server):
         finally:
             await session.close()
 
-    first, (opened, page_hash), again, rerun, references, session = asyncio.run(visit())
+    # On a thread of its own: Playwright's sync API (the browser tests, earlier in the same
+    # pytest run) keeps an event loop running on the main thread, where asyncio.run refuses.
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        first, (opened, page_hash), again, rerun, references, session = pool.submit(asyncio.run, visit()).result()
     assert first > 0 and again > 0  # both runs ended with script_finished
     assert session.exceptions == []
     assert page_hash == session.page_hashes["inspect_cnn"]  # the navigation message named the page opened
