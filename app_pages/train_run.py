@@ -188,7 +188,7 @@ def cancel_run(run_id: str, label: str) -> None:
     try:
         jobs.cancel(run_id, by=common.me())
     except JobError as err:
-        refuse(f"Cancel did nothing: {err}")
+        refuse(f"Cancel did nothing: {common.as_markdown_text(err)}")
         return
     except UNREADABLE:
         run_still_there(run_id, label, "Cancel")

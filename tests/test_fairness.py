@@ -56,19 +56,6 @@ def one_thread_workers(monkeypatch):
         monkeypatch.delenv(name, raising=False)
 
 
-@pytest.fixture
-def make_jobs(tmp_path):
-    made = []
-
-    def make(**kwargs):
-        made.append(Jobs(RunStore(tmp_path), **kwargs))
-        return made[-1]
-
-    yield make
-    for jobs in made:
-        for run in jobs.list_runs():
-            if run.active:
-                jobs.backend.kill(jobs.store.path(run.run_id))
 
 
 # ---- the order of the line ---------------------------------------------------------------

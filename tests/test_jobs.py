@@ -40,20 +40,6 @@ def one_thread_workers(monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
 
 
-@pytest.fixture
-def make_jobs(tmp_path):
-    """Jobs on a store in tmp_path; any worker still running at the end of the test is killed."""
-    made = []
-
-    def make(**kwargs):
-        made.append(Jobs(RunStore(tmp_path), **kwargs))
-        return made[-1]
-
-    yield make
-    for jobs in made:
-        for run in jobs.list_runs():
-            if run.active:
-                jobs.backend.kill(jobs.store.path(run.run_id))
 
 
 def until(condition, timeout_s=WAIT_S, poll_s=0.02):
