@@ -50,6 +50,8 @@ INSPECT_STEPS = "inspect_steps"  # {run_id: step} chosen on the Inspect pages' s
 PERSON = "person"  # the training.people.Person using this session (class mode); None until they gave a name
 PERSON_KEY = "person_key"  # their browser's key (training.people.new_key), also in the page's address
 KEY_PARAM = "me"  # the query parameter of the page's address that holds the key
+PRESENTING = "presenting"  # presenter mode: larger text and figures, sidebar collapsed, downloads hidden
+PRESENT_PARAM = "present"  # the query parameter that turns presenter mode on (1) or off (0)
 NOBODY = Person(person_id="", name="")  # in class mode before a name is given: may see only shared runs, act on none
 # (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
 
@@ -75,7 +77,9 @@ def init_session_state() -> None:
         state[INSPECT_STEPS] = {}
         state[PERSON] = None
         state[PERSON_KEY] = None
+        state[PRESENTING] = False
     keep_identity()
+    follow_present_param()
 
 
 # ---- who is using the session ----------------------------------------------------------------
@@ -132,6 +136,37 @@ def keep_identity() -> None:
                 state[PERSON], state[PERSON_KEY] = Person(person_id, name), in_address
     elif in_address != state[PERSON_KEY]:
         st.query_params[KEY_PARAM] = state[PERSON_KEY]
+
+
+# ---- presenter mode ---------------------------------------------------------------------------
+def presenting() -> bool:
+    """Whether this session is in presenter mode (a projector at the front of a class)."""
+    return bool(st.session_state.get(PRESENTING, False))
+
+
+def set_presenting(on: bool) -> None:
+    """Turn presenter mode on or off, and say so in the page's address (a reload keeps it)."""
+    st.session_state[PRESENTING] = bool(on)
+    keep_present_param()
+
+
+def follow_present_param() -> None:
+    """``?present=1`` (or 0) in the address turns presenter mode on (off); then the address says
+    what the mode is, like ``keep_identity`` for ``me``: a page switch drops the parameter."""
+    wanted = st.query_params.get(PRESENT_PARAM)
+    if wanted in ("1", "0"):
+        st.session_state[PRESENTING] = wanted == "1"
+    keep_present_param()
+
+
+def keep_present_param() -> None:
+    """``present=1`` in the address while presenting; no ``present`` otherwise. Only the one
+    parameter is touched, so ``me`` stays as it is."""
+    if presenting():
+        if st.query_params.get(PRESENT_PARAM) != "1":
+            st.query_params[PRESENT_PARAM] = "1"
+    elif PRESENT_PARAM in st.query_params:
+        del st.query_params[PRESENT_PARAM]
 
 
 def current_model():

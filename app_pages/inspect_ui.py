@@ -20,6 +20,7 @@ import streamlit as st
 from PIL import Image
 
 from app_pages import common
+from app_pages.figures import plotly_chart
 from app_pages.inspect_target import context_for, examples_dataset, inspection_target, require_kind
 from app_pages.shared_views import computed_once, figure_once
 from explain.inputs import (MAX_SENTENCES, MAX_TEXT_CHARS, InputContext, InputError, PreparedImage, PreparedSentence,
@@ -231,12 +232,13 @@ def prediction(probabilities: np.ndarray, class_names: list[str], key: str, top_
 
 
 def show_figure(fig, key: str, name: str, downloads: bool = True, caption: str | None = None) -> None:
-    """A Plotly figure (its toolbar saves a PNG) and, under it, a standalone HTML download."""
+    """A Plotly figure (its toolbar saves a PNG) and, under it, a standalone HTML download (not in
+    presenter mode, which hides downloads)."""
     if caption:
         st.caption(caption)
-    st.plotly_chart(fig, key=key, config={"displaylogo": False,
-                                          "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}})
-    if downloads:
+    plotly_chart(fig, key=key, config={"displaylogo": False,
+                                       "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}})
+    if downloads and not common.presenting():
         st.download_button("Download as HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                            file_name=f"{name}.html", mime="text/html", key=f"{key}_html", type="tertiary",
                            icon=":material/download:", on_click="ignore",
@@ -251,7 +253,10 @@ def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
 
 def activations_download(arrays: dict[str, np.ndarray], name: str, key: str,
                          label: str = "Download the raw activations (.npz)") -> None:
-    """Every array the page computed, by name (a hook name, or a method), as a NumPy .npz."""
+    """Every array the page computed, by name (a hook name, or a method), as a NumPy .npz (not in
+    presenter mode, which hides downloads)."""
+    if common.presenting():
+        return
     st.download_button(label, data=lambda: npz_bytes(arrays),
                        file_name=f"{name}.npz", mime="application/octet-stream", key=key,
                        icon=":material/download:", on_click="ignore",

@@ -37,6 +37,8 @@ def checkpoint_file_name(model) -> str:
 
 
 def save_button() -> None:
+    if common.presenting():
+        return  # presenter mode hides downloads
     model = common.current_model()
     if model.is_pretrained:
         st.caption(f"{common.as_markdown_text(model.spec.name)} is a pretrained model: load it again by its name or folder below, "

@@ -18,6 +18,7 @@ import streamlit as st
 import torch
 
 from app_pages import common, train_results, train_runs_list
+from app_pages.figures import columns, plotly_chart
 from app_pages.run_data import UNREADABLE, all_runs, run_dataset, store, visible_runs
 from app_pages.train_run import run_label, run_title
 from explain import probe as probes
@@ -93,12 +94,12 @@ def status_text(run: RunStatus, records: list[dict], runs: list[RunStatus]):
 def live_panel(run: RunStatus, records: list[dict], runs: list[RunStatus]) -> None:
     """Status, progress, curves and the model forming."""
     show_status(run, records, runs)
-    curves, model_view = st.columns([3, 2], gap="large")
+    curves, model_view = columns([3, 2], gap="large")
     with curves:
         with st.container(key=CURVES):
             st.markdown("**Loss and accuracy**")
             if any(r.get("type") == "train" for r in records):
-                st.plotly_chart(curves_figure({run_title(run): records}, height=380), config={"displaylogo": False})
+                plotly_chart(curves_figure({run_title(run): records}, height=380), config={"displaylogo": False})
                 st.caption("Blue: the batches the model is training on. Red dots: the validation examples, "
                            "which it never trains on, checked after every epoch; if blue keeps improving "
                            "while red gets worse, the model is memorising (overfitting).")
@@ -197,11 +198,11 @@ def live_model_view(run: RunStatus) -> None:
     if not panels:
         st.caption("Type a sentence above to watch the model read it.")
     for row in panels:
-        columns = st.columns([panel.width for panel in row]) if len(row) > 1 else [st.container()]
-        for column, panel in zip(columns, row):
+        cells = st.columns([panel.width for panel in row]) if len(row) > 1 else [st.container()]
+        for column, panel in zip(cells, row):
             with column:
                 st.caption(panel.caption)
-                st.plotly_chart(panel.figure, config={"displayModeBar": False})
+                plotly_chart(panel.figure, config={"displayModeBar": False})
 
 
 @st.cache_resource(show_spinner=False, max_entries=32)

@@ -9,6 +9,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
+from app_pages.figures import columns, plotly_chart
 from app_pages.run_data import UNREADABLE, run_dataset, store
 from explain import probe as probes
 from training.jobs import RunStatus
@@ -50,13 +51,13 @@ def results(run: RunStatus) -> None:
     # Pictures: the grid beside the matrix. Sentences: the table below it, at the page's full
     # width: beside it, its columns were cut off on the right.
     if dataset.input_kind == "image":
-        matrix, mistakes = st.columns(2, gap="large")
+        matrix, mistakes = columns(2, gap="large")
     else:
-        matrix, mistakes = st.columns([2, 3], gap="large")[0], st.container()
+        matrix, mistakes = columns([2, 3], gap="large")[0], st.container()
     with matrix:
         st.markdown("**Confusion matrix**")
-        st.plotly_chart(confusion_figure(confusion_matrix(true, predicted, len(names)), names),
-                        config={"displaylogo": False})
+        plotly_chart(confusion_figure(confusion_matrix(true, predicted, len(names)), names),
+                     config={"displaylogo": False})
         st.caption("Each row is the true class, each column the model's answer: the diagonal is what it got right.")
     with mistakes:
         wrong = probes.misclassified(true, predicted, found["probabilities"], limit=MISTAKES_SHOWN)
@@ -65,8 +66,8 @@ def results(run: RunStatus) -> None:
             st.success("No mistakes on the validation examples.")
         elif dataset.input_kind == "image":
             titles = [(f"said {names[predicted[i]]}", f"is {names[true[i]]}") for i in wrong]  # two lines, escaped
-            st.plotly_chart(image_grid_figure([dataset.x_val[i].numpy() for i in wrong], titles, cols=6, tile=130),
-                            config={"displayModeBar": False})
+            plotly_chart(image_grid_figure([dataset.x_val[i].numpy() for i in wrong], titles, cols=6, tile=130),
+                         config={"displayModeBar": False})
         else:
             table = pd.DataFrame({
                 "Sentence": [probes.sentence_of(dataset.x_val[i], dataset.vocab) for i in wrong],

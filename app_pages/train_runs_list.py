@@ -12,6 +12,7 @@ import pandas as pd
 import streamlit as st
 
 from app_pages import common
+from app_pages.figures import plotly_chart
 from app_pages.run_data import UNREADABLE, has_checkpoint
 from app_pages.train_run import attach, may, open_run, refuse, run_label, run_still_there
 from training import jobs
@@ -72,7 +73,7 @@ def runs_list(runs: list[RunStatus], status_labels: dict[str, str]) -> None:
                 curves[labels[run_id]] = jobs.metrics(run_id)
             except UNREADABLE:
                 continue
-        st.plotly_chart(curves_figure(curves, height=380), config={"displaylogo": False})
+        plotly_chart(curves_figure(curves, height=380), config={"displaylogo": False})
     run_actions(by_id, labels)
 
 

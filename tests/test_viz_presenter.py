@@ -115,7 +115,8 @@ def test_every_label_is_at_least_16_px_and_the_figure_given_is_unchanged(name):
         assert (sizes >= 16).all(), f"{where} is {font['size']} px"
     title = spec["layout"].get("title", {})
     if title.get("text"):
-        assert title["font"]["size"] >= 16 * TITLE_SCALE and title["automargin"] is True
+        assert title["font"]["size"] >= 16 * TITLE_SCALE
+        assert (title["yref"], title["y"], title["yanchor"]) == ("container", 1, "top")  # in the room kept above
     for key, axis in spec["layout"].items():
         if key.startswith(("xaxis", "yaxis")):
             assert axis["automargin"] is True, key  # larger tick labels push the margin instead of being cut
@@ -152,3 +153,14 @@ def test_a_figure_without_margins_keeps_plotlys_default_top_margin():
     fig = go.Figure(go.Scatter(x=[1, 2], y=[3, 4]), layout=dict(title="t", height=300))
     shown = for_projector(fig).to_dict()["layout"]
     assert shown["margin"].get("t", 100) == 100 and shown["height"] == 300  # 100 px is room enough already
+
+
+def test_a_short_colour_bar_gets_fewer_ticks_so_its_larger_numbers_do_not_overlap():
+    fig = filters_figure(RNG.normal(size=(8, 1, 3, 3)), tile=70)  # one row of tiles: a bar ~70 px tall
+    shown = for_projector(fig).to_dict()
+    layout = shown["layout"]
+    bar_px = layout["height"] - layout["margin"]["t"] - layout["margin"]["b"]
+    ticks = [trace["colorbar"]["nticks"] for trace in shown["data"] if trace.get("showscale", True)]
+    assert ticks and all(n == max(2, int(bar_px // (2.2 * 16))) for n in ticks)
+    tall = for_projector(go.Figure(go.Heatmap(z=[[1, 2], [3, 4]]), layout=dict(height=600, margin=dict(t=50, b=50))))
+    assert tall.data[0].colorbar.nticks == int(500 // (2.2 * 16))

@@ -22,6 +22,7 @@ PLOTLY_MARGIN = {"t": 100, "b": 80, "l": 80, "r": 80}  # pixels, where a figure 
 DEFAULT_FONT = 12  # Plotly's and Streamlit's theme's size for a label given none
 TITLE_SCALE = 1.25  # a figure's title a little larger than its labels
 LINE_HEIGHT = 1.3  # a line of text takes about this many times its font size
+TICK_SPACING = 2.2  # font heights from one colour-bar tick label to the next, at the least
 TOP_PAD = 8  # pixels between the title (or subplot titles) and the edge
 AXIS_KEY = re.compile(r"[xyz]axis\d*")
 COLOUR_AXIS_KEY = re.compile(r"coloraxis\d*")
@@ -42,6 +43,7 @@ def for_projector(fig: go.Figure, min_font: int = 16) -> go.Figure:
     _raise_everywhere(spec.get("data", []), min_font)
     _raise_everywhere(layout, min_font)
     _make_room(layout, old_margin)
+    _spread_colorbar_ticks(spec.get("data", []), layout)
     if template is not None:
         layout["template"] = template
     # Not validated again: ``fig`` was valid and only sizes and margins changed (validating the
@@ -113,7 +115,9 @@ def _raise_layout(layout: dict, size: int) -> None:
     title = _title_of(layout)
     if title.get("text"):
         _at_least(_font_of(title), round(size * TITLE_SCALE))
-        title["automargin"] = True
+        # At the top of the figure, in the room ``_make_room`` keeps for it above anything else
+        # there (Plotly's own placement, the middle of the top margin, would overlap subplot titles).
+        title.update(yref="container", y=1, yanchor="top", pad={**(title.get("pad") or {}), "t": TOP_PAD})
     _at_least(_font_of(_font_of(layout, "legend")), size)
     _at_least(_font_of(_title_of(layout["legend"])), size)
     _at_least(_font_of(_font_of(layout, "hoverlabel")), size)
@@ -182,3 +186,19 @@ def _make_room(layout: dict, old_margin: dict) -> None:
     if isinstance(layout.get("height"), (int, float)):
         layout["height"] += _margin(margin, "t") - _margin(old_margin, "t")
     layout.pop("width", None)  # the figure takes its container's full width
+
+
+def _spread_colorbar_ticks(data: list, layout: dict) -> None:
+    """At most one colour-bar tick per ``TICK_SPACING`` font heights, so that a short bar (a row
+    of small tiles) does not write its larger numbers over each other."""
+    if not isinstance(layout.get("height"), (int, float)):
+        return  # how tall the bar is drawn is not known here
+    plot_px = layout["height"] - _margin(layout["margin"], "t") - _margin(layout["margin"], "b")
+    bars = [trace["colorbar"] for trace in data if isinstance(trace.get("colorbar"), dict)]
+    bars += [value["colorbar"] for key, value in layout.items()
+             if COLOUR_AXIS_KEY.fullmatch(key) and isinstance(value, dict) and isinstance(value.get("colorbar"), dict)]
+    for bar in bars:
+        if any(bar.get(name) is not None for name in ("nticks", "tickvals", "dtick")) or bar.get("lenmode") == "pixels":
+            continue
+        length = plot_px * float(bar.get("len", 1) or 1)
+        bar["nticks"] = max(2, int(length // (TICK_SPACING * bar["tickfont"]["size"])))
