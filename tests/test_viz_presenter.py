@@ -164,3 +164,18 @@ def test_a_short_colour_bar_gets_fewer_ticks_so_its_larger_numbers_do_not_overla
     assert ticks and all(n == max(2, int(bar_px // (2.2 * 16))) for n in ticks)
     tall = for_projector(go.Figure(go.Heatmap(z=[[1, 2], [3, 4]]), layout=dict(height=600, margin=dict(t=50, b=50))))
     assert tall.data[0].colorbar.nticks == int(500 // (2.2 * 16))
+
+
+@pytest.mark.parametrize("fig", [filters_figure(RNG.normal(size=(8, 1, 3, 3)), cols=4, tile=70),
+                                 image_grid_figure([RNG.random((1, 8, 8))] * 11, [("said 1", "is 8")] * 11, tile=130)],
+                         ids=["filters in two rows", "mistakes with two-line titles"])
+def test_subplot_titles_below_the_first_row_fit_in_the_gap_above_their_subplot(fig):
+    shown = for_projector(fig).to_dict()["layout"]
+    plot_px = shown["height"] - shown["margin"]["t"] - shown["margin"]["b"]
+    bottoms = sorted(axis["domain"][0] for key, axis in shown.items() if key.startswith("yaxis"))
+    lower = [a for a in shown["annotations"] if a["y"] < 1]
+    assert lower
+    for annotation in lower:
+        gap_px = (min(b for b in bottoms if b > annotation["y"]) - annotation["y"]) * plot_px
+        assert gap_px >= annotation["text"].count("<br>") * 16 * LINE_HEIGHT + 16 * LINE_HEIGHT, annotation["text"]
+    assert shown["height"] > fig.layout.height  # grown for it (the tiles, kept square, grow with it)

@@ -163,8 +163,9 @@ def _margin(margin: dict, side: str) -> float:
 
 
 def _make_room(layout: dict, old_margin: dict) -> None:
-    """Top and left margins wide enough for what is written there, and the figure taller by
-    what the top margin grew, so that its plots keep their height."""
+    """Top and left margins wide enough for what is written there, the figure taller by what the
+    top margin grew, so that its plots keep their height, and taller again where subplot titles
+    need more room between rows."""
     margin = layout.setdefault("margin", {})
     above = 0.0  # what stands above the plots: subplot titles over the first row
     beside = 0.0  # what is written sideways left of the plots: row titles
@@ -185,7 +186,29 @@ def _make_room(layout: dict, old_margin: dict) -> None:
         margin["l"] = max(_margin(margin, "l"), round(beside + 4))
     if isinstance(layout.get("height"), (int, float)):
         layout["height"] += _margin(margin, "t") - _margin(old_margin, "t")
+        layout["height"] = round(layout["height"] + _room_between_rows(layout))
     layout.pop("width", None)  # the figure takes its container's full width
+
+
+def _room_between_rows(layout: dict) -> float:
+    """How much taller the plots must be for each subplot title below the first row to fit in the
+    gap above its subplot (a gap is a share of the plots' height); 0 when they fit already."""
+    plot_px = layout["height"] - _margin(layout["margin"], "t") - _margin(layout["margin"], "b")
+    tops = [axis["domain"][1] for key, axis in layout.items()
+            if key.startswith("yaxis") and isinstance(axis, dict) and isinstance(axis.get("domain"), list)]
+    bottoms = [axis["domain"][0] for key, axis in layout.items()
+               if key.startswith("yaxis") and isinstance(axis, dict) and isinstance(axis.get("domain"), list)]
+    needed = plot_px
+    for annotation in layout.get("annotations") or []:
+        y = annotation.get("y")
+        if annotation.get("yref") != "paper" or annotation.get("yanchor") != "bottom" or not isinstance(y, (int, float)) \
+                or y >= 1 - 1e-9 or not any(abs(top - y) < 1e-9 for top in tops):
+            continue
+        above = [bottom - y for bottom in bottoms if bottom > y + 1e-9]  # the row above starts there
+        if above:
+            gap = min(above)
+            needed = max(needed, (_text_height(annotation.get("text"), annotation["font"]["size"]) + 4) / gap)
+    return max(0.0, needed - plot_px)
 
 
 def _spread_colorbar_ticks(data: list, layout: dict) -> None:

@@ -1,8 +1,9 @@
 """Presenter mode in Chromium at a projector's 1280×720 (issue 14): with ``?present=1`` in the
 address the sidebar is collapsed (and its toggle is there when it is opened), every Plotly
-figure's title, subplot titles and tick labels lie inside the figure, tick labels are at least
-16 px, and there is no "Download as HTML" button; on the Feature maps page and on the Train page
-with a finished run. Set GLASSBOX_SCREENSHOTS to a folder to keep screenshots of each page.
+figure's title, subplot titles and tick labels lie inside the figure and no title lies over a
+picture (the tiles of the row above), tick labels are at least 16 px, and there is no "Download
+as HTML" button; on the Feature maps page and on the Train page with a finished run. Set
+GLASSBOX_SCREENSHOTS to a folder to keep screenshots of each page.
 """
 import os
 from pathlib import Path
@@ -27,12 +28,15 @@ FIGURE_TEXTS = """() => Array.from(document.querySelectorAll('.js-plotly-plot'))
         .filter(t => t.getBBox().width > 0 && (t.textContent || '').trim())
         .map(t => {
             const r = t.getBoundingClientRect();
-            return {kind: t.closest('.xtick,.ytick,.cbaxis') ? 'tick' : (t.classList.contains('gtitle') ? 'title' : 'label'),
+            return {kind: t.closest('.xtick,.ytick,.cbaxis') ? 'tick' : t.classList.contains('gtitle') ? 'title'
+                          : t.classList.contains('annotation-text') ? 'annotation' : 'label',
                     text: t.textContent, left: r.left, right: r.right, top: r.top, bottom: r.bottom,
                     size: parseFloat(getComputedStyle(t).fontSize)};
         });
+    const pictures = Array.from(plot.querySelectorAll('.cartesianlayer image')).map(p => p.getBoundingClientRect())
+        .filter(r => r.width > 0).map(r => ({left: r.left, right: r.right, top: r.top, bottom: r.bottom}));
     return {index, key: key ? key[0] : '', left: box.left, right: box.right, top: box.top, bottom: box.bottom,
-            width: box.width, texts};
+            width: box.width, texts, pictures};
 })"""
 
 
@@ -61,10 +65,20 @@ def _check_figures(page, least: int) -> None:
             inside = (text["left"] >= figure["left"] - SLACK_PX and text["right"] <= figure["right"] + SLACK_PX
                       and text["top"] >= figure["top"] - SLACK_PX and text["bottom"] <= figure["bottom"] + SLACK_PX)
             assert inside, f"{where}: {text['kind']} {text['text']!r} is cut off: {text} not inside {figure}"
+            if text["kind"] in ("title", "annotation"):  # a subplot title written over the tiles above it
+                covered = [p for p in figure["pictures"] if _overlap(text, p) > SLACK_PX]
+                assert not covered, f"{where}: {text['kind']} {text['text']!r} lies over a picture: {text} {covered[0]}"
             if text["kind"] == "tick":
                 assert text["size"] >= 16, f"{where}: tick label {text['text']!r} is {text['size']} px"
     widest = max(figure["width"] for figure in figures)
     assert widest >= 0.8 * main["width"] - 80, f"no figure uses the page's width ({widest} of {main['width']} px)"
+
+
+def _overlap(a: dict, b: dict) -> float:
+    """How far two boxes overlap (the smaller of the two overlaps, across and down; 0 if apart)."""
+    across = min(a["right"], b["right"]) - max(a["left"], b["left"])
+    down = min(a["bottom"], b["bottom"]) - max(a["top"], b["top"])
+    return max(0.0, min(across, down))
 
 
 def _sidebar_is_collapsed(page) -> None:
