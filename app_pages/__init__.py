@@ -10,5 +10,8 @@ helper imports a page):
 - ``inspect_target`` (the model at a training step) and ``inspect_ui`` (inputs, figures, downloads):
   what the Inspect pages share; ``shared_views``: inspections and figures computed once per server
   for the same model and input; ``canvas``: the drawing canvas;
+- ``figures``: ``plotly_chart``, through which every page draws its Plotly figures (made for a
+  projector in presenter mode), and ``columns`` (stacked in presenter mode); ``presenter_ui``: the
+  presenter mode toggle, its larger text and closed sidebar;
 - ``serving``: how the web server runs torch (one thread).
 """
