@@ -9,8 +9,9 @@ kept in step with ``?present=1`` in the page's address).
 Collapsing the sidebar: ``st.set_page_config(initial_sidebar_state="collapsed")`` is followed
 by Streamlit only in a browser that has no remembered choice for this server (Streamlit 1.67
 keeps one in localStorage from the first click on the sidebar's arrow, and that choice wins).
-So when presenter mode starts, and on each page shown in it, a small script also closes the
-sidebar if it is open; the toggle stays reachable by opening the sidebar again with its arrow.
+So when presenter mode starts (the toggle, ``?present=1``, or a reload in it) a small script also
+closes the sidebar if it is open. Opened again with its arrow (to reach the toggle, or another
+page), it stays open until the next reload: the script runs once, when its element first appears.
 """
 from __future__ import annotations
 
