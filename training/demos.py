@@ -32,6 +32,7 @@ from training.store import CHECKPOINTS_DIR, METRICS_FILE, RUN_FILE
 
 SEED = 0
 DEMO_RUN_PREFIX = "00000000-000000-demo-"  # a valid run id that sorts below every real run
+DEMO_OWNER_NAME = "Glassbox"  # shown as the run's owner; it has none, so only the teacher may delete it
 
 
 @dataclass(frozen=True)
@@ -113,7 +114,7 @@ def shipped_steps(steps: list[int], keep: int) -> list[int]:
 
 def ship(demo: Demo, run_folder: Path, out: Path) -> Path:
     """Copy the run into ``out/<demo run id>/`` as a run of the store: run.json under the demo's
-    id, shared with the class and owned by nobody; metrics; the kept checkpoints. Replaces any
+    id, shared with the class and owned by nobody (shown as Glassbox's); metrics; the kept checkpoints. Replaces any
     older copy in one rename."""
     out.mkdir(parents=True, exist_ok=True)
     temporary = Path(tempfile.mkdtemp(dir=out, prefix=f".{demo.run_id}."))
@@ -131,7 +132,7 @@ def ship(demo: Demo, run_folder: Path, out: Path) -> Path:
             meta["run_id"] = demo.run_id
             (target / "meta.json").write_bytes(json.dumps(meta, indent=2, ensure_ascii=False).encode("utf-8"))
         shutil.copyfile(run_folder / METRICS_FILE, temporary / METRICS_FILE)
-        record = replace(record, run_id=demo.run_id, owner=None, owner_name=None, shared=True, pid=None,
+        record = replace(record, run_id=demo.run_id, owner=None, owner_name=DEMO_OWNER_NAME, shared=True, pid=None,
                          progress=replace(record.progress, checkpoint_steps=kept))
         (temporary / RUN_FILE).write_bytes(json.dumps(record.to_dict(), indent=1).encode("utf-8"))
         final = out / demo.run_id
