@@ -9,11 +9,12 @@ from __future__ import annotations
 import json
 import socket
 import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
 
-from app_pages import common, ready_models
+from app_pages import common, inspect_target, ready_models
 from explain.probe import validation_predictions
 from models import demos
 from tests.app_helpers import open_page, run, texts
@@ -232,6 +233,13 @@ def test_the_model_page_makes_a_demo_current_and_the_sidebar_names_it_trained(ho
     assert f"{about.val_acc:.1%}" in notice[0]
     assert any("trained on digits" in text for text in texts(at.sidebar.markdown))
     assert at.button(key=f"{ready_models.USE_DEMO}_digits-cnn").disabled  # it is the current model
+    at.switch_page("app_pages/inspect_cnn.py")  # its checkpoints are on the training-step slider
+    run(at)
+    slider = at.select_slider(key=f"{inspect_target.STEP}_{about.run_id}")
+    assert list(slider.options) == [f"{s:,}" for s in demos.checkpoint_steps("digits-cnn")]
+    assert slider.value == about.final_step
+    at.switch_page("app_pages/model.py")
+    run(at)
     at.button(key=f"{ready_models.USE_DEMO}_digits-cnn-too-fast").click()  # a lesson's one, in the expander
     run(at)
     assert at.session_state[common.CURRENT_MODEL].meta.run_id == demos.info("digits-cnn-too-fast").run_id
@@ -247,11 +255,12 @@ def test_retraining_a_demo_twice_gives_the_same_weights(tmp_path):
 
     tiny = command.Demo("tiny", "digits-cnn", "digits", description="a test", keep=3,
                         settings={"epochs": 2}, options={"train_size": 64})
-    shipped = []
-    for attempt in ("first", "second"):
-        folder = command.ship(tiny, command.train(tiny, tmp_path / attempt, quiet=True), tmp_path / f"out-{attempt}")
+    with ThreadPoolExecutor(2) as pool:  # two workers at once: most of the time is their start-up
+        trained = list(pool.map(lambda attempt: command.train(tiny, tmp_path / attempt, quiet=True),
+                                ("first", "second")))
+    shipped = [command.ship(tiny, folder, tmp_path / f"out-{i}") for i, folder in enumerate(trained)]
+    for folder in shipped:
         assert sorted(p.name for p in folder.iterdir()) == ["checkpoints", "metrics.jsonl", "run.json"]
-        shipped.append(folder)
     steps = sorted(p.name for p in (shipped[0] / "checkpoints").iterdir())
     assert len(steps) == 3 and steps == sorted(p.name for p in (shipped[1] / "checkpoints").iterdir())
     for step in steps:
