@@ -61,11 +61,13 @@ DEMOS = [
     Demo("sentiment-transformer", "sentiment-transformer", "sentiment", keep=5,
          description="The sentiment-transformer preset trained on the built-in film reviews: its attention "
                      "heads show which words each word looks at."),
+    # Without the weight decay the ReLUs die after the first overshoots and the loss stalls near 2.5
+    # instead of breaking: a too-high rate that never says so.
     Demo("digits-cnn-too-fast", "digits-cnn", "digits", keep=8, state=RunState.DIVERGED, lesson_only=True,
          settings={"optimizer": "sgd", "lr": 3.0, "weight_decay": 0.01, "schedule": "constant", "epochs": 3},
-         description="digits-cnn trained with SGD at a learning rate of 3, far too high: every update "
-                     "overshoots, the loss grows until it is no longer a number, and the run stops "
-                     "(for the lesson on learning rates)."),
+         description="digits-cnn trained with SGD at a learning rate of 3 (weight decay 0.01), far too high: "
+                     "every update overshoots, the loss grows until it is no longer a number, and the run "
+                     "stops (for the lesson on learning rates)."),
     Demo("digits-cnn-tiny-data", "digits-cnn", "digits", keep=8, lesson_only=True,
          settings={"epochs": 60}, options={"train_size": 100},
          description="digits-cnn trained on only 100 handwritten digits: it learns them all by heart but "
