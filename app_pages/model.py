@@ -1,11 +1,14 @@
 """Model: choose or design a network, check its shapes, make it the current model, save or load it."""
 import streamlit as st
 
-from app_pages import common, model_design, model_files
+from app_pages import common, model_design, model_files, ready_models
 
 st.title("Model")
-st.caption("Start from a preset, change any setting, and watch the output shape and parameter count of "
-           "every layer update before anything is built.")
+st.caption("Use a ready-trained model, or start from a preset, change any setting, and watch the output shape "
+           "and parameter count of every layer update before anything is built.")
+
+st.subheader("Ready-trained models")
+ready_models.demo_buttons()
 
 st.subheader("Start from a preset")
 model_design.preset_picker()

@@ -152,7 +152,9 @@ def refusal(by: Person | None, owner: str | None, owner_name: str | None, action
     why not, in plain words."""
     if by is None or by.teacher or (owner is not None and owner == by.person_id):
         return None
-    if owner is None:
+    if owner is None and owner_name:  # a ready-trained demo's run (training.demo_runs): "Glassbox's run"
+        whose = f"{owner_name}'s run"
+    elif owner is None:
         whose = "nobody's run (it was made before the class was set up, or from the command line)"
     elif owner_name:
         whose = f"{owner_name}'s run"
