@@ -1,10 +1,11 @@
 """The models, runs and examples the lessons work on: the ready-trained demos, so a lesson opens
 on a working view with no waiting.
 
-The demos (``models.demos``, installed into the run store by ``run_data.demo_model``) may be
-missing from an older checkout; then a lesson falls back to the untrained preset of the same
-name (the views still work, and say that the model is untrained) and the training lesson says
-that its demo run is not there. Nothing here draws except the plain notes about what is missing.
+The demos (``models.demos``, put into the run store by ``run_data.demo_model``) are loaded once
+per server: the lessons only look at them. A demo that is not shipped (or cannot be read) falls
+back to the untrained preset it is a copy of (the views still work, and say that the model is
+untrained), and the training lesson says that its run is not there. Nothing here draws except
+those plain notes.
 """
 from __future__ import annotations
 
@@ -12,14 +13,9 @@ import streamlit as st
 
 from app_pages import common
 from app_pages.inspect_target import examples_dataset
-from app_pages.run_data import UNREADABLE, store
+from app_pages.run_data import UNREADABLE, demo_model, demo_run_id, store
 from explain.inputs import InputError, PreparedImage, example_image, input_context
 from models import build_model, presets
-
-try:  # the demos land on their own branch; until then the untrained presets stand in
-    from app_pages.run_data import demo_model, demo_run_id
-except ImportError:
-    demo_model = demo_run_id = None
 
 DEFAULT_MODEL = "digits-cnn"
 BASE_PRESET = {"digits-cnn-too-fast": "digits-cnn", "digits-cnn-tiny-data": "digits-cnn"}
@@ -28,12 +24,17 @@ BASE_PRESET = {"digits-cnn-too-fast": "digits-cnn", "digits-cnn-tiny-data": "dig
 def lesson_model(name: str | None = None):
     """The trained demo ``name`` (default digits-cnn); its untrained preset when no demo is installed."""
     name = name or DEFAULT_MODEL
-    if demo_model is not None:
-        try:
-            return demo_model(name)
-        except UNREADABLE:
-            pass
-    return preset_model(BASE_PRESET.get(name, name))
+    try:
+        return trained_demo(name)
+    except UNREADABLE:  # not shipped (UnknownDemo is a ValueError), or its files are damaged
+        return preset_model(BASE_PRESET.get(name, name))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def trained_demo(name: str):
+    """The demo, loaded once per server (``demo_model`` reads a fresh copy on every call): the
+    same model object on every run keeps the shared view caches warm. Read-only."""
+    return demo_model(name)
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -44,8 +45,6 @@ def preset_model(name: str):
 
 def lesson_run(name: str) -> str | None:
     """The id of the demo's training run in the run store, or None when it is not installed."""
-    if demo_run_id is None:
-        return None
     try:
         run_id = demo_run_id(name)
         return run_id if run_id and store().exists(run_id) else None

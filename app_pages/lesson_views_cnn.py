@@ -164,10 +164,12 @@ def max_pool(options: dict, key: str) -> None:
         return
     pool = inspection.pools[min(max(int(options.get("pool", 1)), 1), len(inspection.pools)) - 1]
     channels, out_h, out_w = pool.after.shape
+    # Unless the lesson says where, start on the strongest pooled value: a window of zeros teaches nothing.
+    strongest = np.unravel_index(int(np.argmax(pool.after)), pool.after.shape)  # (channel, row, col)
     pick = st.columns(3)
-    channel = _slider("Feature map", channels, int(options.get("filter", 1)), f"{key}_channel", pick[0])
-    row = _slider("Output row", out_h, int(options.get("row", 2)), f"{key}_row", pick[1])
-    col = _slider("Output column", out_w, int(options.get("column", 4)), f"{key}_col", pick[2])
+    channel = _slider("Feature map", channels, int(options.get("filter", strongest[0] + 1)), f"{key}_channel", pick[0])
+    row = _slider("Output row", out_h, int(options.get("row", strongest[1] + 1)), f"{key}_row", pick[1])
+    col = _slider("Output column", out_w, int(options.get("column", strongest[2] + 1)), f"{key}_col", pick[2])
     show_figure(figure_once(pooling_figure, pool.before[channel], pool.after[channel], pool.kernel, pool.stride,
                             pool.padding, pool.kind, highlight=(row, col)),
                 f"{key}_pool", "pooling", downloads=False,
