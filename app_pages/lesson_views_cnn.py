@@ -14,7 +14,7 @@ import streamlit as st
 from scipy.signal import convolve2d
 
 from app_pages import common
-from app_pages.inspect_ui import computed, show_figure
+from app_pages.inspect_ui import computed, show_figure, shown_picture
 from app_pages.lesson_models import example_of, lesson_model, untrained_note
 from app_pages.lesson_views_training import VIEWS as TRAINING_VIEWS
 from app_pages.shared_views import figure_once
@@ -141,14 +141,13 @@ def first_layer_maps(options: dict, key: str) -> None:
     maps = view.post if view.post is not None else view.pre
     left, right = st.columns([1, 3])
     with left:
-        st.image(picture.seen[:, :, 0] if picture.seen.shape[2] == 1 else picture.seen, width=160,
-                 caption=common.as_markdown_text(picture.label))
+        st.image(shown_picture(picture.seen, side=160), caption=common.as_markdown_text(picture.label))
     with right:
         show_figure(figure_once(filters_figure, view.weight, cols=8, tile=80), f"{key}_filters", "filters",
                     downloads=False, caption="The filters of the first layer: red where a filter wants brightness, "
                                              "blue where it wants darkness.")
-    show_figure(figure_once(feature_maps_figure, maps, shared_scale=True), f"{key}_maps", "feature-maps",
-                downloads=False, caption="The feature map each filter makes of the digit (after "
+    show_figure(figure_once(feature_maps_figure, maps, shared_scale=True, title="map"), f"{key}_maps", "feature-maps",
+                downloads=False, caption="The feature map each filter makes of the digit (map 1 is filter 1's; after "
                                          f"{view.activation or 'the activation'}): bright where its pattern is found.")
 
 
@@ -222,7 +221,7 @@ def receptive_field_view(options: dict, key: str) -> None:
             step = views[name]
             rows.append({"layer": stage_label(name), "window": f"{step.kernel}×{step.kernel}", "stride": step.stride,
                          "sees (pixels)": f"{receptive_field_size(model, name)}×{receptive_field_size(model, name)}",
-                         "next value is": f"{jump(model, name)} px further"})
+                         "its values are": f"{jump(model, name)} px apart"})
         st.dataframe(rows, hide_index=True, key=f"{key}_table")
         st.markdown("Each layer widens the view by its window minus one, times the distance between the values "
                     "it reads:")
