@@ -181,3 +181,16 @@ def test_the_training_lesson_reads_its_numbers_from_the_demo_runs(monkeypatch):
     said = " ".join(texts(at.markdown))
     assert "training accuracy **100%**, validation accuracy **42%**, a gap of 58%" in said
     assert any("on only 60 training pictures" in caption for caption in texts(at.caption))
+
+
+def test_a_step_whose_options_the_view_cannot_use_is_a_plain_error_naming_the_file(tmp_path, monkeypatch):
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    text = (LESSONS_DIR / "01-convolution.toml").read_text(encoding="utf-8").replace("row = 3", 'row = "three"')
+    (folder / "01-convolution.toml").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("GLASSBOX_LESSONS", str(folder))
+    at = open_lesson(open_page("lessons"), "01-convolution")
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("01-convolution.toml, step 1: the view 'conv_sum' could not")
+    assert "three" in errors[0]
+    assert any(LESSONS[0].steps[0].try_this in info for info in texts(at.info))  # the rest of the step is there
