@@ -61,9 +61,10 @@ DEMOS = [
          description="The sentiment-transformer preset trained on the built-in film reviews: its attention "
                      "heads show which words each word looks at."),
     Demo("digits-cnn-too-fast", "digits-cnn", "digits", keep=8, state=RunState.DIVERGED, lesson_only=True,
-         settings={"optimizer": "sgd", "lr": 5.0, "schedule": "constant", "epochs": 3},
-         description="digits-cnn trained with SGD at a learning rate of 5, far too high: the loss grows "
-                     "until it is no longer a number and the run stops (for the lesson on learning rates)."),
+         settings={"optimizer": "sgd", "lr": 3.0, "weight_decay": 0.01, "schedule": "constant", "epochs": 3},
+         description="digits-cnn trained with SGD at a learning rate of 3, far too high: every update "
+                     "overshoots, the loss grows until it is no longer a number, and the run stops "
+                     "(for the lesson on learning rates)."),
     Demo("digits-cnn-tiny-data", "digits-cnn", "digits", keep=8, lesson_only=True,
          settings={"epochs": 60}, options={"train_size": 100},
          description="digits-cnn trained on only 100 handwritten digits: it learns them all by heart but "
