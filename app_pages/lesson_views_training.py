@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import common
@@ -43,8 +44,12 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
 
 
-def _curves(runs: dict[str, list[dict]], key: str, caption: str) -> None:
-    show_figure(figure_once(curves_figure, runs), f"{key}_curves", "curves", downloads=False, caption=caption)
+def _curves(runs: dict[str, list[dict]], key: str, caption: str, log_loss: bool = False) -> None:
+    figure = figure_once(curves_figure, runs)
+    if log_loss:  # a diverging loss (hundreds) would flatten a healthy one (below 1) to the axis
+        figure = go.Figure(figure)  # a copy: the shared figure is read-only
+        figure.update_yaxes(type="log", rangemode="normal", title_text="loss (log scale)", row=1, col=1)
+    show_figure(figure, f"{key}_curves", "curves", downloads=False, caption=caption)
 
 
 def training_curves(options: dict, key: str) -> None:
@@ -73,7 +78,8 @@ def too_fast(options: dict, key: str) -> None:
     if good_id is not None:
         runs[f"{good} ({_settings(good_id)})"] = run_metrics(good_id)
     _curves(runs, key, "Both runs on the same data from the same starting weights; only the optimizer and its "
-                       "learning rate differ.")
+                       "learning rate differ. The loss is drawn on a log scale (each grid line ten times the one "
+                       "below), so that both runs fit.", log_loss=True)
     records = runs[next(iter(runs))]
     broken = next((r["step"] for r in records if r.get("type") == "train"
                    and not (isinstance(r.get("loss"), (int, float)) and math.isfinite(r["loss"]))), None)
