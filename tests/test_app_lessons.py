@@ -194,3 +194,27 @@ def test_a_step_whose_options_the_view_cannot_use_is_a_plain_error_naming_the_fi
     assert len(errors) == 1 and errors[0].startswith("01-convolution.toml, step 1: the view 'conv_sum' could not")
     assert "three" in errors[0]
     assert any(LESSONS[0].steps[0].try_this in info for info in texts(at.info))  # the rest of the step is there
+
+
+def test_lesson_two_pools_like_max_pool2d_and_counts_the_receptive_field_by_hand():
+    at = open_lesson(open_page("lessons"), "02-pooling")
+    model = lesson_model("digits-cnn")
+    weights = model.state_dict()
+    x = example_of(model, "3").x
+    maps = F.relu(F.conv2d(x[None], weights["conv.0.conv.weight"], weights["conv.0.conv.bias"], padding=1))[0]
+    pooled = F.max_pool2d(maps[None], 2)[0]  # (8, 8, 8)
+    channel, row, col = np.unravel_index(int(pooled.argmax()), pooled.shape)  # where the step starts
+    window = maps[channel, 2 * row: 2 * row + 2, 2 * col: 2 * col + 2]
+    kept_row, kept_col = np.unravel_index(int(window.argmax()), window.shape)
+    sentence = next(text for text in texts(at.markdown) if text.startswith("The window holds"))
+    assert f"**{float(pooled.max()):.2f}**" in sentence
+    assert f"found at row {2 * row + kept_row + 1}, column {2 * col + kept_col + 1} of the feature map" in sentence
+    assert at.slider(key="lesson_02-pooling_1_channel").value == channel + 1
+
+    at.button(key="lesson_step_next").click()
+    run(at)
+    at.button(key="lesson_step_next").click()
+    run(at)  # the deepest layer, Pool 2: 3x3 conv, 2x2 pool, 3x3 conv, 2x2 pool
+    sizes = [row["sees (pixels)"] for row in at.dataframe[0].value.to_dict("records")]
+    # r = r + (k - 1) * j, j = j * s: 1+2*1 = 3; 3+1*1 = 4 (j 2); 4+2*2 = 8; 8+1*2 = 10
+    assert sizes == ["3×3", "4×4", "8×8", "10×10"]
