@@ -52,6 +52,10 @@ PERSON_KEY = "person_key"  # their browser's key (training.people.new_key), also
 KEY_PARAM = "me"  # the query parameter of the page's address that holds the key
 PRESENTING = "presenting"  # presenter mode: larger text and figures, sidebar collapsed, downloads hidden
 PRESENT_PARAM = "present"  # the query parameter that turns presenter mode on (1) or off (0)
+LESSON_OPEN = "lesson_open"  # slug of the lesson open on the Lessons page; None: the list of lessons
+LESSON_STEPS = "lesson_steps"  # {slug: 0-based step} where each lesson was left
+LESSON_SEEN = "lesson_seen"  # {slug: set of 0-based steps seen}: a lesson's progress
+LESSON_ANSWERS = "lesson_answers"  # {(slug, step)} whose answer was revealed
 NOBODY = Person(person_id="", name="")  # in class mode before a name is given: may see only shared runs, act on none
 # (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
 
@@ -78,6 +82,10 @@ def init_session_state() -> None:
         state[PERSON] = None
         state[PERSON_KEY] = None
         state[PRESENTING] = False
+        state[LESSON_OPEN] = None
+        state[LESSON_STEPS] = {}
+        state[LESSON_SEEN] = {}
+        state[LESSON_ANSWERS] = set()
     keep_identity()
     follow_present_param()
 
@@ -276,6 +284,9 @@ def show_problems(problems: list[str]) -> None:
 PAGES = [
     ("app_pages/home.py", "Home", ":material/home:",
      "What Glassbox is and where to start."),
+    ("app_pages/lessons.py", "Lessons", ":material/school:",
+     "Short guided lessons, step by step, on ready-trained models: what a convolution computes, pooling and "
+     "the receptive field, training, and more; each step has a live view, one thing to try and a question."),
     ("app_pages/model.py", "Model", ":material/account_tree:",
      "Pick a ready-made CNN, RNN or Transformer or design your own, see every layer's output shape "
      "and parameter count, and save or load checkpoints; or load a pretrained Hugging Face model (one is built in)."),
