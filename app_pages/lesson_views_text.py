@@ -93,7 +93,7 @@ def rnn_step(options: dict, key: str) -> None:
     if step is None:
         return
     st.markdown(f"Reading **{common.as_markdown_text(step.token)}** ({numbered('word', word)}) with the memory "
-                f"h_t−1 left by the words before it:")
+                "$h_{t-1}$ left by the words before it:")
     for line in step.equations:
         st.latex(line)
     st.markdown(f"The same for {numbered('unit', unit)} alone, with its numbers:")
