@@ -1,11 +1,12 @@
 # Glassbox developer tasks: `make run` serves the app on http://localhost:8501,
-# `make test` runs the whole test suite (unit, app and browser tests).
+# `make test` runs the whole test suite (unit, app and browser tests), `make demo-models`
+# retrains the shipped demo models (models/demo_runs) from scratch, on the CPU with fixed seeds.
 
 VENV   := .venv
 PYTHON := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv run chromium test
+.PHONY: venv run chromium test demo-models
 
 venv: $(STAMP)
 
@@ -35,3 +36,6 @@ chromium:
 
 test: $(STAMP) chromium
 	$(PYTHON) -m pytest $(PYTEST_ARGS)
+
+demo-models: $(STAMP)
+	$(PYTHON) -m training.demos

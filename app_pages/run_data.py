@@ -13,8 +13,10 @@ import json
 
 import streamlit as st
 
+from models import demos
 from models.checkpoint import CheckpointError
 from training import jobs
+from training.demo_runs import install
 from training.datasets import builtin_options, load_dataset
 from training.data import DatasetError
 from training.jobs import RunStatus
@@ -65,6 +67,21 @@ def has_checkpoint(run_id: str) -> bool:
 def checkpoint_model(root: str, run_id: str, step: int):
     """A run's model at one of its checkpoints, loaded once per session."""
     return RunStore(root).load_model(run_id, step)
+
+
+# ---- the ready-trained demo models -----------------------------------------------------------
+def demo_run_id(name: str) -> str:
+    """The run id of the demo model ``name`` in this server's run store, put there if it is
+    missing or damaged (a deleted demo comes back). UnknownDemo (a ValueError) for an unknown name."""
+    return install(name, store())
+
+
+def demo_model(name: str):
+    """The demo model ``name`` trained, as its run's final checkpoint in the run store: its
+    ``meta.run_id`` is the demo's run, so the Train page's curves and the Inspect pages'
+    training-step slider work on it. A fresh copy on every call (safe to make current)."""
+    run_id = demo_run_id(name)
+    return store().load_model(run_id, demos.info(name).final_step)
 
 
 # ---- datasets ---------------------------------------------------------------------------
