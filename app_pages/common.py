@@ -50,6 +50,10 @@ INSPECT_STEPS = "inspect_steps"  # {run_id: step} chosen on the Inspect pages' s
 PERSON = "person"  # the training.people.Person using this session (class mode); None until they gave a name
 PERSON_KEY = "person_key"  # their browser's key (training.people.new_key), also in the page's address
 KEY_PARAM = "me"  # the query parameter of the page's address that holds the key
+LESSON_OPEN = "lesson_open"  # slug of the lesson open on the Lessons page; None: the list of lessons
+LESSON_STEPS = "lesson_steps"  # {slug: 0-based step} where each lesson was left
+LESSON_SEEN = "lesson_seen"  # {slug: set of 0-based steps seen}: a lesson's progress
+LESSON_ANSWERS = "lesson_answers"  # {(slug, step)} whose answer was revealed
 NOBODY = Person(person_id="", name="")  # in class mode before a name is given: may see only shared runs, act on none
 # (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
 
@@ -75,6 +79,10 @@ def init_session_state() -> None:
         state[INSPECT_STEPS] = {}
         state[PERSON] = None
         state[PERSON_KEY] = None
+        state[LESSON_OPEN] = None
+        state[LESSON_STEPS] = {}
+        state[LESSON_SEEN] = {}
+        state[LESSON_ANSWERS] = set()
     keep_identity()
 
 
@@ -241,6 +249,9 @@ def show_problems(problems: list[str]) -> None:
 PAGES = [
     ("app_pages/home.py", "Home", ":material/home:",
      "What Glassbox is and where to start."),
+    ("app_pages/lessons.py", "Lessons", ":material/school:",
+     "Short guided lessons, step by step, on ready-trained models: what a convolution computes, pooling and "
+     "the receptive field, training, and more; each step has a live view, one thing to try and a question."),
     ("app_pages/model.py", "Model", ":material/account_tree:",
      "Pick a ready-made CNN, RNN or Transformer or design your own, see every layer's output shape "
      "and parameter count, and save or load checkpoints; or load a pretrained Hugging Face model (one is built in)."),

@@ -11,6 +11,13 @@ st.markdown(
 )
 st.markdown("The model you are working with, the *current model*, is always named in the sidebar.")
 
+with st.container(border=True):
+    st.subheader("Start here")
+    st.markdown("New to neural networks, or teaching a class? The **Lessons** go step by step through what a "
+                "convolution computes, pooling, training and more, each on a ready-trained model, with one thing "
+                "to try and a question at every step.")
+    st.page_link("app_pages/lessons.py", label="Start here: the Lessons", icon=":material/school:")
+
 st.subheader("Pages")
 for file, title, icon, what in common.PAGES:
     st.page_link(file, label=title, icon=icon)

@@ -35,7 +35,8 @@ def test_home_describes_and_links_every_page(app):
     for _file, title, _icon, what in common.PAGES:
         assert what in captions
         assert title in links
-    assert len(links) == len(common.PAGES)  # no links to pages that do not exist
+    assert links[0] == "Start here: the Lessons"  # above the list, leading to the Lessons page
+    assert len(links) == len(common.PAGES) + 1  # no links to pages that do not exist
 
 
 def test_every_listed_page_file_exists():
