@@ -1,7 +1,8 @@
 """What the views of lessons 4–6 share: the model a lesson works on, a sentence box, a digit
 picker, the built-in pretrained model, and a computation that fails in words.
 
-A lesson's model is shared by every session (one copy per server, read only), as are the
+A lesson's model (``lesson_models.lesson_model``: the ready-trained demo, or the untrained preset
+when no demo is installed) is shared by every session (one copy per server, read only), as are the
 inspections and figures computed from it (``shared_views``): a class on the same step asks for
 the same thing. User text is the user's: read from a length-limited box, shown as tokens
 (``inspect_ui.show_tokens`` escapes them) and in figures through ``viz.labels.plain``.
@@ -17,28 +18,15 @@ from app_pages.model_files import shared_pretrained
 from app_pages.shared_views import computed_once
 from explain.inputs import (MAX_TEXT_CHARS, InputContext, InputError, PreparedImage, PreparedSentence,
                             example_image, input_context, prepare_sentence, split_sentences)
-from models import build_model, presets
 from models.pretrained import BUILTIN_TEXT, PretrainedError
 from models.words import with_article
 
 FAILURES = (ValueError, RuntimeError, IndexError, KeyError)  # what running a model on an input may raise
 
 
-@st.cache_resource(show_spinner=False, max_entries=8)
-def preset_model(name: str):
-    """The preset ``name`` built with the app's seed, untrained: one copy per server."""
-    return build_model(presets.get(name), seed=common.SEED)
-
-
-def lesson_model(name: str):
-    """The model a lesson works on: the ready-trained demo ``name`` once models.demos lands
-    (``run_data.demo_model``); until then the untrained preset of that name."""
-    return preset_model(name)
-
-
 def model_note(model) -> None:
     """Say so when the lesson's model has not been trained: its answers are then chance."""
-    if model.meta.step is None and not model.is_pretrained:
+    if not model.meta.dataset and not model.is_pretrained:
         st.caption(f"This is {common.as_markdown_text(model.spec.name)} before any training (the ready-trained "
                    "demo is not installed here), so its answers are still chance; train it on the Train page "
                    "to see what it learns.")

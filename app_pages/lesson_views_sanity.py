@@ -17,7 +17,8 @@ import streamlit as st
 from app_pages import common
 from app_pages import inspect_ui as ui
 from app_pages.inspect_target import examples_dataset
-from app_pages.lesson_text_setup import computed, lesson_context, lesson_digit, lesson_model, model_note
+from app_pages.lesson_models import lesson_model
+from app_pages.lesson_text_setup import computed, lesson_context, lesson_digit, model_note
 from app_pages.shared_views import figure_once, model_key
 from explain.attributions import (Settings, attribute_many, available_methods, image_baseline, map_similarity,
                                   randomized_copy)

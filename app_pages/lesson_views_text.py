@@ -18,8 +18,8 @@ import streamlit as st
 from app_pages import common
 from app_pages import inspect_ui as ui
 from app_pages.inspect_target import examples_dataset
-from app_pages.lesson_text_setup import (builtin_pretrained, computed, lesson_context, lesson_model,
-                                         lesson_sentence, model_note)
+from app_pages.lesson_models import lesson_model
+from app_pages.lesson_text_setup import builtin_pretrained, computed, lesson_context, lesson_sentence, model_note
 from app_pages.lesson_views_sanity import VIEWS as SANITY_VIEWS
 from app_pages.shared_views import figure_once
 from explain.attention import inspect_attention, query_arithmetic

@@ -19,7 +19,8 @@ from scipy.stats import spearmanr
 from streamlit.testing.v1 import AppTest
 
 from app_pages import common
-from app_pages.lesson_text_setup import lesson_context, lesson_model
+from app_pages.lesson_models import lesson_model
+from app_pages.lesson_text_setup import lesson_context
 from app_pages.lesson_views_text import PCA_SENTENCES, VIEWS
 from app_pages.inspect_target import examples_dataset
 from explain.attributions import randomized_copy
