@@ -28,7 +28,8 @@ from viz.attributions import attribution_grid
 CNN_DEMO = "digits-cnn"
 METHODS = ("saliency", "integrated_gradients", "guided_grad_cam", "grad_cam")
 MODE = "absolute"  # how much each pixel mattered, either way: the maps the paper compares
-BLEND = 0.75  # the heatmap's opacity over the digit
+# The maps are drawn on their own, not over the digit (shown beside them): whether a map merely
+# copies the picture is the very thing the sanity check asks, and an overlay would hide it.
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -82,9 +83,10 @@ def attribution_methods(options: dict, key: str) -> None:
         _digit_beside(picture, model, trained[0].target)
     with right:
         ui.show_figure(figure_once(attribution_grid, [[(a.label, a.values) for a in trained]], mode=MODE,
-                                   image=picture.seen, blend=BLEND, column_scale=False),
+                                   column_scale=False),
                        f"{key}_maps", "attribution-maps", downloads=False,
-                       caption="Bright: the pixel mattered much (either way). Each map has its own colour scale.")
+                       caption="Bright: the pixel mattered much (either way); dark: not at all. Each map has its own colour "
+                               "scale.")
     for attribution in trained:
         st.caption(f"{attribution.label}: {attribution.note}")
 
@@ -110,8 +112,7 @@ def attribution_sanity(options: dict, key: str) -> None:
         _digit_beside(picture, model, target)
     with right:
         rows = [[(a.label, a.values) for a in trained], [(a.label, a.values) for a in randomised]]
-        ui.show_figure(figure_once(attribution_grid, rows, mode=MODE, image=picture.seen, blend=BLEND,
-                                   row_titles=["trained", "weights randomised"], column_scale=False),
+        ui.show_figure(figure_once(attribution_grid, rows, mode=MODE, row_titles=["trained", "weights randomised"], column_scale=False),
                        f"{key}_sanity", "sanity-check", downloads=False,
                        caption="Each map has its own colour scale: compare the patterns of the two rows, "
                                "not their strength.")

@@ -138,7 +138,7 @@ def rnn_paths(options: dict, key: str) -> None:
     titles = [f"PC{counted(i)} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
     ui.show_figure(figure_once(trajectory_figure, paths, dims=2, axis_titles=titles), f"{key}_paths", "two-paths",
                    downloads=False,
-                   caption=f"Each point is the memory h_t after one word ({pca.mean.shape[0]} numbers squeezed to 2 "
+                   caption=f"Each point is the memory $h_t$ after one word ({pca.mean.shape[0]} numbers squeezed to 2 "
                            f"with PCA fitted on {fitted_on}); the diamond is the first word. The paths share "
                            "their start until the sentences differ.")
 
