@@ -63,9 +63,37 @@ def lesson_digit(context: InputContext, dataset, key: str, default: int = 1) -> 
         st.warning("The examples of this lesson's data could not be loaded on this server.")
         return None
     count = len(dataset.x_val)
-    index = ui.index_input(f"Example (1 to {count:,} of the {dataset.name} validation data)", count, default, key)
+    index = lesson_number(f"Example (1 to {count:,} of the {dataset.name} validation data)", count, default, key)
     truth = dataset.class_names[int(dataset.y_val[index])]
     return example_image(context, dataset.x_val[index], f"example {index + 1} ({with_article(truth)})")
+
+
+def lesson_number(label: str, count: int, default: int, key: str, column=st) -> int:
+    """A number box (1 to ``count``) kept for the session; returns the 0-based index. The lesson's
+    ``default`` goes into session state the first time, and a value left from a longer sentence
+    (or a teacher's typo) is brought back into range there, so the widget needs no default of its
+    own (Streamlit warns when a widget has both)."""
+    _settle(key, count, default, first=1)
+    return int(column.number_input(label, min_value=1, max_value=count, step=1, key=key,
+                                   persist_state="session")) - 1
+
+
+def lesson_choice(label: str, count: int, default: int, key: str, format_func, column=st) -> int:
+    """A drop-down of ``count`` things (0-based, named by ``format_func``), kept for the session
+    like ``lesson_number``."""
+    _settle(key, count, default, first=0)
+    return column.selectbox(label, range(count), key=key, format_func=format_func, persist_state="session")
+
+
+def _settle(key: str, count: int, default: int, first: int) -> None:
+    """Session state ``key`` holds a whole number from ``first`` to ``first + count - 1``."""
+    state = st.session_state
+    value = state.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        value = default if isinstance(default, int) and not isinstance(default, bool) else first
+    value = min(max(value, first), first + count - 1)
+    if state.get(key) != value:
+        state[key] = value
 
 
 def computed(function, *args, **kwargs):

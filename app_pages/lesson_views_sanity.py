@@ -50,16 +50,11 @@ def _digit_and_methods(options: dict, key: str):
     context = lesson_context(model)
     if context is None:
         return None
-    picture = lesson_digit(context, examples_dataset(model), f"{key}_example", _example(options))
+    picture = lesson_digit(context, examples_dataset(model), f"{key}_example", options.get("example", 1))
     if picture is None:
         return None
     methods = [method for method in options.get("methods", METHODS) if method in offered] or list(offered)[:3]
     return model, picture, methods, image_baseline(picture.x, context.normalization)
-
-
-def _example(options: dict) -> int:
-    value = options.get("example", 1)
-    return value if isinstance(value, int) and not isinstance(value, bool) else 1
 
 
 def _digit_beside(picture, model, target: int) -> None:

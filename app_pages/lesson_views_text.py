@@ -19,7 +19,8 @@ from app_pages import common
 from app_pages import inspect_ui as ui
 from app_pages.inspect_target import examples_dataset
 from app_pages.lesson_models import lesson_model
-from app_pages.lesson_text_setup import builtin_pretrained, computed, lesson_context, lesson_sentence, model_note
+from app_pages.lesson_text_setup import (builtin_pretrained, computed, lesson_choice, lesson_context, lesson_number,
+                                         lesson_sentence, model_note)
 from app_pages.lesson_views_sanity import VIEWS as SANITY_VIEWS
 from app_pages.shared_views import figure_once
 from explain.attention import inspect_attention, query_arithmetic
@@ -56,15 +57,6 @@ def _number(options: dict, name: str, default: int) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
-def _pick(label: str, count: int, key: str, default: int, format_func: Callable[[int], str], column=st) -> int:
-    """A choice among ``count`` things (0-based), kept for the session; a choice left from a
-    longer sentence is brought back into range."""
-    if key in st.session_state and st.session_state[key] not in range(count):
-        st.session_state[key] = count - 1
-    return column.selectbox(label, range(count), index=min(max(default, 0), count - 1), key=key,
-                            format_func=format_func, persist_state="session")
-
-
 def _said(probabilities: np.ndarray, class_names: list[str]) -> str:
     best = int(np.argmax(probabilities))
     return f"**{common.as_markdown_text(class_names[best])}** ({probabilities[best]:.0%} sure)"
@@ -86,9 +78,9 @@ def rnn_step(options: dict, key: str) -> None:
         return
     words = len(sentence.ids)
     pick = st.columns(2)
-    word = ui.index_input(f"Word (1 to {words})", words, _number(options, "word", words), f"{key}_word", pick[0])
+    word = lesson_number(f"Word (1 to {words})", words, _number(options, "word", words), f"{key}_word", pick[0])
     hidden = model.spec.rnn.hidden_size
-    unit = ui.index_input(f"Hidden unit (1 to {hidden})", hidden, _number(options, "unit", 1), f"{key}_unit", pick[1])
+    unit = lesson_number(f"Hidden unit (1 to {hidden})", hidden, _number(options, "unit", 1), f"{key}_unit", pick[1])
     step = computed(step_arithmetic, model, sentence.ids, word, context.vocab)
     if step is None:
         return
@@ -173,10 +165,10 @@ def attention_query(options: dict, key: str) -> None:
     labels = inspection.labels
     layers, heads = inspection.patterns.shape[:2]
     pick = st.columns(3)
-    query = _pick("Word that looks (the query)", len(labels), f"{key}_query", _number(options, "query", len(labels)) - 1,
-                  lambda i: f"{labels[i]} ({numbered('token', i)})", pick[0])
-    layer = ui.index_input(f"Block (1 to {layers})", layers, _number(options, "block", 1), f"{key}_block", pick[1])
-    head = ui.index_input(f"Head (1 to {heads})", heads, _number(options, "head", 1), f"{key}_head", pick[2])
+    query = lesson_choice("Word that looks (the query)", len(labels), _number(options, "query", len(labels)) - 1,
+                          f"{key}_query", lambda i: f"{labels[i]} ({numbered('token', i)})", pick[0])
+    layer = lesson_number(f"Block (1 to {layers})", layers, _number(options, "block", 1), f"{key}_block", pick[1])
+    head = lesson_number(f"Head (1 to {heads})", heads, _number(options, "head", 1), f"{key}_head", pick[2])
     arithmetic = query_arithmetic(inspection, layer, head, query)
     st.latex(arithmetic.formula)
     for line in arithmetic.numbers(top=3):
@@ -207,8 +199,8 @@ def _head_views(inspection, key: str, options: dict, grid_tokens: int, tile: int
                            "heads. In each square the rows are the tokens looking, the columns the tokens looked "
                            "at; dark means a large weight." + cut)
     pick = st.columns(2)
-    layer = ui.index_input(f"Block (1 to {layers})", layers, _number(options, "block", 1), f"{key}_block", pick[0])
-    head = ui.index_input(f"Head (1 to {heads})", heads, _number(options, "head", 1), f"{key}_head", pick[1])
+    layer = lesson_number(f"Block (1 to {layers})", layers, _number(options, "block", 1), f"{key}_block", pick[0])
+    head = lesson_number(f"Head (1 to {heads})", heads, _number(options, "head", 1), f"{key}_head", pick[1])
     pattern = inspection.patterns[layer, head]
     ui.show_figure(figure_once(attention_heatmap, pattern, labels,
                                title=f"{numbered('Block', layer)}, {numbered('head', head)}"),
