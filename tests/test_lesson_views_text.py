@@ -181,6 +181,16 @@ def test_a_sentence_too_long_is_refused_in_words():
     assert not at.get("plotly_chart")
 
 
+def test_a_shorter_sentence_brings_the_chosen_word_back_into_range_and_typos_fall_back():
+    at = run_view("rnn_step", {"word": "five", "unit": 1000})  # a teacher's typos: the last word, the last unit
+    assert [box.value for box in at.number_input] == [5, lesson_model("sentiment-lstm").spec.rnn.hidden_size]
+    at.number_input(key="t_word").set_value(4).run()
+    at.text_input(key="t_text").set_value("good").run()
+    assert not at.exception and not at.error
+    assert at.number_input(key="t_word").value == 1
+    assert any("**good** (word 1)" in line for line in markdown(at))
+
+
 # ---- lesson 5 -------------------------------------------------------------------------------------
 def attention_by_hand(model, ids: torch.Tensor):
     """(patterns (L, heads, T, T), outputs (L, heads, T, dh), z as the model computed it or None)
