@@ -4,11 +4,12 @@
 and head, the queries, keys, the scores QKᵀ/√d before the softmax and the attention pattern
 after it, so the page can show every head at a glance and then one query's arithmetic:
 
-    α_ij = softmax_j(q_i · k_j / √d)
+    α_ij = softmax_j(q_i · k_j / √d),    z_i = Σ_j α_ij v_j
 
-``query_arithmetic`` recomputes that one row from q and k by hand (the numbers a student can
-check on paper), and ``cls_patch_attention`` folds the [CLS] token's attention over image
-patches back onto the patch grid so it can be laid over the picture.
+``query_arithmetic`` recomputes that one row from q and k by hand, and the head's output z_i as
+the weighted sum of the values (the numbers a student can check on paper); ``cls_patch_attention``
+folds the [CLS] token's attention over image patches back onto the patch grid so it can be laid
+over the picture.
 
 What one inspection keeps grows with the square of the input's length (every head's T × T
 scores and weights): ``inspection_bytes`` says how much before the model runs, and an input
@@ -225,6 +226,8 @@ class QueryArithmetic:
     weights: np.ndarray  # (T,) softmax(scores); equals inspection.patterns[layer, head, query]
     formula: str  # LaTeX of α_ij = softmax_j(q_i·k_j / √d)
     key_labels: list[str] | None = None  # (T,) label of each key position
+    values: np.ndarray | None = None  # (T, dh) every value v_j (None: the inspection kept none)
+    output: np.ndarray | None = None  # (dh,) z_i = sum_j weights[j] * v_j, what this head passes on
 
     def top_keys(self, top: int = 3) -> list[int]:
         """Positions of the ``top`` most-attended keys, strongest first (ties: earlier first)."""
@@ -246,6 +249,16 @@ class QueryArithmetic:
                 rf"\mathrm{{softmax}} \to {self.weights[j]:.3f}")
         return lines
 
+    def output_numbers(self, count: int = 4) -> str:
+        """LaTeX of the head's output for this query, its first ``count`` numbers (subscripts
+        counted from 1): z_3 = sum_j alpha_3j v_j = (0.112, -0.734, ...)."""
+        if self.output is None:
+            raise ValueError("this inspection kept no values, so the output cannot be written out")
+        shown = ", ".join(f"{value:.3f}" for value in self.output[: max(1, count)])
+        more = r", \ldots" if len(self.output) > count else ""
+        i = counted(self.query)
+        return rf"z_{{{i}}} = \sum_j \alpha_{{{i}j}}\, v_j = ({shown}{more})"
+
 
 def query_arithmetic(inspection: AttentionInspection, layer: int, head: int, query: int) -> QueryArithmetic:
     """Recompute one row of one head's attention from its query and keys, step by step."""
@@ -259,9 +272,11 @@ def query_arithmetic(inspection: AttentionInspection, layer: int, head: int, que
     scores = dots / scale
     weights = np.exp(scores - scores.max())  # shifted by the max so exp cannot overflow; softmax is unchanged
     weights /= weights.sum()
+    values = None if inspection.values is None else inspection.values[layer, head].astype(np.float64)  # (T, dh)
     return QueryArithmetic(layer=layer, head=head, query=query, query_label=inspection.labels[query],
                            q=q, keys=keys, dots=dots, scale=scale, scores=scores, weights=weights,
-                           formula=ATTENTION_FORMULA, key_labels=list(inspection.labels))
+                           formula=ATTENTION_FORMULA, key_labels=list(inspection.labels), values=values,
+                           output=None if values is None else weights @ values)
 
 
 def cls_patch_attention(inspection: AttentionInspection, layer: int) -> np.ndarray:

@@ -423,3 +423,20 @@ def test_attribute_many_reports_progress_and_shares_one_target():
     with pytest.raises(ValueError, match="not available"):
         attr.attribute_many(model, x, 0, ["saliency", "bogus"], progress=lambda *args: calls.append(args))
     assert len(calls) == 3  # refused before any work
+
+
+def test_map_similarity_is_the_spearman_correlation_of_the_absolute_maps():
+    from scipy.stats import spearmanr
+
+    rng = np.random.default_rng(0)
+    trained = rng.normal(size=(3, 8, 8))
+    randomised = trained + rng.normal(size=trained.shape)
+    randomised[:, 0, :4] = 0.0  # ties, which Spearman ranks by their mean rank
+    expected = spearmanr(np.abs(trained.sum(axis=0)).ravel(), np.abs(randomised.sum(axis=0)).ravel()).statistic
+    assert attr.map_similarity(trained, randomised) == pytest.approx(expected)
+    assert attr.map_similarity(trained, -trained) == pytest.approx(1.0)  # |map|: the sign does not count
+    words = np.array([0.5, -2.0, 0.1, 1.0])
+    assert attr.map_similarity(words, words[::-1]) == pytest.approx(spearmanr(np.abs(words), np.abs(words[::-1])).statistic)
+    assert np.isnan(attr.map_similarity(trained, np.zeros_like(trained)))  # a flat map ranks nothing
+    with pytest.raises(ValueError, match="same input"):
+        attr.map_similarity(trained, trained[:, :4])

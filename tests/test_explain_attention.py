@@ -125,6 +125,20 @@ def test_query_arithmetic_recomputes_one_row_with_its_numbers():
     assert len(step.numbers(top=50)) == 10  # no more lines than keys
 
 
+def test_query_arithmetic_output_is_the_weighted_sum_of_the_values_as_the_model_computes_it():
+    model = token_model()
+    ids = sentence_ids(SENTENCE)
+    view = inspect_attention(model, ids, vocab=VOCAB)
+    step = query_arithmetic(view, layer=1, head=2, query=4)
+    q, k, v = (torch.as_tensor(getattr(view, name)[1, 2])[None, None] for name in ("queries", "keys", "values"))
+    reference = F.scaled_dot_product_attention(q, k, v)[0, 0, 4].numpy()  # (dh,) softmax(qkᵀ/√d) v, by PyTorch
+    np.testing.assert_allclose(step.output, reference, atol=1e-5)
+    np.testing.assert_allclose(step.output, view.activations["blocks.1.attn.z"][2, 4], atol=1e-5)  # the model's own z
+    line = step.output_numbers(3)
+    assert line.startswith(r"z_{5} = \sum_j \alpha_{5j}") and line.endswith(r", \ldots)")  # the query is token 5
+    assert all(f"{value:.3f}" in line for value in step.output[:3])
+
+
 def test_query_arithmetic_rejects_positions_that_do_not_exist_and_escapes_latex():
     view = inspect_attention(token_model(), sentence_ids("the odd_{word}"), vocab=VOCAB)
     for layer, head, query in [(2, 0, 0), (0, 4, 0), (0, 0, 3), (-1, 0, 0)]:

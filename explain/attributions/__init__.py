@@ -19,8 +19,8 @@ from .calls import (NO_CLASSIFIER, NO_IMAGE_CLASSIFIER, NOT_EXPLAINABLE, attribu
 from .images import image_baseline
 from .methods import (IMAGE_METHODS, TEXT_METHODS, Attribution, Method, Settings, available_methods,
                       gradcam_layers)
-from .sanity import randomized_copy
+from .sanity import map_similarity, randomized_copy
 
 __all__ = ["IMAGE_METHODS", "NOT_EXPLAINABLE", "NO_CLASSIFIER", "NO_IMAGE_CLASSIFIER", "TEXT_METHODS", "Attribution",
            "Method", "Settings", "attribute", "attribute_many", "available_methods", "gradcam_layers",
-           "image_baseline", "predicted_class", "randomized_copy"]
+           "image_baseline", "map_similarity", "predicted_class", "randomized_copy"]
