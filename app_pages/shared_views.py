@@ -28,6 +28,7 @@ from torch import nn
 
 from models.hooks import token_of
 
+FITTED_KEPT = 16  # references fitted on a model's training data (small; refitting takes about a second)
 COMPUTED_KEPT = 8  # inspections and attributions (a pretrained model's can hold tens of MB of activations)
 FIGURES_KEPT = 128  # figures (each up to a few MB of JSON for the largest)
 KEPT_S = 30 * 60  # an entry nobody asked for this long is dropped (the lesson has moved on)
@@ -125,6 +126,12 @@ def _computed(name: str, key: str, _function, _args, _kwargs):
     return _function(*_args, **_kwargs)
 
 
+# Apart from the inspections: a class looking at many inputs would otherwise push a model's fit out.
+@st.cache_resource(show_spinner=False, max_entries=FITTED_KEPT, ttl=KEPT_S)
+def _fitted(name: str, key: str, _function, _args, _kwargs):
+    return _function(*_args, **_kwargs)
+
+
 @st.cache_resource(show_spinner=False, max_entries=FIGURES_KEPT, ttl=KEPT_S)
 def _figure(name: str, key: str, _build, _args, _kwargs):
     return _build(*_args, **_kwargs)
@@ -140,6 +147,16 @@ def computed_once(function, *args, **kwargs):
     return _computed(name, key, function, args, kwargs)
 
 
+def fitted_once(function, *args, **kwargs):
+    """``function(*args, **kwargs)`` (a fit on a model and its training data), once per server for
+    the same content of the arguments, kept apart from the inspections. Shared: read it only."""
+    try:
+        name, key = _call_key(function, args, kwargs)
+    except Uncacheable:
+        return function(*args, **kwargs)
+    return _fitted(name, key, function, args, kwargs)
+
+
 def figure_once(build, *args, **kwargs):
     """``build(*args, **kwargs)`` (a viz function: arrays in, a Plotly figure out), once per
     server for the same content of the arguments. The figure is shared: draw it, never change it."""
@@ -153,4 +170,5 @@ def figure_once(build, *args, **kwargs):
 def clear() -> None:
     """Forget every shared inspection and figure (tests; a teacher's fresh start)."""
     _computed.clear()
+    _fitted.clear()
     _figure.clear()
