@@ -21,7 +21,7 @@ from PIL import Image
 
 from app_pages import common
 from app_pages.inspect_target import context_for, examples_dataset, inspection_target, require_kind
-from app_pages.shared_views import computed_once, figure_once, fitted_once
+from app_pages.shared_views import computed_once, dataset_key, figure_once, fitted_once
 from explain.familiarity import Familiarity, familiarity, fit_reference, trained_on
 from explain.inputs import (MAX_SENTENCES, MAX_TEXT_CHARS, InputContext, InputError, PreparedImage, PreparedSentence,
                             example_image, prepare_image, prepare_sentence, read_image, read_text_file,
@@ -242,8 +242,8 @@ def familiarity_of(model, dataset, context: InputContext, x) -> Familiarity | No
     if not trained_on(model, dataset, context.vocab):
         return None
     try:
-        reference = fitted_once(fit_reference, model, dataset.x_train, dataset.y_train, dataset.x_val,
-                                list(dataset.class_names), dataset.name)
+        reference = fitted_once(fit_reference, model, dataset_key(dataset), dataset.x_train, dataset.y_train,
+                                dataset.x_val, list(dataset.class_names), dataset.name)
         return familiarity(model, reference, x, context.vocab)
     except (ValueError, RuntimeError, IndexError, KeyError, np.linalg.LinAlgError):
         return None  # a model that cannot be measured simply gets no note; its views say what is wrong

@@ -20,6 +20,8 @@ import dataclasses
 import enum
 import hashlib
 import json
+import threading
+import weakref
 
 import numpy as np
 import streamlit as st
@@ -147,14 +149,36 @@ def computed_once(function, *args, **kwargs):
     return _computed(name, key, function, args, kwargs)
 
 
-def fitted_once(function, *args, **kwargs):
-    """``function(*args, **kwargs)`` (a fit on a model and its training data), once per server for
-    the same content of the arguments, kept apart from the inspections. Shared: read it only."""
-    try:
-        name, key = _call_key(function, args, kwargs)
-    except Uncacheable:
-        return function(*args, **kwargs)
-    return _fitted(name, key, function, args, kwargs)
+def fitted_once(function, model: nn.Module, data_key: str, *args):
+    """``function(model, *args)`` (a fit on a model and its training data), once per server for the
+    model's content and ``data_key`` (``dataset_key`` of the data in ``args``: digesting a large
+    data set at every page run would cost more than the fit). Kept apart from the inspections, so
+    that many inputs do not push it out; shared: read it only."""
+    return _fitted(_name(function), content_key(model, data_key), function, (model, *args), {})
+
+
+def dataset_key(dataset) -> str:
+    """A key for a data set: a built-in one by its source (name, options and seed always make the
+    same tensors), any other by the digest of its tensors, worked out once per data set object."""
+    if dataset.source:
+        return f"{dataset.name} {json.dumps(dataset.source, sort_keys=True, default=str)}"
+    with _DIGESTS_LOCK:
+        known = _DATASET_DIGESTS.get(id(dataset))
+    if known is not None and known[0]() is dataset:  # a freed object's id may be reused: its weakref is dead
+        return known[1]
+    digest = content_key(dataset.name, dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val,
+                         list(dataset.class_names), dataset.vocab)
+    with _DIGESTS_LOCK:
+        for key in [key for key, (ref, _) in _DATASET_DIGESTS.items() if ref() is None]:
+            del _DATASET_DIGESTS[key]
+        _DATASET_DIGESTS[id(dataset)] = (weakref.ref(dataset), digest)
+    return digest
+
+
+# A Dataset is a dataclass, so unhashable: no WeakKeyDictionary (token_of) for it; an entry is
+# trusted only while its weak reference still points at the very object asked about.
+_DATASET_DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
+_DIGESTS_LOCK = threading.Lock()
 
 
 def figure_once(build, *args, **kwargs):

@@ -3,6 +3,7 @@ far from the training data, validation examples are not, and the distance is Lee
 Mahalanobis distance worked out by hand."""
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+from app_pages import shared_views
 from explain.familiarity import (MARGIN, SHRINKAGE, familiarity, fit_gaussians, fit_reference, input_statistics,
                                  knows_phrase, model_features, trained_on, unknown_share)
 from explain.inputs import input_context, prepare_image, prepare_sentence, read_image
@@ -158,3 +160,31 @@ def test_what_a_model_knows_is_said_from_its_classes_and_data():
     assert knows_phrase("tokens", ["negative", "positive"], "sentiment") == \
         "sentences like those of the sentiment data it was trained on, each sorted as negative or positive"
 
+
+
+# ---- fitted once per server -----------------------------------------------------------------------
+def test_a_reference_is_fitted_once_per_model_content_and_data():
+    shared_views.clear()
+    calls = []
+
+    def fit(model, x_train):
+        calls.append(model)
+        return len(x_train)
+
+    digits = dataset_of("digits-cnn")
+    key = shared_views.dataset_key(digits)
+    assert key == f"digits {json.dumps(digits.source, sort_keys=True)}"  # a built-in one: by its source
+    first, copy, other = (build_model(presets.get("digits-cnn"), seed=seed) for seed in (0, 0, 1))
+    try:
+        assert shared_views.fitted_once(fit, first, key, digits.x_train) == len(digits.x_train)
+        shared_views.fitted_once(fit, copy, key, digits.x_train)  # another session's copy: same weights
+        assert calls == [first]
+        shared_views.fitted_once(fit, other, key, digits.x_train)  # other weights
+        uploaded = replace(digits, source=None, name="upload: digits.zip")
+        upload_key = shared_views.dataset_key(uploaded)  # by its tensors
+        assert upload_key != key and upload_key == shared_views.dataset_key(replace(uploaded))
+        assert upload_key != shared_views.dataset_key(replace(uploaded, y_train=1 - uploaded.y_train))
+        shared_views.fitted_once(fit, first, upload_key, digits.x_train)
+        assert calls == [first, other, first]
+    finally:
+        shared_views.clear()
