@@ -1,5 +1,6 @@
 """What the three Inspect pages (and Attributions) share: their start (``page_setup``), the input
-pickers, the prediction, and figures with their downloads.
+pickers, the prediction (with a note when the input is far from the model's training data,
+``explain.familiarity``), and figures with their downloads.
 
 Each page calls ``page_setup`` first (the model at a chosen training step, from
 ``inspect_target``), then an input picker, then draws its own views. The computations live in
