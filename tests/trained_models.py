@@ -37,7 +37,9 @@ def trained(preset: str):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as a worker does on a small machine; the result does not depend on it
     try:
-        Trainer(model, dataset, hp, [], checkpoints=2).fit()
+        trainer = Trainer(model, dataset, hp, [], checkpoints=2)
+        trainer.fit()
     finally:
         torch.set_num_threads(threads)
-    return load_checkpoint((checkpoint_bytes(model, meta=dataset.meta()), f"{preset}.zip"))
+    meta = {**dataset.meta(), "step": trainer.total_steps, "epoch": hp.epochs}  # as a run's last checkpoint says
+    return load_checkpoint((checkpoint_bytes(model, meta=meta), f"{preset}.zip"))
