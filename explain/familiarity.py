@@ -28,9 +28,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from models.words import with_article
 from training.tokenizer import PAD_ID, UNK
-
-from .tokens import strip_padding
 
 MARGIN = 1.5  # a threshold is this many times the largest validation distance
 INPUT_GRID = 8  # the input statistics average a picture to at most this many cells a side
@@ -141,14 +140,13 @@ def fit_reference(model, x_train: torch.Tensor, y_train: torch.Tensor, x_val: to
     # a covariance of a few hundred dimensions well, and keep the fit to about a second.
     train = evenly_spread(len(x_train), MOST_EXAMPLES)
     x_train, labels, x_val = x_train[train], y_train[train].numpy(), x_val[evenly_spread(len(x_val), MOST_EXAMPLES)]
-    measured = {"features": model_features}
+    measured = {"features": lambda x: model_features(model, x)}
     if kind == "image":
         measured["input"] = input_statistics
     checks = []
     for measure, read in measured.items():
-        gaussians = fit_gaussians(read(model, x_train) if measure == "features" else read(x_train), labels,
-                                  num_classes)
-        validation = read(model, x_val) if measure == "features" else read(x_val)
+        gaussians = fit_gaussians(read(x_train), labels, num_classes)
+        validation = read(x_val)
         largest = float(gaussians.distance(validation).max()) if len(validation) else 0.0
         checks.append(Check(measure, gaussians, MARGIN * largest, largest))
     return Reference(kind, tuple(checks), knows_phrase(kind, class_names, dataset_name), len(x_val))
@@ -168,7 +166,7 @@ def knows_phrase(kind: str, class_names: list[str], dataset_name: str) -> str:
         return f"sentences like those of {data}, each sorted as {either_or(class_names)}"
     if [name.strip() for name in class_names] == [str(d) for d in range(len(class_names))]:
         return f"the digits 0–{len(class_names) - 1} ({data})"
-    return f"pictures of {either_or(class_names)} ({data})"
+    return f"pictures of {either_or([with_article(str(name)) for name in class_names])} ({data})"
 
 
 def either_or(names: list[str]) -> str:
@@ -191,7 +189,7 @@ class Familiarity:
 
 def unknown_share(ids: torch.Tensor, vocab: list[str]) -> float:
     """The share of a sentence's words (padding left out) that the vocabulary does not know."""
-    ids = strip_padding(torch.as_tensor(ids), PAD_ID)
+    ids = torch.as_tensor(ids).flatten()
     ids = ids[ids != PAD_ID]
     if not len(ids):
         return 0.0

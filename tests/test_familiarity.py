@@ -156,7 +156,7 @@ def test_what_a_model_knows_is_said_from_its_classes_and_data():
     assert knows_phrase("image", [str(d) for d in range(10)], "digits") == \
         "the digits 0–9 (the digits data it was trained on)"
     assert knows_phrase("image", ["circle", "square", "cross"], "shapes") == \
-        "pictures of circle, square or cross (the shapes data it was trained on)"
+        "pictures of a circle, a square or a cross (the shapes data it was trained on)"
     assert knows_phrase("tokens", ["negative", "positive"], "sentiment") == \
         "sentences like those of the sentiment data it was trained on, each sorted as negative or positive"
 
