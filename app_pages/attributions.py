@@ -55,7 +55,8 @@ with torch.no_grad():
     probabilities = torch.softmax(ui.computed(model, x.unsqueeze(0)).float(), dim=-1)[0].numpy()
 class_names = class_names_of(model)
 predicted = int(np.argmax(probabilities))
-ui.prediction(probabilities, class_names, key="attr_prediction", top_k=3)
+ui.prediction(probabilities, class_names, key="attr_prediction", top_k=3,
+              familiar=ui.familiarity_of(model, dataset, context, x))
 
 # ---- what to compute --------------------------------------------------------------------
 chosen = st.pills("Methods", list(methods), format_func=lambda key: methods[key].label, selection_mode="multi",

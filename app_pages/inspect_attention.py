@@ -39,7 +39,9 @@ else:
     inspection = ui.computed(inspect_attention, model, sentences[0].ids, context.vocab)
 
 if model.spec.num_classes:
-    ui.prediction(inspection.probabilities, inspection.class_names, key="attention_prediction")
+    x = picture.x if picture is not None else sentences[0].ids
+    ui.prediction(inspection.probabilities, inspection.class_names, key="attention_prediction",
+                  familiar=ui.familiarity_of(model, dataset, context, x))
 else:
     st.caption(f"{common.as_markdown_text(model.spec.name)} has no classifier: it turns text into vectors, so there is no prediction "
                "to show, only what it attends to.")

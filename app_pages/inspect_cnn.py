@@ -42,7 +42,8 @@ if model.is_pretrained:  # a ResNet: its stages' maps (hundreds of layers, no ar
     st.stop()
 
 inspection = ui.computed(inspect_cnn, model, picture.x)
-ui.prediction(inspection.probabilities, inspection.class_names, key="cnn_prediction")
+ui.prediction(inspection.probabilities, inspection.class_names, key="cnn_prediction",
+              familiar=ui.familiarity_of(model, dataset, context, picture.x))
 
 scale = st.segmented_control("Colour scale of the maps", list(SCALES), format_func=SCALES.get, default="shared",
                              required=True, key="cnn_scale", persist_state="session",

@@ -47,10 +47,14 @@ if not sentences:
 inspections = [ui.computed(inspect_rnn, model, item.ids, vocab) for item in sentences]
 rows = [{"sentence": item.text, "prediction": view.class_names[int(np.argmax(view.probabilities))],
          "sure": f"{float(np.max(view.probabilities)):.0%}"} for item, view in zip(sentences, inspections)]
+familiar = [ui.familiarity_of(model, dataset, context, item.ids) for item in sentences]
 if len(sentences) > 1:
     st.dataframe(rows, hide_index=True, width="stretch")
+    for number, found in enumerate(familiar, start=1):
+        ui.familiarity_note(found, prefix=f"Sentence {number}: ")
 else:
-    ui.prediction(inspections[0].probabilities, inspections[0].class_names, key="rnn_prediction")
+    ui.prediction(inspections[0].probabilities, inspections[0].class_names, key="rnn_prediction",
+                  familiar=familiar[0])
 
 # ---- trajectories --------------------------------------------------------------------------
 st.subheader("The hidden state as a path")

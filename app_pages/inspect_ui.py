@@ -1,5 +1,6 @@
 """What the three Inspect pages (and Attributions) share: their start (``page_setup``), the input
-pickers, the prediction, and figures with their downloads.
+pickers, the prediction (with a note when the input is far from the model's training data,
+``explain.familiarity``), and figures with their downloads.
 
 Each page calls ``page_setup`` first (the model at a chosen training step, from
 ``inspect_target``), then an input picker, then draws its own views. The computations live in
@@ -22,7 +23,8 @@ from PIL import Image
 from app_pages import common
 from app_pages.figures import plotly_chart
 from app_pages.inspect_target import context_for, examples_dataset, inspection_target, require_kind
-from app_pages.shared_views import computed_once, figure_once
+from app_pages.shared_views import computed_once, dataset_key, figure_once, fitted_once
+from explain.familiarity import Familiarity, familiarity, fit_reference, trained_on
 from explain.inputs import (MAX_SENTENCES, MAX_TEXT_CHARS, InputContext, InputError, PreparedImage, PreparedSentence,
                             example_image, prepare_image, prepare_sentence, read_image, read_text_file,
                             split_sentences)
@@ -224,11 +226,35 @@ TOKEN_STYLE = """<style>
 
 
 # ---- prediction, figures, downloads ------------------------------------------------------
-def prediction(probabilities: np.ndarray, class_names: list[str], key: str, top_k: int = 5) -> None:
+def prediction(probabilities: np.ndarray, class_names: list[str], key: str, top_k: int = 5,
+               familiar: Familiarity | None = None) -> None:
+    """The model's answer and its top classes; next to it, when the input is far from the model's
+    training data (``familiar``, from ``familiarity_of``), a note saying so in plain words."""
     best = int(np.argmax(probabilities))
     st.markdown(f"The model says **{common.as_markdown_text(class_names[best])}** ({probabilities[best]:.0%} sure).")
+    familiarity_note(familiar)
     show_figure(figure_once(probability_bars, probabilities, class_names, top_k=top_k), key, "prediction",
                 downloads=False)
+
+
+def familiarity_of(model, dataset, context: InputContext, x) -> Familiarity | None:
+    """How far the prepared input ``x`` is from the data ``model`` was trained on; None when
+    that data is not at hand (a pretrained model, one not trained yet, uploaded data now gone).
+    The reference is fitted once per server for the model's content (``shared_views``)."""
+    if not trained_on(model, dataset, context.vocab):
+        return None
+    try:
+        reference = fitted_once(fit_reference, model, dataset_key(dataset), dataset.x_train, dataset.y_train,
+                                dataset.x_val, list(dataset.class_names), dataset.name)
+        return familiarity(model, reference, x, context.vocab)
+    except (ValueError, RuntimeError, IndexError, KeyError, np.linalg.LinAlgError):
+        return None  # a model that cannot be measured simply gets no note; its views say what is wrong
+
+
+def familiarity_note(familiar: Familiarity | None, prefix: str = "") -> None:
+    """A warning in plain words when the input is far from the training data; nothing otherwise."""
+    if familiar is not None and familiar.far:
+        st.warning(common.as_markdown_text(prefix + familiar.reason), icon=":material/help:")
 
 
 def show_figure(fig, key: str, name: str, downloads: bool = True, caption: str | None = None) -> None:

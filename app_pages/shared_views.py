@@ -20,6 +20,8 @@ import dataclasses
 import enum
 import hashlib
 import json
+import threading
+import weakref
 
 import numpy as np
 import streamlit as st
@@ -28,6 +30,7 @@ from torch import nn
 
 from models.hooks import token_of
 
+FITTED_KEPT = 16  # references fitted on a model's training data (small; refitting takes about a second)
 COMPUTED_KEPT = 8  # inspections and attributions (a pretrained model's can hold tens of MB of activations)
 FIGURES_KEPT = 128  # figures (each up to a few MB of JSON for the largest)
 KEPT_S = 30 * 60  # an entry nobody asked for this long is dropped (the lesson has moved on)
@@ -125,6 +128,12 @@ def _computed(name: str, key: str, _function, _args, _kwargs):
     return _function(*_args, **_kwargs)
 
 
+# Apart from the inspections: a class looking at many inputs would otherwise push a model's fit out.
+@st.cache_resource(show_spinner=False, max_entries=FITTED_KEPT, ttl=KEPT_S)
+def _fitted(name: str, key: str, _function, _args, _kwargs):
+    return _function(*_args, **_kwargs)
+
+
 @st.cache_resource(show_spinner=False, max_entries=FIGURES_KEPT, ttl=KEPT_S)
 def _figure(name: str, key: str, _build, _args, _kwargs):
     return _build(*_args, **_kwargs)
@@ -140,6 +149,38 @@ def computed_once(function, *args, **kwargs):
     return _computed(name, key, function, args, kwargs)
 
 
+def fitted_once(function, model: nn.Module, data_key: str, *args):
+    """``function(model, *args)`` (a fit on a model and its training data), once per server for the
+    model's content and ``data_key`` (``dataset_key`` of the data in ``args``: digesting a large
+    data set at every page run would cost more than the fit). Kept apart from the inspections, so
+    that many inputs do not push it out; shared: read it only."""
+    return _fitted(_name(function), content_key(model, data_key), function, (model, *args), {})
+
+
+def dataset_key(dataset) -> str:
+    """A key for a data set: a built-in one by its source (name, options and seed always make the
+    same tensors), any other by the digest of its tensors, worked out once per data set object."""
+    if dataset.source:
+        return f"{dataset.name} {json.dumps(dataset.source, sort_keys=True, default=str)}"
+    with _DIGESTS_LOCK:
+        known = _DATASET_DIGESTS.get(id(dataset))
+    if known is not None and known[0]() is dataset:  # a freed object's id may be reused: its weakref is dead
+        return known[1]
+    digest = content_key(dataset.name, dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val,
+                         list(dataset.class_names), dataset.vocab)
+    with _DIGESTS_LOCK:
+        for key in [key for key, (ref, _) in _DATASET_DIGESTS.items() if ref() is None]:
+            del _DATASET_DIGESTS[key]
+        _DATASET_DIGESTS[id(dataset)] = (weakref.ref(dataset), digest)
+    return digest
+
+
+# A Dataset is a dataclass, so unhashable: no WeakKeyDictionary (token_of) for it; an entry is
+# trusted only while its weak reference still points at the very object asked about.
+_DATASET_DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
+_DIGESTS_LOCK = threading.Lock()
+
+
 def figure_once(build, *args, **kwargs):
     """``build(*args, **kwargs)`` (a viz function: arrays in, a Plotly figure out), once per
     server for the same content of the arguments. The figure is shared: draw it, never change it."""
@@ -153,4 +194,5 @@ def figure_once(build, *args, **kwargs):
 def clear() -> None:
     """Forget every shared inspection and figure (tests; a teacher's fresh start)."""
     _computed.clear()
+    _fitted.clear()
     _figure.clear()

@@ -97,6 +97,14 @@ class CNN(HookedModel):
         """Each conv stage's last hook: its output as the next layer receives it."""
         return [self.conv[index].hook_names(f"conv.{index}")[-1] for group, index in self.order if group == "conv"]
 
+    def features_hook(self) -> str:
+        """The last hook of the stage before the classifier (flattened, it is what the classifier
+        reads); the input itself for a CNN that is only a classifier."""
+        if len(self.order) < 2:
+            return "input"
+        group, index = self.order[-2]
+        return getattr(self, group)[index].hook_names(f"{group}.{index}")[-1]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.input(x)  # (B, C, H, W)
         for group, index in self.order:

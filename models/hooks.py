@@ -103,6 +103,11 @@ class HookedModel(nn.Module):
         """Hook names of each conv stage's output as the next layer receives it, in order."""
         return []
 
+    def features_hook(self) -> str | None:
+        """The hook whose activation the classifier head reads (the penultimate features, one
+        vector per example); None when the model has no such point (a pretrained wrapper)."""
+        return None
+
     def stage_names(self) -> list[str]:
         """A pretrained CNN's stem and stages, in the order they run (views of hundreds of layers
         show these); a Glassbox model lists its own layers in its spec instead."""

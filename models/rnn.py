@@ -123,6 +123,9 @@ class RNNClassifier(HookedModel):
         directions = 2 if spec.rnn.bidirectional else 1
         self.head = nn.Linear(spec.rnn.hidden_size * directions, spec.num_classes)
 
+    def features_hook(self) -> str:
+        return "rnn.final"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() < 2 or x.shape[1] == 0:
             raise ValueError("the model needs at least one token per sequence")

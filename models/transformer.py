@@ -155,6 +155,9 @@ class TransformerClassifier(HookedModel):
         self.pooled = HookPoint()  # (B, D): what the classifier reads
         self.head = nn.Linear(cfg.d_model, spec.num_classes)
 
+    def features_hook(self) -> str:
+        return "pooled"
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         embed = self.embed
         if embed.vision:
