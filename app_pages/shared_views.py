@@ -163,21 +163,18 @@ def dataset_key(dataset) -> str:
     if dataset.source:
         return f"{dataset.name} {json.dumps(dataset.source, sort_keys=True, default=str)}"
     with _DIGESTS_LOCK:
-        known = _DATASET_DIGESTS.get(id(dataset))
-    if known is not None and known[0]() is dataset:  # a freed object's id may be reused: its weakref is dead
-        return known[1]
+        known = _DATASET_DIGESTS.get(dataset)
+    if known is not None:
+        return known
     digest = content_key(dataset.name, dataset.x_train, dataset.y_train, dataset.x_val, dataset.y_val,
                          list(dataset.class_names), dataset.vocab)
     with _DIGESTS_LOCK:
-        for key in [key for key, (ref, _) in _DATASET_DIGESTS.items() if ref() is None]:
-            del _DATASET_DIGESTS[key]
-        _DATASET_DIGESTS[id(dataset)] = (weakref.ref(dataset), digest)
+        _DATASET_DIGESTS[dataset] = digest
     return digest
 
 
-# A Dataset is a dataclass, so unhashable: no WeakKeyDictionary (token_of) for it; an entry is
-# trusted only while its weak reference still points at the very object asked about.
-_DATASET_DIGESTS: dict[int, tuple[weakref.ref, str]] = {}
+# Held weakly: an entry goes when its data set does (a Dataset is hashable by identity, never by id()).
+_DATASET_DIGESTS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 _DIGESTS_LOCK = threading.Lock()
 
 

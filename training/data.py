@@ -21,7 +21,7 @@ class DatasetError(ValueError):
     """A dataset could not be made or read; the message says why in plain words."""
 
 
-@dataclass
+@dataclass(eq=False)  # one data set is one object: hashable by identity (caches hold it weakly)
 class Dataset:
     name: str  # "digits", "shapes", "my-photos.zip"
     input_kind: str  # image | tokens
