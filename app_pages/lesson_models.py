@@ -25,9 +25,11 @@ def lesson_model(name: str | None = None):
     """The trained demo ``name`` (default digits-cnn); its untrained preset when no demo is installed."""
     name = name or DEFAULT_MODEL
     try:
-        return trained_demo(name)
+        model = trained_demo(name)
     except UNREADABLE:  # not shipped (UnknownDemo is a ValueError), or its files are damaged
         return preset_model(BASE_PRESET.get(name, name))
+    lesson_run(name)  # a deleted demo run comes back: its data gives the examples, its checkpoints the steps
+    return model
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

@@ -14,7 +14,7 @@ import streamlit as st
 from scipy.signal import convolve2d
 
 from app_pages import common
-from app_pages.inspect_ui import computed, show_figure
+from app_pages.inspect_ui import computed, show_figure, shown_picture
 from app_pages.lesson_models import example_of, lesson_model, untrained_note
 from app_pages.lesson_views_training import VIEWS as TRAINING_VIEWS
 from app_pages.shared_views import figure_once
@@ -26,6 +26,16 @@ from viz.labels import stage_label
 from viz.probe import filters_figure
 
 DEFAULT_DIGIT = "3"  # a digit with curves and straight strokes: its maps are easy to tell apart
+
+
+def whole_number(options: dict, name: str, default: int) -> int:
+    """A lesson file's option ``name`` (a row, a layer, ... counted from 1), or ``default``."""
+    if name not in options:
+        return int(default)
+    value = options[name]
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"the option '{name}' should be a whole number counted from 1, not {value!r}")
+    return value
 
 
 def _slider(label: str, count: int, default: int, key: str, place=st) -> int:
@@ -60,15 +70,15 @@ def _grey(picture) -> np.ndarray:
 
 
 def _conv_layer(options: dict, inspection) -> int:
-    return min(max(int(options.get("layer", 1)), 1), len(inspection.convs)) - 1
+    return min(max(whole_number(options, "layer", 1), 1), len(inspection.convs)) - 1
 
 
 def _conv_position(options: dict, key: str, view) -> tuple[int, int, int]:
     channels, height, width = view.pre.shape
     pick = st.columns(3)
-    channel = _slider("Filter (feature map)", channels, int(options.get("filter", 1)), f"{key}_filter", pick[0])
-    row = _slider("Row", height, int(options.get("row", 3)), f"{key}_row", pick[1])
-    col = _slider("Column", width, int(options.get("column", height // 2)), f"{key}_col", pick[2])
+    channel = _slider("Filter (feature map)", channels, whole_number(options, "filter", 1), f"{key}_filter", pick[0])
+    row = _slider("Row", height, whole_number(options, "row", 3), f"{key}_row", pick[1])
+    col = _slider("Column", width, whole_number(options, "column", width // 2), f"{key}_col", pick[2])
     return channel, row, col
 
 
@@ -141,14 +151,13 @@ def first_layer_maps(options: dict, key: str) -> None:
     maps = view.post if view.post is not None else view.pre
     left, right = st.columns([1, 3])
     with left:
-        st.image(picture.seen[:, :, 0] if picture.seen.shape[2] == 1 else picture.seen, width=160,
-                 caption=common.as_markdown_text(picture.label))
+        st.image(shown_picture(picture.seen, side=160), caption=common.as_markdown_text(picture.label))
     with right:
         show_figure(figure_once(filters_figure, view.weight, cols=8, tile=80), f"{key}_filters", "filters",
                     downloads=False, caption="The filters of the first layer: red where a filter wants brightness, "
                                              "blue where it wants darkness.")
-    show_figure(figure_once(feature_maps_figure, maps, shared_scale=True), f"{key}_maps", "feature-maps",
-                downloads=False, caption="The feature map each filter makes of the digit (after "
+    show_figure(figure_once(feature_maps_figure, maps, shared_scale=True, title="map"), f"{key}_maps", "feature-maps",
+                downloads=False, caption="The feature map each filter makes of the digit (map 1 is filter 1's; after "
                                          f"{view.activation or 'the activation'}): bright where its pattern is found.")
 
 
@@ -162,14 +171,14 @@ def max_pool(options: dict, key: str) -> None:
     if not inspection.pools:
         st.info("This model has no pooling layer.")
         return
-    pool = inspection.pools[min(max(int(options.get("pool", 1)), 1), len(inspection.pools)) - 1]
+    pool = inspection.pools[min(max(whole_number(options, "pool", 1), 1), len(inspection.pools)) - 1]
     channels, out_h, out_w = pool.after.shape
     # Unless the lesson says where, start on the strongest pooled value: a window of zeros teaches nothing.
     strongest = np.unravel_index(int(np.argmax(pool.after)), pool.after.shape)  # (channel, row, col)
     pick = st.columns(3)
-    channel = _slider("Feature map", channels, int(options.get("filter", strongest[0] + 1)), f"{key}_channel", pick[0])
-    row = _slider("Output row", out_h, int(options.get("row", strongest[1] + 1)), f"{key}_row", pick[1])
-    col = _slider("Output column", out_w, int(options.get("column", strongest[2] + 1)), f"{key}_col", pick[2])
+    channel = _slider("Feature map", channels, whole_number(options, "filter", strongest[0] + 1), f"{key}_channel", pick[0])
+    row = _slider("Output row", out_h, whole_number(options, "row", strongest[1] + 1), f"{key}_row", pick[1])
+    col = _slider("Output column", out_w, whole_number(options, "column", strongest[2] + 1), f"{key}_col", pick[2])
     show_figure(figure_once(pooling_figure, pool.before[channel], pool.after[channel], pool.kernel, pool.stride,
                             pool.padding, pool.kind, highlight=(row, col)),
                 f"{key}_pool", "pooling", downloads=False,
@@ -206,8 +215,8 @@ def receptive_field_view(options: dict, key: str) -> None:
     maps = view.pre if stage in {c.name for c in inspection.convs} else view.after
     _, height, width = maps.shape
     pick = st.columns(2)
-    row = _slider("Row", height, int(options.get("row", height // 2)), f"{key}_row", pick[0])
-    col = _slider("Column", width, int(options.get("column", width // 2)), f"{key}_col", pick[1])
+    row = _slider("Row", height, whole_number(options, "row", height // 2), f"{key}_row", pick[0])
+    col = _slider("Column", width, whole_number(options, "column", width // 2), f"{key}_col", pick[1])
     box = receptive_field(model, stage, row, col)
     left, right = st.columns([1, 1])
     with left:
@@ -222,7 +231,7 @@ def receptive_field_view(options: dict, key: str) -> None:
             step = views[name]
             rows.append({"layer": stage_label(name), "window": f"{step.kernel}×{step.kernel}", "stride": step.stride,
                          "sees (pixels)": f"{receptive_field_size(model, name)}×{receptive_field_size(model, name)}",
-                         "next value is": f"{jump(model, name)} px further"})
+                         "its values are": f"{jump(model, name)} px apart"})
         st.dataframe(rows, hide_index=True, key=f"{key}_table")
         st.markdown("Each layer widens the view by its window minus one, times the distance between the values "
                     "it reads:")

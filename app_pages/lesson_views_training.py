@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import plotly.graph_objects as go
 import streamlit as st
 
 from app_pages import common
@@ -18,9 +19,9 @@ from app_pages.run_data import UNREADABLE, checkpoint_model, store
 from app_pages.shared_views import figure_once
 from explain.cnn import inspect_cnn
 from viz.training import curves_figure
-from viz.probe import filters_figure
+from viz.activations import heatmap_grid
 
-FILTER_STEPS = 4  # checkpoints shown side by side: enough to see the filters form, few enough to read
+FILTER_STEPS = 5  # checkpoints shown, one row each: enough to see the filters form, few enough to read
 
 
 def _last(records: list[dict], kind: str, key: str) -> float | None:
@@ -43,8 +44,12 @@ def _percent(value: float | None) -> str:
     return "—" if value is None else f"{value:.0%}"
 
 
-def _curves(runs: dict[str, list[dict]], key: str, caption: str) -> None:
-    show_figure(figure_once(curves_figure, runs), f"{key}_curves", "curves", downloads=False, caption=caption)
+def _curves(runs: dict[str, list[dict]], key: str, caption: str, log_loss: bool = False) -> None:
+    figure = figure_once(curves_figure, runs)
+    if log_loss:  # a diverging loss (hundreds) would flatten a healthy one (below 1) to the axis
+        figure = go.Figure(figure)  # a copy: the shared figure is read-only
+        figure.update_yaxes(type="log", rangemode="normal", title_text="loss (log scale)", row=1, col=1)
+    show_figure(figure, f"{key}_curves", "curves", downloads=False, caption=caption)
 
 
 def training_curves(options: dict, key: str) -> None:
@@ -73,7 +78,8 @@ def too_fast(options: dict, key: str) -> None:
     if good_id is not None:
         runs[f"{good} ({_settings(good_id)})"] = run_metrics(good_id)
     _curves(runs, key, "Both runs on the same data from the same starting weights; only the optimizer and its "
-                       "learning rate differ.")
+                       "learning rate differ. The loss is drawn on a log scale (each grid line ten times the one "
+                       "below), so that both runs fit.", log_loss=True)
     records = runs[next(iter(runs))]
     broken = next((r["step"] for r in records if r.get("type") == "train"
                    and not (isinstance(r.get("loss"), (int, float)) and math.isfinite(r["loss"]))), None)
@@ -119,25 +125,32 @@ def filters_forming(options: dict, key: str) -> None:
     if not steps:
         st.info(f"The run of {common.as_markdown_text(name)} kept no checkpoints.")
         return
-    # First, last and log-spaced ones between: the filters change most at the start.
+    # First, last and evenly among the log-spaced checkpoints between: the filters change most at the start.
     chosen = sorted({steps[int(round(i))] for i in np.linspace(0, len(steps) - 1, min(FILTER_STEPS, len(steps)))})
-    columns = st.columns(len(chosen))
-    for column, step in zip(columns, chosen):
+    weights, shown = [], []
+    for step in chosen:
         try:
             model = checkpoint_model(str(store().root), run_id, step)
         except UNREADABLE:
-            column.warning(f"The checkpoint at step {step:,} cannot be read.")
+            st.warning(f"The checkpoint at step {step:,} cannot be read; it is left out.")
             continue
         picture = example_of(model, "3")
         if picture is None:
-            column.warning("No example to run the model on.")
-            continue
-        weight = computed(inspect_cnn, model, picture.x).convs[0].weight
-        with column:
-            show_figure(figure_once(filters_figure, weight, cols=2, tile=60), f"{key}_filters_{step}",
-                        f"filters-step-{step}", downloads=False, caption=f"Step {step:,}")
-    st.caption(f"The {len(chosen)} checkpoints of {len(steps)} kept by the run, from the first to the last "
-               "(red: the filter wants brightness there; blue: darkness).")
+            st.warning("There is no example to run the model on.")
+            return
+        weights.append(computed(inspect_cnn, model, picture.x).convs[0].weight.mean(axis=1))  # (O, k, k)
+        shown.append(step)
+    if not weights:
+        return
+    count = weights[0].shape[0]
+    titles = [f"step {step:,}: filter {j + 1}" if j == 0 else f"filter {j + 1}" for step in shown for j in range(count)]
+    # One colour scale for every checkpoint, so a filter growing stronger is seen as such.
+    show_figure(figure_once(heatmap_grid, np.concatenate(weights), titles, cols=count, shared_scale=True, signed=True,
+                            tile=90),
+                f"{key}_filters", "filters-forming", downloads=False,
+                caption="One row per checkpoint, from the first (step 0: the random weights it started from) to the "
+                        "last; red where a filter wants brightness, blue where it wants darkness.")
+    st.caption(f"{len(shown)} of the {len(steps)} checkpoints the run kept (steps {', '.join(f'{s:,}' for s in steps)}).")
 
 
 VIEWS = {

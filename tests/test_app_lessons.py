@@ -132,3 +132,89 @@ def test_home_says_start_here_and_leads_to_the_lessons_listed_after_home():
     at = open_page("home")
     assert texts(at.subheader)[0] == "Start here"
     assert at.get("page_link")[0].proto.page == "lessons"
+
+
+def _run(store, name: str, records: list[dict], **record) -> str:
+    run_id = store.create(name, {"status": "finished", "model": name, **record})
+    writer = store.metrics_writer(run_id)
+    for metrics in records:
+        writer.write(metrics)
+    writer.close()
+    return run_id
+
+
+def test_the_training_lesson_reads_its_numbers_from_the_demo_runs(monkeypatch):
+    """The too-fast and tiny-data demos as runs in the store (whether or not they are shipped):
+    the lesson says where the loss broke and the gap between the accuracies, from their metrics."""
+    from app_pages import lesson_models
+    from app_pages.run_data import store
+
+    runs = store()
+    too_fast = _run(runs, "digits-cnn-too-fast", [
+        {"type": "train", "step": 1, "loss": 2.3, "acc": 0.1},
+        {"type": "train", "step": 2, "loss": 40.0, "acc": 0.1},
+        {"type": "train", "step": 3, "loss": float("nan"), "acc": 0.1},  # stored as null
+    ], status="diverged", message="the loss became NaN at step 3",
+        hyperparameters={"optimizer": "sgd", "lr": 5.0, "epochs": 3})
+    tiny = _run(runs, "digits-cnn-tiny-data", [
+        {"type": "train", "step": 10, "loss": 0.5, "acc": 0.75},
+        {"type": "val", "step": 10, "val_loss": 1.5, "val_acc": 0.5},
+        {"type": "train", "step": 20, "loss": 0.01, "acc": 1.0},
+        {"type": "val", "step": 20, "val_loss": 2.0, "val_acc": 0.42},
+    ], dataset={"name": "digits", "train_size": 60})
+    real = lesson_models.demo_run_id
+    ids = {"digits-cnn-too-fast": too_fast, "digits-cnn-tiny-data": tiny}
+    monkeypatch.setattr(lesson_models, "demo_run_id", lambda name: ids[name] if name in ids else real(name))
+
+    at = open_lesson(open_page("lessons"), "03-training")
+    at.button(key="lesson_step_next").click()
+    run(at)
+    said = " ".join(texts(at.markdown))
+    assert "its loss stopped being a number at step 3" in said
+    assert "the loss became NaN at step 3" in said
+    curves = figure(at, "lesson_03-training_2_curves")
+    assert any("SGD, learning rate 5.0" in (trace.get("name") or "") for trace in curves["data"])
+    assert any("digits-cnn (Adam" in (trace.get("name") or "") for trace in curves["data"])  # the good run beside it
+
+    at.button(key="lesson_step_next").click()
+    run(at)
+    said = " ".join(texts(at.markdown))
+    assert "training accuracy **100%**, validation accuracy **42%**, a gap of 58%" in said
+    assert any("on only 60 training pictures" in caption for caption in texts(at.caption))
+
+
+def test_a_step_whose_options_the_view_cannot_use_is_a_plain_error_naming_the_file(tmp_path, monkeypatch):
+    folder = tmp_path / "lessons"
+    folder.mkdir()
+    text = (LESSONS_DIR / "01-convolution.toml").read_text(encoding="utf-8").replace("row = 3", 'row = "three"')
+    (folder / "01-convolution.toml").write_text(text, encoding="utf-8")
+    monkeypatch.setenv("GLASSBOX_LESSONS", str(folder))
+    at = open_lesson(open_page("lessons"), "01-convolution")
+    errors = texts(at.error)
+    assert len(errors) == 1 and errors[0].startswith("01-convolution.toml, step 1: the view 'conv_sum' could not")
+    assert "three" in errors[0]
+    assert any(LESSONS[0].steps[0].try_this in info for info in texts(at.info))  # the rest of the step is there
+
+
+def test_lesson_two_pools_like_max_pool2d_and_counts_the_receptive_field_by_hand():
+    at = open_lesson(open_page("lessons"), "02-pooling")
+    model = lesson_model("digits-cnn")
+    weights = model.state_dict()
+    x = example_of(model, "3").x
+    maps = F.relu(F.conv2d(x[None], weights["conv.0.conv.weight"], weights["conv.0.conv.bias"], padding=1))[0]
+    pooled = F.max_pool2d(maps[None], 2)[0]  # (8, 8, 8)
+    channel, row, col = np.unravel_index(int(pooled.argmax()), pooled.shape)  # where the step starts
+    window = maps[channel, 2 * row: 2 * row + 2, 2 * col: 2 * col + 2]
+    kept_row, kept_col = np.unravel_index(int(window.argmax()), window.shape)
+    sentence = next(text for text in texts(at.markdown) if text.startswith("The window holds"))
+    assert f"**{float(pooled.max()):.2f}**" in sentence
+    assert f"found at row {2 * row + kept_row + 1}, column {2 * col + kept_col + 1} of the feature map" in sentence
+    assert at.slider(key="lesson_02-pooling_1_channel").value == channel + 1
+
+    at.button(key="lesson_step_next").click()
+    run(at)
+    at.button(key="lesson_step_next").click()
+    run(at)  # the deepest layer, Pool 2: 3x3 conv, 2x2 pool, 3x3 conv, 2x2 pool
+    sizes = [row["sees (pixels)"] for row in at.dataframe[0].value.to_dict("records")]
+    # r = r + (k - 1) * j, j = j * s: 1+2*1 = 3; 3+1*1 = 4 (j 2); 4+2*2 = 8; 8+1*2 = 10
+    assert sizes == ["3×3", "4×4", "8×8", "10×10"]
