@@ -115,6 +115,7 @@ NO_USER_TEXT = {  # figure functions whose every text is made in viz/ itself, ne
     "filters_figure": "weights only",
     "pooling_figure": "kind is 'max' or 'avg', from the model",
     "conv_arithmetic_figure": "numbers and the layer's hook name",
+    "for_projector": "re-sizes a figure another viz function made; adds no text (checked below)",
 }
 
 
@@ -175,3 +176,14 @@ def test_a_3d_path_shows_words_as_typed_without_their_tags_working():
     assert [text.replace("\u200b", "") for text in fig.data[0].text] == HOSTILE  # looks exactly as typed
     assert fig.data[0].name == escaped(LINK)  # the legend is drawn as HTML, so it is escaped
 
+
+
+@pytest.mark.parametrize("name", sorted(BUILDERS))
+def test_presenter_copy_keeps_the_text_escaped(name):
+    from viz.presenter import for_projector
+
+    for fig in figures_of(BUILDERS[name](HOSTILE)):
+        before = sorted(strings_in(fig.to_plotly_json()))
+        after = sorted(strings_in(for_projector(fig).to_plotly_json()))
+        assert not sorted({tag for s in after for tag in RAW_TAGS if tag in s})
+        assert set(before) <= set(after), "a text changed in the presenter's copy"
