@@ -17,6 +17,7 @@ from training import jobs
 from training.data import DatasetError
 from training.hyperparameters import suggested_for
 from training.jobs import JobError, TooManyRuns
+from training.progress import format_duration
 from training.trainer import (MAX_EPOCHS, OPTIMIZERS, SCHEDULES, DeviceError, HyperparameterError,
                               Hyperparameters, default_hyperparameters)
 
@@ -29,6 +30,7 @@ TRAIN = "train"
 OPTIMIZER_LABELS = {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
 SCHEDULE_LABELS = {"constant": "constant", "cosine": "cosine (falls smoothly to 0)"}
 DEVICE_LABELS = {"auto": "automatic (a GPU if there is one)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU"}
+PACE_LABELS = {0: "As fast as it can", 30: "About 30 s", 60: "About 60 s", 120: "About 2 minutes"}  # seconds
 FLOAT_SETTINGS = ("lr", "weight_decay", "momentum", "grad_clip")  # number inputs that take floats
 
 
@@ -77,6 +79,8 @@ def seed_settings(spec) -> None:
     hp = dict(saved["hyperparameters"])
     if hp.get("device") not in _devices():
         hp["device"] = "auto"
+    if hp.get("pace_s") not in PACE_LABELS:  # e.g. a pace from the command line: not one of the choices
+        hp["pace_s"] = 0
     for attr, value in hp.items():
         if hp_key(attr) not in state:
             state[hp_key(attr)] = float(value) if attr in FLOAT_SETTINGS else value
@@ -120,6 +124,11 @@ def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
         st.number_input("Seed", key=hp_key("seed"), min_value=0, step=1,
                         help="The starting weights and the order of the examples: the same seed gives the "
                              "same run.")
+    st.segmented_control("Pace", list(PACE_LABELS), key=hp_key("pace_s"), format_func=PACE_LABELS.get,
+                         required=True,
+                         help="Slow motion for a class: the run waits between steps so that it takes about this "
+                              "long, and records every step, so the curves and the filters visibly grow. It "
+                              "learns exactly what it would unpaced.")
     with st.popover("More settings", icon=":material/settings:"):
         a, b = st.columns(2)
         with a:
@@ -151,6 +160,14 @@ def chosen_hyperparameters(spec) -> Hyperparameters:
                               for attr in default_hyperparameters(spec).to_dict()})
 
 
+def paced_words(hp: Hyperparameters) -> str:
+    """What a paced run does, said before it starts ("" when it is not paced)."""
+    if not hp.pace_s:
+        return ""
+    return (f" Paced to about {format_duration(hp.pace_s)} for the class to watch: it waits between steps, "
+            "and learns exactly what it would unpaced.")
+
+
 # ---- starting a run ---------------------------------------------------------------------
 def new_run_section(open_by_default: bool):
     """The fold with the data, the settings and Train; it folds away once a run starts, so the
@@ -173,7 +190,7 @@ def train_button(spec, dataset, hp: Hyperparameters, ready: bool) -> None:
         st.caption("Fix the problems above to train.")
     else:
         st.caption(f"Trains a fresh copy of {common.as_markdown_text(spec.name)} (new weights from seed {hp.seed}) on "
-                   f"{dataset.name}; when it finishes, it becomes the current model.")
+                   f"{dataset.name}; when it finishes, it becomes the current model.{paced_words(hp)}")
     class_limits_caption()
 
 
