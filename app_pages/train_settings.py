@@ -124,11 +124,10 @@ def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
         st.number_input("Seed", key=hp_key("seed"), min_value=0, step=1,
                         help="The starting weights and the order of the examples: the same seed gives the "
                              "same run.")
-    st.segmented_control("Pace", list(PACE_LABELS), key=hp_key("pace_s"), format_func=PACE_LABELS.get,
-                         required=True,
-                         help="Slow motion for a class: the run waits between steps so that it takes about this "
-                              "long, and records every step, so the curves and the filters visibly grow. It "
-                              "learns exactly what it would unpaced.")
+    st.selectbox("Pace", list(PACE_LABELS), key=hp_key("pace_s"), format_func=PACE_LABELS.get,
+                 help="Slow motion for a class: the run waits between steps so that it takes about this long, "
+                      "and records every step, so the curves and the filters visibly grow. It learns exactly "
+                      "what it would unpaced.")
     with st.popover("More settings", icon=":material/settings:"):
         a, b = st.columns(2)
         with a:

@@ -24,7 +24,6 @@ from tests.test_app_train import IdleBackend
 from training import jobs
 from training.datasets import load_dataset
 from training.store import RunStore
-from viz.training import curves_figure
 
 STEPS = (0, 1, 2, 4, 8)  # a run's log-spaced checkpoints, in miniature
 
@@ -206,7 +205,7 @@ def test_an_unpaced_run_says_nothing_of_pace(home, digits):
 
 def test_the_pace_setting_is_offered_off_and_reaches_the_hyperparameters():
     at = open_page("train")
-    pace = at.button_group(key=train_settings.hp_key("pace_s"))
+    pace = at.selectbox(key=train_settings.hp_key("pace_s"))
     assert pace.value == 0  # off unless chosen
     assert list(pace.options) == ["As fast as it can", "About 30 s", "About 60 s", "About 2 minutes"]
     pace.set_value(30)
@@ -219,7 +218,7 @@ def test_train_with_a_pace_starts_a_paced_run(home, monkeypatch):
     manager = jobs.Jobs(RunStore(home), backend=IdleBackend())  # the run is recorded, nothing trains
     monkeypatch.setattr(jobs, "_default", manager)
     at = open_page("train")
-    at.button_group(key=train_settings.hp_key("pace_s")).set_value(60)
+    at.selectbox(key=train_settings.hp_key("pace_s")).set_value(60)
     run(at)
     at.button(key=train_settings.TRAIN).click()
     run(at)
@@ -227,14 +226,3 @@ def test_train_with_a_pace_starts_a_paced_run(home, monkeypatch):
     assert run_id is not None, texts(at.error)
     assert manager.store.read(run_id).hyperparameters["pace_s"] == 60
     assert any("Paced to about 1 min for the class to watch" in c for c in texts(at.caption))
-
-
-# ---- the figure ---------------------------------------------------------------------------------
-def test_the_curves_cursor_sits_at_the_chosen_step_on_both_plots():
-    records = [{"type": "train", "step": s, "loss": 1 / s, "acc": 0.5} for s in range(1, 30)]
-    fig = curves_figure({"run": records}, cursor_step=17).to_plotly_json()
-    lines = [s for s in fig["layout"]["shapes"] if s["type"] == "line"]
-    assert sorted((s["xref"], s["x0"], s["x1"], s["yref"]) for s in lines) == [
-        ("x", 17, 17, "y domain"), ("x2", 17, 17, "y2 domain")]
-    assert [a["text"] for a in fig["layout"]["annotations"] if a["text"].startswith("step")] == ["step 17"] * 2
-    assert not curves_figure({"run": records}).to_plotly_json()["layout"].get("shapes")

@@ -55,10 +55,11 @@ def curves_figure(runs: Mapping[str, Sequence[Mapping]], height: int = 360,
                                      marker=dict(size=8, line=dict(width=1.5, color="white")),
                                      showlegend=col == 1), row=1, col=col)
     if cursor_step is not None:
+        last = max((r.get("step", 0) for records in runs.values() for r in records), default=0)
+        side = "top left" if cursor_step > last / 2 else "top right"  # its words stay inside the plot
         for col in (1, 2):
             fig.add_vline(x=cursor_step, line=dict(color="rgba(60,60,60,0.8)", width=2, dash="dash"), row=1, col=col,
-                          annotation=dict(text=f"step {cursor_step:,}"),
-                          annotation_position="top right")
+                          annotation=dict(text=f"step {cursor_step:,}"), annotation_position=side)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
