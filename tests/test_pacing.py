@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from models import build_model
 from tests.test_trainer import Collect, quadrant_images, tiny_cnn, train
 from training import train as train_cli
 from training.hyperparameters import MAX_PACE_S, HyperparameterError, Hyperparameters
 from training.pacing import SLICE_S, Pacer
+from training.trainer import Trainer
 from training.record import RunRecord
 
 
@@ -137,6 +139,22 @@ def test_stop_lands_while_a_paced_trainer_waits():
     assert result.status == "stopped" and result.step == 2
     assert 50.0 <= clock.now <= 50.0 + SLICE_S
     assert 2 in collected.checkpoints  # where it stopped, to resume from
+
+
+def test_a_resumed_paced_trainer_paces_only_the_steps_it_has_left():
+    data = quadrant_images(n_train=128, n_val=32)
+    hp = Hyperparameters(batch_size=16, epochs=2, pace_s=8.0)  # 16 steps, 0.5 s each
+    first = Collect(stop_after_step=6)
+    _, stopped, _ = train(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=2), first, log_every_s=0.0)
+    clock = PretendClock()
+    model = build_model(tiny_cnn(data), seed=0)
+    model.load_state_dict(first.checkpoints[stopped.step])
+    resumed = Collect()
+    trainer = Trainer(model, data, hp, [resumed], pace_clock=clock, pace_sleep=clock.sleep)
+    end = trainer.fit(start_step=stopped.step, optimizer_state=first.optimizer_states[stopped.step])
+    assert end.status == "finished"
+    assert [r["step"] for r in resumed.of("train")] == list(range(stopped.step + 1, 17))
+    assert clock.now == pytest.approx((16 - stopped.step) * 0.5)  # the steps left, at the run's rate
 
 
 def test_a_paced_run_learns_exactly_what_the_same_run_unpaced_learns():
