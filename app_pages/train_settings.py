@@ -1,10 +1,13 @@
 """The Train page's settings and its Train button: optimizer, learning rate, batch size, epochs,
-schedule, seed (and more, folded away), and starting a run with them.
+schedule, seed, the pace (slow motion for a class; not a learning setting, so "Use the suggested
+settings" keeps it) and more, folded away; and starting a run with them.
 
 Streamlit forgets a widget's value while its page is not shown, so the choices are kept in
 the session (``common.TRAIN_SETTINGS``) and put back on every visit (``seed_settings``).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import streamlit as st
 import torch
@@ -95,11 +98,14 @@ def remember_settings(hp: Hyperparameters) -> None:
 
 
 def _use_suggested(spec) -> None:
+    """The suggested settings, keeping the pace: it is how the class watches, not how the model learns."""
     state = st.session_state
-    for attr in default_hyperparameters(spec).to_dict():
-        state.pop(hp_key(attr), None)
+    suggested = replace(default_hyperparameters(spec), pace_s=state.get(hp_key("pace_s"), 0)).to_dict()
+    for attr in suggested:
+        if attr != "pace_s":
+            state.pop(hp_key(attr), None)
     if state[common.TRAIN_SETTINGS]:
-        state[common.TRAIN_SETTINGS]["hyperparameters"] = default_hyperparameters(spec).to_dict()
+        state[common.TRAIN_SETTINGS]["hyperparameters"] = suggested
 
 
 def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
@@ -148,7 +154,7 @@ def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
     st.caption(f"Suggested for {suggested_for(spec)}: {OPTIMIZER_LABELS[suggested.optimizer]}, learning rate "
                f"{suggested.lr:g}, batches of {suggested.batch_size}, {suggested.epochs} epochs"
                f"{', cosine schedule' if suggested.schedule == 'cosine' else ''}.")
-    if hp != suggested:
+    if replace(hp, pace_s=0) != replace(suggested, pace_s=0):
         st.button("Use the suggested settings", key=SUGGESTED, on_click=_use_suggested, args=(spec,))
     return hp, hp.validate()
 

@@ -212,6 +212,13 @@ def test_the_pace_setting_is_offered_off_and_reaches_the_hyperparameters():
     run(at)
     assert at.session_state[common.TRAIN_SETTINGS]["hyperparameters"]["pace_s"] == 30
     assert any("Paced to about 30 s for the class to watch" in c for c in texts(at.caption))
+    assert not [b for b in at.button if b.key == train_settings.SUGGESTED]  # a pace is not a learning setting
+    at.number_input(key=train_settings.hp_key("epochs")).set_value(3)
+    run(at)
+    at.button(key=train_settings.SUGGESTED).click()
+    run(at)
+    assert at.number_input(key=train_settings.hp_key("epochs")).value == 15  # the suggestion, but the pace stays
+    assert at.selectbox(key=train_settings.hp_key("pace_s")).value == 30
 
 
 def test_train_with_a_pace_starts_a_paced_run(home, monkeypatch):
