@@ -30,7 +30,7 @@ clock = time.monotonic  # tests put a pretend clock here
 # label i sits under option i: i / (n - 1) of the track's width from its left end. Inline styles:
 # a Markdown element holding a <style> is drawn with no height, and what follows would cover it.
 TICK_ROW_STYLE = ("position:relative;height:1.3em;margin:0 0.375rem 1.25rem;font-size:0.75rem;"
-                  "color:rgba(49,51,63,0.7);white-space:nowrap")
+                  "opacity:0.7;white-space:nowrap")  # the theme's text colour, light or dark
 TICK_STYLE = "position:absolute;transform:translateX({shift})"  # centred; the two end labels kept inside
 
 
