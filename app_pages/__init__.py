@@ -7,6 +7,7 @@ helper imports a page):
 - ``run_data``: the training runs' data the Train and Inspect pages read (store, datasets, checkpoints);
   ``train_data``, ``train_settings``, ``train_run``, ``train_live``, ``train_results``, ``train_runs_list``:
   the Train page's widgets;
+- ``replay``: the training-step slider with Play and a label at every checkpoint (Inspect and Train);
 - ``inspect_target`` (the model at a training step) and ``inspect_ui`` (inputs, figures, downloads):
   what the Inspect pages share; ``shared_views``: inspections and figures computed once per server
   for the same model and input; ``canvas``: the drawing canvas;

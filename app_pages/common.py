@@ -47,6 +47,7 @@ TRAIN_SETTINGS = "train_settings"  # {model, dataset, hyperparameters} last chos
 TRAIN_ERROR = "train_error"  # why the last click on Train started nothing (None when it did)
 TRAIN_BUSY = "train_busy"  # (why, active run ids) when Train was refused for a person's runs (shown once)
 INSPECT_STEPS = "inspect_steps"  # {run_id: step} chosen on the Inspect pages' slider, shared by them
+REPLAY = "replay"  # the step slider that Play is stepping ({key, at, next}: see replay); None: none plays
 PERSON = "person"  # the training.people.Person using this session (class mode); None until they gave a name
 PERSON_KEY = "person_key"  # their browser's key (training.people.new_key), also in the page's address
 KEY_PARAM = "me"  # the query parameter of the page's address that holds the key
@@ -79,6 +80,7 @@ def init_session_state() -> None:
         state[TRAIN_ERROR] = None
         state[TRAIN_BUSY] = None
         state[INSPECT_STEPS] = {}
+        state[REPLAY] = None
         state[PERSON] = None
         state[PERSON_KEY] = None
         state[PRESENTING] = False

@@ -4,7 +4,8 @@ like; and, when the current model is of another family, where to see it instead.
 
 Each Inspect page starts with ``inspect_ui.page_setup``, which draws these. The checkpoints
 come from ``run_data`` (loaded once per session); the step chosen for each run is kept in
-``common.INSPECT_STEPS``, so every Inspect page shows the same step.
+``common.INSPECT_STEPS``, so every Inspect page shows the same step. The slider (with Play and
+a label at every checkpoint) is ``replay.step_slider``.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app_pages import common
+from app_pages.replay import step_slider
 from app_pages.run_data import UNREADABLE, builtin_dataset, checkpoint_model, default_dataset, default_options, \
     run_dataset, store
 from explain.inputs import InputContext, InputError, input_context
@@ -76,13 +78,11 @@ def inspection_target() -> Target:
     if len(steps) < 2 or own_step not in steps:
         return Target(model, run_id, own_step, steps)
     chosen = st.session_state[common.INSPECT_STEPS]
-    key = f"{STEP}_{run_id}"
-    if key not in st.session_state:
-        st.session_state[key] = chosen.get(run_id, own_step)
-    step = st.select_slider(
-        "Training step", options=list(steps), key=key, format_func=lambda s: f"{s:,}",
+    step = step_slider(
+        "Training step", steps, f"{STEP}_{run_id}", chosen.get(run_id, own_step),
         help="Every view below is recomputed for the model as it was at this step of its training run, "
-             "so you can watch filters, hidden states and attention form.")
+             "so you can watch filters, hidden states and attention form. Play steps through the "
+             "checkpoints.")
     chosen[run_id] = step
     if step == own_step:
         st.caption(f"The current model, from run {run_id} (step {step:,} of {steps[-1]:,}).")

@@ -56,6 +56,11 @@ def visible_runs(person: Person | None, runs: list[RunStatus] | None = None) -> 
     return [run for run in (all_runs() if runs is None else runs) if can_see(person, run.owner, run.shared)]
 
 
+def run_pace_s(run_id: str) -> float:
+    """The pace a run was trained at (0: as fast as it went; runs from before pacing existed are 0)."""
+    return store().read(run_id).hyperparameters.get("pace_s", 0) or 0
+
+
 def has_checkpoint(run_id: str) -> bool:
     try:
         return bool(store().checkpoint_steps(run_id))

@@ -8,7 +8,9 @@ once, and the live panel and the runs table both draw that read, their words fro
 or running, every few seconds while only another run is, and not at all otherwise; when the
 set of active runs changes it reruns the whole page once (the buttons above, and the polling,
 follow). The run's metrics are read incrementally (only what was added since the last poll),
-and the figures of a checkpoint are built once per server (``live_panels``).
+and the figures of a checkpoint are built once per server (``live_panels``). A run that has
+ended gets a step slider with Play (``replay.step_slider``): the curves' cursor and the model
+view follow it. A paced run (slow motion for a class) says that it is paced.
 """
 from __future__ import annotations
 
@@ -19,7 +21,8 @@ import torch
 
 from app_pages import common, train_results, train_runs_list
 from app_pages.figures import columns, plotly_chart
-from app_pages.run_data import UNREADABLE, all_runs, run_dataset, store, visible_runs
+from app_pages.replay import step_slider
+from app_pages.run_data import UNREADABLE, all_runs, run_dataset, run_pace_s, store, visible_runs
 from app_pages.train_run import run_label, run_title
 from explain import probe as probes
 from models.words import weights_phrase
@@ -41,6 +44,7 @@ RUNS_POLL_S = 3.0  # ... while only another run is active (its row in the table 
 
 # ---- widget keys (app and browser tests find widgets by these) ------------------------
 PROBE_TEXT = "train_probe_text"
+REPLAY_STEP = "train_step"  # + "_<run id>": the step slider of a run that has ended
 CURVES = "train_curves"  # the live curves' container
 LIVE_VIEW = "train_live_view"  # the live model view's container
 
@@ -92,14 +96,18 @@ def status_text(run: RunStatus, records: list[dict], runs: list[RunStatus]):
 
 
 def live_panel(run: RunStatus, records: list[dict], runs: list[RunStatus]) -> None:
-    """Status, progress, curves and the model forming."""
+    """Status, progress, curves and the model forming; once the run has ended, a step slider
+    with Play replays it (a cursor on the curves, the model view at that step)."""
     show_status(run, records, runs)
+    pace_note(run)
+    shown = replay_step(run)
     curves, model_view = columns([3, 2], gap="large")
     with curves:
         with st.container(key=CURVES):
             st.markdown("**Loss and accuracy**")
             if any(r.get("type") == "train" for r in records):
-                plotly_chart(curves_figure({run_title(run): records}, height=380), config={"displaylogo": False})
+                plotly_chart(curves_figure({run_title(run): records}, height=380, cursor_step=shown),
+                             config={"displaylogo": False})
                 st.caption("Blue: the batches the model is training on. Red dots: the validation examples, "
                            "which it never trains on, checked after every epoch; if blue keeps improving "
                            "while red gets worse, the model is memorising (overfitting).")
@@ -107,7 +115,35 @@ def live_panel(run: RunStatus, records: list[dict], runs: list[RunStatus]) -> No
                 st.caption("The curves appear as soon as the first steps are done.")
     with model_view:
         with st.container(key=LIVE_VIEW):
-            live_model_view(run)
+            live_model_view(run, shown)
+
+
+def pace_note(run: RunStatus) -> None:
+    """Say so when a run is paced: its speed is a demonstration, not the machine's."""
+    try:
+        pace_s = run_pace_s(run.run_id)
+    except UNREADABLE:
+        return
+    if pace_s:
+        st.caption(f":material/slow_motion_video: Paced to about {format_duration(pace_s)} for the class to watch: "
+                   "it waits between steps; it learns exactly what it would unpaced.")
+
+
+def replay_step(run: RunStatus) -> int | None:
+    """For a run that has ended: the step chosen on its slider (Play steps through the
+    checkpoints); None while it trains (the view follows the latest checkpoint) or when it has
+    fewer than two checkpoints."""
+    if run.active:
+        return None
+    try:
+        steps = store().checkpoint_steps(run.run_id)
+    except UNREADABLE:
+        return None
+    if len(steps) < 2:
+        return None
+    return step_slider("Replay the training: step", steps, f"{REPLAY_STEP}_{run.run_id}", steps[-1],
+                       help="The cursor on the curves and the model beside them follow this step. Play steps "
+                            "through the saved checkpoints, so you can watch the model form again.")
 
 
 class MetricsFeed:
@@ -167,9 +203,9 @@ def place_in_line(run: RunStatus, runs: list[RunStatus], now: float | None = Non
 
 
 # ---- the model as it forms -----------------------------------------------------------
-def live_model_view(run: RunStatus) -> None:
+def live_model_view(run: RunStatus, step: int | None = None) -> None:
     """The first layer and the probe's prediction (pictures), or how a sentence is read (text),
-    as the latest checkpoint has them."""
+    as the checkpoint at ``step`` has them (None: the latest)."""
     root = str(store().root)
     try:
         steps = store().checkpoint_steps(run.run_id)
@@ -181,7 +217,7 @@ def live_model_view(run: RunStatus) -> None:
         st.markdown("**The model as it learns**")
         st.caption("A snapshot of the model appears here as soon as training starts.")
         return
-    step = steps[-1]
+    step = step if step in steps else steps[-1]
     st.markdown(f"**The model as it learns** · snapshot at step {step:,} of {run.total_steps or step:,}")
     probe_text = ""
     if dataset.input_kind == "tokens":

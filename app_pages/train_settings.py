@@ -1,10 +1,13 @@
 """The Train page's settings and its Train button: optimizer, learning rate, batch size, epochs,
-schedule, seed (and more, folded away), and starting a run with them.
+schedule, seed, the pace (slow motion for a class; not a learning setting, so "Use the suggested
+settings" keeps it) and more, folded away; and starting a run with them.
 
 Streamlit forgets a widget's value while its page is not shown, so the choices are kept in
 the session (``common.TRAIN_SETTINGS``) and put back on every visit (``seed_settings``).
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import streamlit as st
 import torch
@@ -17,6 +20,7 @@ from training import jobs
 from training.data import DatasetError
 from training.hyperparameters import suggested_for
 from training.jobs import JobError, TooManyRuns
+from training.progress import format_duration
 from training.trainer import (MAX_EPOCHS, OPTIMIZERS, SCHEDULES, DeviceError, HyperparameterError,
                               Hyperparameters, default_hyperparameters)
 
@@ -29,6 +33,7 @@ TRAIN = "train"
 OPTIMIZER_LABELS = {"sgd": "SGD with momentum", "adam": "Adam", "adamw": "AdamW"}
 SCHEDULE_LABELS = {"constant": "constant", "cosine": "cosine (falls smoothly to 0)"}
 DEVICE_LABELS = {"auto": "automatic (a GPU if there is one)", "cpu": "CPU", "cuda": "CUDA GPU", "mps": "Apple GPU"}
+PACE_LABELS = {0: "As fast as it can", 30: "About 30 s", 60: "About 60 s", 120: "About 2 minutes"}  # seconds
 FLOAT_SETTINGS = ("lr", "weight_decay", "momentum", "grad_clip")  # number inputs that take floats
 
 
@@ -77,6 +82,8 @@ def seed_settings(spec) -> None:
     hp = dict(saved["hyperparameters"])
     if hp.get("device") not in _devices():
         hp["device"] = "auto"
+    if hp.get("pace_s") not in PACE_LABELS:  # e.g. a pace from the command line: not one of the choices
+        hp["pace_s"] = 0
     for attr, value in hp.items():
         if hp_key(attr) not in state:
             state[hp_key(attr)] = float(value) if attr in FLOAT_SETTINGS else value
@@ -91,11 +98,14 @@ def remember_settings(hp: Hyperparameters) -> None:
 
 
 def _use_suggested(spec) -> None:
+    """The suggested settings, keeping the pace: it is how the class watches, not how the model learns."""
     state = st.session_state
-    for attr in default_hyperparameters(spec).to_dict():
-        state.pop(hp_key(attr), None)
+    suggested = replace(default_hyperparameters(spec), pace_s=state.get(hp_key("pace_s"), 0)).to_dict()
+    for attr in suggested:
+        if attr != "pace_s":
+            state.pop(hp_key(attr), None)
     if state[common.TRAIN_SETTINGS]:
-        state[common.TRAIN_SETTINGS]["hyperparameters"] = default_hyperparameters(spec).to_dict()
+        state[common.TRAIN_SETTINGS]["hyperparameters"] = suggested
 
 
 def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
@@ -120,6 +130,10 @@ def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
         st.number_input("Seed", key=hp_key("seed"), min_value=0, step=1,
                         help="The starting weights and the order of the examples: the same seed gives the "
                              "same run.")
+    st.selectbox("Pace", list(PACE_LABELS), key=hp_key("pace_s"), format_func=PACE_LABELS.get,
+                 help="Slow motion for a class: the run waits between steps so that it takes about this long, "
+                      "and records every step, so the curves and the filters visibly grow. It learns exactly "
+                      "what it would unpaced.")
     with st.popover("More settings", icon=":material/settings:"):
         a, b = st.columns(2)
         with a:
@@ -140,7 +154,7 @@ def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
     st.caption(f"Suggested for {suggested_for(spec)}: {OPTIMIZER_LABELS[suggested.optimizer]}, learning rate "
                f"{suggested.lr:g}, batches of {suggested.batch_size}, {suggested.epochs} epochs"
                f"{', cosine schedule' if suggested.schedule == 'cosine' else ''}.")
-    if hp != suggested:
+    if replace(hp, pace_s=0) != replace(suggested, pace_s=0):
         st.button("Use the suggested settings", key=SUGGESTED, on_click=_use_suggested, args=(spec,))
     return hp, hp.validate()
 
@@ -149,6 +163,14 @@ def chosen_hyperparameters(spec) -> Hyperparameters:
     """The hyperparameters the widgets hold (not checked: ``validate()`` says what is wrong)."""
     return Hyperparameters(**{attr: st.session_state[hp_key(attr)]
                               for attr in default_hyperparameters(spec).to_dict()})
+
+
+def paced_words(hp: Hyperparameters) -> str:
+    """What a paced run does, said before it starts ("" when it is not paced)."""
+    if not hp.pace_s:
+        return ""
+    return (f" Paced to about {format_duration(hp.pace_s)} for the class to watch: it waits between steps, "
+            "and learns exactly what it would unpaced.")
 
 
 # ---- starting a run ---------------------------------------------------------------------
@@ -173,7 +195,7 @@ def train_button(spec, dataset, hp: Hyperparameters, ready: bool) -> None:
         st.caption("Fix the problems above to train.")
     else:
         st.caption(f"Trains a fresh copy of {common.as_markdown_text(spec.name)} (new weights from seed {hp.seed}) on "
-                   f"{dataset.name}; when it finishes, it becomes the current model.")
+                   f"{dataset.name}; when it finishes, it becomes the current model.{paced_words(hp)}")
     class_limits_caption()
 
 

@@ -76,3 +76,18 @@ def test_probability_bars_sorted_with_top_k():
     fig = probability_bars(np.array([0.1, 0.6, 0.3]), ["a", "b", "c"], top_k=2)
     assert list(fig.data[0].y) == ["b", "c"]
     np.testing.assert_allclose(fig.data[0].x, [0.6, 0.3])
+
+
+def test_the_curves_cursor_sits_at_the_chosen_step_on_both_plots():
+    records = [{"type": "train", "step": s, "loss": 1 / s, "acc": 0.5} for s in range(1, 30)]
+    fig = curves_figure({"run": records}, cursor_step=17).to_plotly_json()
+    lines = [s for s in fig["layout"]["shapes"] if s["type"] == "line"]
+    assert sorted((s["xref"], s["x0"], s["x1"], s["yref"]) for s in lines) == [
+        ("x", 17, 17, "y domain"), ("x2", 17, 17, "y2 domain")]  # from bottom to top of each plot
+    labels = [a for a in fig["layout"]["annotations"] if a["text"].startswith("step")]
+    assert [(a["text"], a["x"]) for a in labels] == [("step 17", 17)] * 2
+    assert {a["xanchor"] for a in labels} == {"right"}  # past the middle: its words to the left of the line
+    early = curves_figure({"run": records}, cursor_step=2).to_plotly_json()["layout"]["annotations"]
+    assert {a["xanchor"] for a in early if a["text"].startswith("step")} == {"left"}
+    assert not curves_figure({"run": records}).to_plotly_json()["layout"].get("shapes")
+

@@ -17,6 +17,7 @@ OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "cosine")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 MAX_EPOCHS = 1000
+MAX_PACE_S = 600  # a paced demo longer than ten minutes is no longer a demo
 
 
 class HyperparameterError(ValueError):
@@ -40,6 +41,7 @@ class Hyperparameters:
     seed: int = 0  # weights, batch order and dropout: the same seed gives the same run
     device: str = "auto"  # auto (CUDA, then MPS, then CPU) | cpu | cuda | mps
     amp: bool = True  # mixed precision; used on CUDA only
+    pace_s: float = 0  # 0: as fast as it goes; else the run is spread over about this many seconds (a demo)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,6 +81,9 @@ class Hyperparameters:
             problems.append(f"unknown device '{self.device}': choose one of {', '.join(DEVICES)}")
         if not isinstance(self.amp, bool):
             problems.append("amp must be true or false")
+        if not _is_number(self.pace_s) or not 0 <= self.pace_s <= MAX_PACE_S:
+            problems.append(f"the pace must be 0 (as fast as it goes) or up to {MAX_PACE_S} seconds, "
+                            f"not {self.pace_s}")
         return problems
 
     def check(self) -> "Hyperparameters":

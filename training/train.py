@@ -1,6 +1,7 @@
 """Train from the command line, on the same engine as the app (for models prepared before class).
 
     python -m training.train --preset digits-cnn --dataset digits --epochs 2
+    python -m training.train --preset digits-cnn --dataset digits --pace 30   # slow motion for a class
 
 The run goes through ``training.jobs`` like one started in the app, so it appears in the app's
 list of runs (same $GLASSBOX_HOME) with its metrics and checkpoints. Progress is printed as it
@@ -33,6 +34,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--weight-decay", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--device", choices=DEVICES)
+    parser.add_argument("--pace", type=float, metavar="SECONDS",
+                        help="spread the run over about this many seconds, for a class to watch (default 0: "
+                             "as fast as it goes); it learns exactly what it would unpaced")
     parser.add_argument("--home", help="where runs are kept (default: $GLASSBOX_HOME or ~/.glassbox)")
     return parser.parse_args(argv)
 
@@ -55,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
         for field in ("epochs", "lr", "batch_size", "optimizer", "schedule", "weight_decay", "seed", "device"):
             if getattr(args, field) is not None:
                 setattr(hp, field, getattr(args, field))
+        if args.pace is not None:
+            hp.pace_s = args.pace
         run_id = jobs.submit(spec, dataset, hp)
     except (DatasetError, HyperparameterError, DeviceError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     current = jobs.status(run_id)
     print(f"Training {spec.name} on {dataset.name} ({len(dataset.x_train):,} training / {len(dataset.x_val):,} "
           f"validation examples): {hp.optimizer} lr {hp.lr:g}, batch {hp.batch_size}, {hp.epochs} epochs "
-          f"= {current.total_steps:,} steps")
+          f"= {current.total_steps:,} steps{f', paced to about {hp.pace_s:g} s' if hp.pace_s else ''}")
     print(f"run {run_id}", flush=True)
     try:
         current = follow(run_id)

@@ -12,6 +12,9 @@ stop?". The worker process turns those into the run folder; a test can collect t
 Steps count optimizer updates: step 0 is the untrained model, step ``total_steps`` the final
 one. Checkpoints are taken at log-spaced steps (``checkpoint_schedule``).
 
+A paced run (``hp.pace_s`` > 0, for a class to watch) writes a record at every step and waits
+between steps (``training.pacing``); it learns exactly what the same run unpaced learns.
+
 The settings and the device live in training.hyperparameters and training.devices; their names
 are importable from here too, as the trainer's public face.
 """
@@ -29,6 +32,7 @@ from training.devices import DeviceError, amp_dtype, device_label, pick_device, 
 from training.hyperparameters import (DEVICES, MAX_EPOCHS, OPTIMIZERS, SCHEDULES, HyperparameterError,
                                       Hyperparameters, default_hyperparameters, divergence_message,
                                       learning_rate, plain_number, steps_per_epoch)
+from training.pacing import Pacer
 from training.record import RunState
 
 __all__ = [
@@ -87,7 +91,8 @@ class Trainer:
 
     def __init__(self, model: torch.nn.Module, dataset, hp: Hyperparameters, callbacks=(), *,
                  log_every_s: float = LOG_EVERY_S, checkpoints: int = CHECKPOINTS,
-                 safety_checkpoint_s: float = SAFETY_CHECKPOINT_S):
+                 safety_checkpoint_s: float = SAFETY_CHECKPOINT_S, pace_clock=time.perf_counter,
+                 pace_sleep=time.sleep):
         self.hp = hp.check()
         self.device = pick_device(hp.device)
         self.model = model.to(self.device)
@@ -114,6 +119,8 @@ class Trainer:
         self.message = ""  # why a run diverged
         self._saved_steps: set[int] = set()  # steps already checkpointed in this fit()
         self._last_checkpoint_at = time.perf_counter()  # for the time-based safety checkpoints
+        self._pace_clock, self._pace_sleep = pace_clock, pace_sleep  # arguments, so tests need not wait
+        self.pacer = Pacer(0, self.total_steps)  # replaced by fit(): hp.pace_s from its first step
 
     # ---- the run ---------------------------------------------------------------------
     def fit(self, start_step: int = 0, optimizer_state: dict | None = None) -> TrainResult:
@@ -126,6 +133,9 @@ class Trainer:
         torch.manual_seed(self.hp.seed * 1_000_003 + start_step)  # dropout: reproducible, also after a resume
         if start_step == 0:
             self._checkpoint(0)
+        # A resumed run paces the steps it has left, at the rate of the whole run.
+        self.pacer = Pacer(self.hp.pace_s, self.total_steps, start_step, clock=self._pace_clock,
+                           sleep=self._pace_sleep)
         step = start_step
         while step < self.total_steps:
             epoch = step // self.steps_per_epoch
@@ -167,7 +177,8 @@ class Trainer:
             window.add(loss, logits, yb)
 
             now = time.perf_counter()
-            due_log = now - last_log >= self.log_every_s or step == 1 or step == epoch_end
+            # A paced run has time to spare: a point at every step, so the class sees the curve grow.
+            due_log = self.pacer.active or now - last_log >= self.log_every_s or step == 1 or step == epoch_end
             due_checkpoint = (step in self._checkpoint_set
                               or now - self._last_checkpoint_at >= self.safety_checkpoint_s)
             if (due_log or due_checkpoint) and not math.isfinite(window.mean_loss()):
@@ -184,6 +195,8 @@ class Trainer:
                 last_stop_check = now
                 if self._stop_requested():
                     return self._stopped(step), step
+            if self.pacer.wait(step, self._stop_requested):  # a paced run's wait (none otherwise)
+                return self._stopped(step), step
             if due_log:
                 window.reset()  # after the writing above, so samples/s counts training only
         return None, step

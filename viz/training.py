@@ -32,11 +32,12 @@ def _series(records: Sequence[Mapping], kind: str, key: str) -> tuple[list[int],
     return steps, values
 
 
-def curves_figure(runs: Mapping[str, Sequence[Mapping]], height: int = 360) -> go.Figure:
+def curves_figure(runs: Mapping[str, Sequence[Mapping]], height: int = 360,
+                  cursor_step: int | None = None) -> go.Figure:
     """Loss (left) and accuracy (right) against step; train as lines, validation as markers.
 
     ``runs`` maps a label to that run's metric records; one run gets one colour, so several runs
-    overlay for comparison.
+    overlay for comparison. ``cursor_step``: a vertical line on both at that step (a replay's).
     """
     fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"), horizontal_spacing=0.08)
     for index, (label, records) in enumerate(runs.items()):
@@ -53,6 +54,12 @@ def curves_figure(runs: Mapping[str, Sequence[Mapping]], height: int = 360) -> g
                                      legendgroup=plain(label), line=dict(color=val_colour, dash="dot"),
                                      marker=dict(size=8, line=dict(width=1.5, color="white")),
                                      showlegend=col == 1), row=1, col=col)
+    if cursor_step is not None:
+        last = max((r.get("step", 0) for records in runs.values() for r in records), default=0)
+        side = "top left" if cursor_step > last / 2 else "top right"  # its words stay inside the plot
+        for col in (1, 2):
+            fig.add_vline(x=cursor_step, line=dict(color="rgba(60,60,60,0.8)", width=2, dash="dash"), row=1, col=col,
+                          annotation=dict(text=f"step {cursor_step:,}"), annotation_position=side)
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
