@@ -62,9 +62,11 @@ DEMOS = [
          description="The sentiment-transformer preset trained on the built-in film reviews: its attention "
                      "heads show which words each word looks at."),
     # Without the weight decay the ReLUs die after the first overshoots and the loss stalls near 2.5
-    # instead of breaking: a too-high rate that never says so.
+    # instead of breaking: a too-high rate that never says so. Paced (it changes nothing learned) for a
+    # metric point at every step: the lesson's curve shows the loss climbing, not two dots.
     Demo("digits-cnn-too-fast", "digits-cnn", "digits", keep=8, state=RunState.DIVERGED, lesson_only=True,
-         settings={"optimizer": "sgd", "lr": 3.0, "weight_decay": 0.01, "schedule": "constant", "epochs": 3},
+         settings={"optimizer": "sgd", "lr": 3.0, "weight_decay": 0.01, "schedule": "constant", "epochs": 3,
+                   "pace": 6},
          description="digits-cnn trained with SGD at a learning rate of 3 (weight decay 0.01), far too high: "
                      "every update overshoots, the loss grows until it is no longer a number, and the run "
                      "stops (for the lesson on learning rates)."),
