@@ -63,7 +63,9 @@ def curves_figure(runs: Mapping[str, Sequence[Mapping]], height: int = 360,
     fig.update_xaxes(title_text="step")
     fig.update_yaxes(rangemode="tozero", row=1, col=1)
     fig.update_yaxes(range=[0, 1.02], tickformat=".0%", row=1, col=2)
-    fig.update_layout(height=height, margin=dict(l=40, r=20, t=40, b=40), legend=dict(orientation="h", y=-0.2))
+    # The legend hangs from below the "step" titles (centred on y=-0.2 it covered them once it wrapped).
+    fig.update_layout(height=height, margin=dict(l=40, r=20, t=40, b=40),
+                      legend=dict(orientation="h", yanchor="top", y=-0.25))
     return fig
 
 
