@@ -35,7 +35,8 @@ def test_attention_grid_stays_light_for_twelve_by_twelve_heads():
     assert len(fig.data) == 144
     assert {t.coloraxis for t in fig.data} == {"coloraxis"}  # one colour bar, not 144
     assert all(t.showscale is None and t.colorbar.title.text is None for t in fig.data)
-    assert fig.layout.annotations[-1].text == "block 12 · head 12"
+    assert fig.layout.annotations[-1].text == "block 12<br>head 12"  # two lines: 12 narrow tiles a row
+    assert fig.data[-1].name == "block 12 · head 12"
     assert fig.layout.height == 12 * 100 + 60
 
 

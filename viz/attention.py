@@ -40,6 +40,9 @@ def attention_grid(patterns: np.ndarray, labels: Sequence[str], tile: int = 150)
                                  colorbar=dict(title="weight", thickness=12, len=min(1.0, 300 / (layers * tile)))))
     tiles = []
     x_domains = _domains(heads, gap=min(0.03, 0.5 / heads))
+    # Past six heads a row's tiles are too narrow for "block 1 · head 1" on one line: the titles ran
+    # into each other (MiniLM's 12 heads), so they take two lines there.
+    joiner = " · " if heads <= 6 else "<br>"
     y_domains = _domains(layers, gap=min(0.08, 0.5 / layers))[::-1]  # block 1 at the top
     for layer, head in np.ndindex(layers, heads):
         suffix = "" if layer == head == 0 else str(layer * heads + head + 1)
@@ -53,7 +56,7 @@ def attention_grid(patterns: np.ndarray, labels: Sequence[str], tile: int = 150)
         layout[f"xaxis{suffix}"] = dict(hidden, domain=x_domains[head], anchor=f"y{suffix}")
         layout[f"yaxis{suffix}"] = dict(hidden, domain=y_domains[layer], anchor=f"x{suffix}",
                                         autorange="reversed", scaleanchor=f"x{suffix}")
-        layout["annotations"].append(dict(text=title, x=sum(x_domains[head]) / 2, y=y_domains[layer][1],
+        layout["annotations"].append(dict(text=title.replace(" · ", joiner), x=sum(x_domains[head]) / 2, y=y_domains[layer][1],
                                           xref="paper", yref="paper", xanchor="center", yanchor="bottom",
                                           showarrow=False, font=dict(size=10)))
     return go.Figure(data=tiles, layout=layout)
