@@ -15,6 +15,7 @@ from app_pages import common
 from app_pages.lesson_views import VIEWS
 from lessons import Lesson, lessons_folder, load_lessons
 
+LESSON_PARAM, STEP_PARAM = "lesson", "step"  # ?lesson=01-convolution&step=2: a link to one step (step from 1)
 PAGE_TITLES = {Path(file).stem: title for file, title, _icon, _what in common.PAGES}
 VIEW_FAILURES = (ValueError, TypeError, KeyError, IndexError)  # a teacher's options the view cannot use
 
@@ -43,6 +44,51 @@ def go_to(slug: str, index: int) -> None:
 
 def reveal(slug: str, index: int) -> None:
     st.session_state[common.LESSON_ANSWERS].add((slug, index))
+
+
+# ---- the address: a link to a lesson's step (a teacher's "everyone open this") ----------
+def follow_address(by_slug: dict) -> None:
+    """Open the lesson and step the address names (``?lesson=...&step=...``), when it names
+    something other than what this session last wrote there: a link opened, not our own echo."""
+    params = st.query_params
+    wanted = params.get(LESSON_PARAM)
+    if wanted is None:
+        return
+    step_text = params.get(STEP_PARAM, "1")
+    if (wanted, step_text) == st.session_state[common.LESSON_ADDRESS]:
+        return
+    found = lesson_named(wanted, by_slug)
+    if found is None:
+        st.warning(f"There is no lesson called {common.as_markdown_text(wanted)}; here are the lessons there are.")
+        open_lesson(None)
+        return
+    total = len(by_slug[found][1].steps)
+    step = int(step_text) if step_text.isdigit() else 1
+    open_lesson(found)
+    go_to(found, min(max(step, 1), total) - 1)
+
+
+def lesson_named(name: str, by_slug: dict) -> str | None:
+    """The slug of the lesson ``name`` means: its slug ("01-convolution"), the slug without its number
+    ("convolution"), or its number in the list ("1")."""
+    if name in by_slug:
+        return name
+    for slug, (number, _lesson) in by_slug.items():
+        if name in (str(number), slug.split("-", 1)[-1]):
+            return slug
+    return None
+
+
+def write_address(opened: str | None) -> None:
+    """Keep the address in step with the lesson shown (None: the list), so that it can be shared."""
+    if opened is None:
+        written = None
+        st.query_params.pop(LESSON_PARAM, None)
+        st.query_params.pop(STEP_PARAM, None)
+    else:
+        written = (opened, str(st.session_state[common.LESSON_STEPS].get(opened, 0) + 1))
+        st.query_params[LESSON_PARAM], st.query_params[STEP_PARAM] = written
+    st.session_state[common.LESSON_ADDRESS] = written
 
 
 # ---- the list ---------------------------------------------------------------------------
@@ -111,11 +157,14 @@ def show_step(lesson: Lesson, number: int) -> None:
 folder = lessons_folder()
 lessons, problems = cached_lessons(str(folder), folder_stamp(folder))
 by_slug = {lesson.slug: (number, lesson) for number, lesson in enumerate(lessons, start=1)}
+follow_address(by_slug)
 opened = st.session_state[common.LESSON_OPEN]
 if opened in by_slug:
     number, lesson = by_slug[opened]
     show_step(lesson, number)
+    write_address(opened)
 else:
     if not lessons and not problems:
         st.info(f"There are no lessons in {folder}.")
     lesson_list(lessons, problems)
+    write_address(None)

@@ -10,7 +10,8 @@ sessions as a browser would, without one: a websocket to ``/_stcore/stream`` car
 protobuf ``BackMsg`` messages the browser sends (``rerun_script`` with a page, the widget
 states and the hashes of the messages it already holds) and reading the ``ForwardMsg`` replies
 until ``script_finished``. Each session opens Feature maps, reruns it three times, then opens
-Attention and Attributions (a cycle of six page runs), over and over.
+Attention and Attributions (a cycle of six page runs), over and over; with ``--cycle lessons``
+it follows lessons 1, 2, 4 and 5 instead (steps opened by their links, ``?lesson=...&step=...``).
 
 - N = 1: one session, ``--single-cycles`` cycles.
 - N = ``--sessions``: that many sessions at once until ``--runs`` page runs are done; the
@@ -48,7 +49,15 @@ from streamlit.proto.ForwardMsg_pb2 import ForwardMsg  # noqa: E402
 from websockets.asyncio.client import connect  # noqa: E402
 
 RERUN = ""  # a cycle's step that reruns the page already open (as a widget change does)
-CYCLE = ("inspect_cnn", RERUN, RERUN, RERUN, "inspect_attention", "attributions")
+CYCLES = {  # --cycle: what each session does, over and over (a page's url path, "?" its query string)
+    "inspect": ("inspect_cnn", RERUN, RERUN, RERUN, "inspect_attention", "attributions"),
+    # A class following the teacher through the lessons: a step opened by its link, a slider moved
+    # (a rerun), the next steps; the attention step on the trained transformer, the RNN's paths.
+    "lessons": ("lessons?lesson=01-convolution&step=1", RERUN, "lessons?lesson=01-convolution&step=3",
+                "lessons?lesson=02-pooling&step=1", "lessons?lesson=04-recurrent&step=2",
+                "lessons?lesson=05-attention&step=1"),
+}
+CYCLE = CYCLES["inspect"]  # the one in use (main sets it from --cycle)
 WATCHED_PAGE = "train"
 FINISHED = {ForwardMsg.FINISHED_SUCCESSFULLY, ForwardMsg.FINISHED_WITH_COMPILE_ERROR,
             ForwardMsg.FINISHED_FRAGMENT_RUN_SUCCESSFULLY}
@@ -105,7 +114,8 @@ class Session:
     async def _send_rerun(self, page: str = RERUN, fragment_id: str = "") -> None:
         back = BackMsg()
         state = back.rerun_script
-        state.query_string = ""
+        page, _, query = page.partition("?")
+        state.query_string = query
         state.widget_states.SetInParent()
         state.cached_message_hashes.extend(self.cached)
         if page:
@@ -403,9 +413,14 @@ def main() -> None:
     parser.add_argument("--single-cycles", type=int, default=3, help="cycles of six page runs with one session")
     parser.add_argument("--window", type=float, default=15.0,
                         help="seconds of each training window, none vs watching (0: skip)")
+    parser.add_argument("--cycle", choices=sorted(CYCLES), default="inspect",
+                        help="inspect: Feature maps, Attention, Attributions; lessons: steps of lessons 1, 2, 4, 5")
     parser.add_argument("--streamlit-option", action="append", default=[], metavar="NAME=VALUE",
                         help="a server option over config.toml, e.g. runner.postScriptGC=true (repeatable)")
-    asyncio.run(main_async(parser.parse_args()))
+    args = parser.parse_args()
+    global CYCLE
+    CYCLE = CYCLES[args.cycle]
+    asyncio.run(main_async(args))
 
 
 if __name__ == "__main__":

@@ -218,3 +218,37 @@ def test_lesson_two_pools_like_max_pool2d_and_counts_the_receptive_field_by_hand
     sizes = [row["sees (pixels)"] for row in at.dataframe[0].value.to_dict("records")]
     # r = r + (k - 1) * j, j = j * s: 1+2*1 = 3; 3+1*1 = 4 (j 2); 4+2*2 = 8; 8+1*2 = 10
     assert sizes == ["3×3", "4×4", "8×8", "10×10"]
+
+
+def lesson_link(at, lesson: str, step: str):
+    """The page run after a link ?lesson=...&step=... is opened in this session."""
+    at.query_params["lesson"], at.query_params["step"] = lesson, step
+    return run(at)
+
+
+def test_a_link_opens_a_lessons_step_and_the_address_follows_the_lesson():
+    first, fifth = LESSONS[0], LESSONS[4]
+    at = open_page("lessons")
+    assert "lesson" not in at.query_params  # the list: nothing in the address
+    at = lesson_link(at, first.slug, "2")
+    assert texts(at.subheader)[0] == first.steps[1].title
+    assert (at.query_params["lesson"], at.query_params["step"]) == (first.slug, "2")
+    at.button(key="lesson_step_next").click()
+    run(at)  # the address, still saying step 2 when the click came, is our own echo: Next wins
+    assert texts(at.subheader)[0] == first.steps[2].title and at.query_params["step"] == "3"
+    # a shorter name, the lesson's number, and a step past the end (the last step)
+    for name, step, expected in (("attention", "1", (fifth, 0)), ("1", "99", (first, len(first.steps) - 1))):
+        at = lesson_link(at, name, step)
+        lesson, index = expected
+        assert texts(at.subheader)[0] == lesson.steps[index].title
+        assert at.query_params["lesson"] == lesson.slug and at.query_params["step"] == str(index + 1)
+    at.button(key="lesson_back_to_list").click()
+    run(at)
+    assert "lesson" not in at.query_params and "step" not in at.query_params
+
+
+def test_a_link_to_a_lesson_that_does_not_exist_says_so_and_shows_the_list():
+    at = lesson_link(open_page("lessons"), "<b>nope</b>", "1")
+    assert any("There is no lesson called" in w and "<b>" not in w for w in texts(at.warning))
+    assert at.button(key=f"lesson_open_{LESSONS[0].slug}")  # the list
+    assert "lesson" not in at.query_params
