@@ -356,6 +356,7 @@ class IdleBackend:
     """Starts no worker and reports every worker alive: the test writes the run's state itself."""
     name = "idle"
 
+    def check_device(self, device): pass
     def launch(self, run_dir, resume): pass
     def request_stop(self, run_dir): pass
     def kill(self, run_dir): pass
