@@ -117,7 +117,7 @@ class RayBackend:
         steps = []
         if resume:
             step, _ = resume_point(store, run_id)
-            if step:
+            if step in store.checkpoint_steps(run_id):  # step 0 too: the first checkpoint is before any training
                 folder = store.checkpoint_path(run_id, step)
                 files.update({f"{CHECKPOINTS_DIR}/{folder.name}/{p.name}": p.read_bytes() for p in folder.iterdir()})
                 steps.append(step)
