@@ -2,9 +2,9 @@
 
 ``ray start --head --block`` in a session of its own, with few CPUs, no dashboard and its own
 temporary directory; its ports are free ones (or, with GLASSBOX_TEST_RAY_PORT=P, P+1 to P+8 and
-workers from P+10, for a machine where ports are handed out). It is ended by its process id
-(SIGINT makes ``ray start --block`` end every process it started), never with ``ray stop``,
-which would end every Ray on the machine.
+workers from P+10, for a machine where ports are handed out). It is ended by process ids: SIGINT
+makes ``ray start --block`` end what it started, and anything left in the session it was started
+in is ended after it; never with ``ray stop``, which would end every Ray on the machine.
 """
 from __future__ import annotations
 
@@ -61,15 +61,37 @@ class RayHead:
 
     def stop(self) -> None:
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
+            self.process.send_signal(signal.SIGINT)  # `ray start --block` then ends what it started
             try:
-                self.process.wait(timeout=30)
+                self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        try:  # what it started and left behind, in the session it alone was started in
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+                pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):  # whatever of its session is still there
+            left = session_members(self.process.pid)
+            for pid in left:
+                try:
+                    os.kill(pid, sig)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            deadline = time.time() + 5
+            while left and time.time() < deadline:
+                time.sleep(0.1)
+                left = session_members(self.process.pid)
+        if self.process.poll() is None:
+            self.process.wait(timeout=5)
         self.log.close()
         shutil.rmtree(self.temp_dir, ignore_errors=True)
+
+
+def session_members(session_id: int) -> list[int]:
+    """The live processes of a session (Ray's processes and workers all stay in the session of
+    the `ray start` that the head was started as)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 4 and fields[0] != "Z" and int(fields[3]) == session_id:
+            members.append(int(stat.parent.name))
+    return members

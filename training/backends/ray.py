@@ -354,5 +354,9 @@ def died_reason(err: Exception) -> str:
     if isinstance(err, ray.exceptions.OutOfMemoryError) or "out of memory" in str(err).lower():
         return "the Ray worker of this run ran out of memory; try a smaller batch size or model"
     if isinstance(err, ray.exceptions.RayActorError):
+        text = str(err)
+        if "creation task" in text:  # the actor never started: e.g. this code cannot import there
+            lines = [line.strip() for line in text.splitlines() if line.strip()]
+            return f"the Ray worker could not start the run ({lines[-1][:300] if lines else 'no reason given'})"
         return DIED
     return f"the Ray worker of this run failed: {type(err).__name__}"
