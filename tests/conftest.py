@@ -34,11 +34,12 @@ def ray_address(tmp_path_factory):
     """The address of one real local Ray cluster for the whole test session (tests.ray_cluster),
     joined by this process. Its workers have a GLASSBOX_HOME of their own, so a worker that wrote
     the server's run folder, instead of sending its records back, would be caught."""
+    from training.backends.ray import connect, stop_following  # first: it sets how Ray is to be imported
+
     pytest.importorskip("ray", reason="ray is not installed, so the Ray backend cannot be tested")
     import ray
 
     from tests.ray_cluster import RayHead
-    from training.backends.ray import connect
 
     head = RayHead(cpus=2)
     try:
@@ -46,6 +47,7 @@ def ray_address(tmp_path_factory):
                                         "OMP_NUM_THREADS": "1"})
         yield head.address
     finally:
+        stop_following()
         ray.shutdown()
         head.stop()
 

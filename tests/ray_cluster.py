@@ -49,8 +49,11 @@ class RayHead:
                    "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}"]
         command += [f"--{name}={value}" for name, value in options.items()]
         self.log = open(self.temp_dir / "head.log", "wb")
+        # No token authentication (a ~/.ray/auth_token on this machine would turn it on): this
+        # process joins without one, and the cluster listens on this machine only.
+        env = {**os.environ, "RAY_AUTH_MODE": "disabled"}
         self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+                                        start_new_session=True, env=env)
         deadline = time.time() + START_TIMEOUT_S
         while b"Ray runtime started" not in (self.temp_dir / "head.log").read_bytes():
             if self.process.poll() is not None or time.time() > deadline:

@@ -166,6 +166,7 @@ class Jobs:
         record = self.store.read(run_id)
         now = time.time()
         self.store.write(replace(record, status=RunState.QUEUED, message="", resumes=record.resumes + 1,
+                                 job={**record.job, "backend": self.backend.name},  # this backend trains it now
                                  times=replace(record.times, queued=now, finished=None, updated=now)))
         self._launch(run_id, resume=True)
         return run_id
@@ -249,7 +250,8 @@ class Jobs:
         return changed
 
     def _reconcile(self, run_id: str) -> bool:
-        if not self.store.read(run_id).status.active:
+        record = self.store.read(run_id)  # another backend's run (Ray's, from the command line): only it can tell
+        if not record.status.active or record.job.get("backend", self.backend.name) != self.backend.name:
             return False
         folder = self.store.path(run_id)
         reason = self.backend.worker_gone(folder)

@@ -33,16 +33,14 @@ import time
 from pathlib import Path
 
 from models.files import write_atomically
+from training.backends.ray_follow import FOLLOW_FILE, Follower, kill_actor, read_follow_state
 from training.store import CHECKPOINTS_DIR, DATA_FILE, DATASET_FILE, OPTIMIZER_FILE, RUN_FILE, RunStore
 
 NAMESPACE = "glassbox"
-FOLLOW_FILE = "ray.json"  # {"actor": name, "metrics_offset": bytes pulled, "steps": checkpoints pulled}
-PULL_EVERY_S = 0.1
 START_GRACE_S = 30.0  # a run with no actor yet is presumed lost after this long
 FORGET_AFTER_S = 60.0  # a follower whose actor is gone is dropped after this long
 KILL_WAIT_S = 5.0
-DIED = ("the Ray worker of this run was killed, or its machine was lost "
-        "(perhaps it ran out of memory)")
+ANSWER_WAIT_S = 0.5  # a placed actor answers in milliseconds
 
 _connect_lock = threading.Lock()
 _followers: dict[str, "Follower"] = {}  # by run folder: one follower per run in this process
@@ -70,6 +68,17 @@ def connect(address: str | None = None, env_vars: dict | None = None) -> None:
                      configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise OSError(f"the Ray cluster at {address} cannot be reached ({err})") from err
+
+
+def stop_following() -> None:
+    """Stop every follower of this process (before leaving Ray); the actors train on."""
+    with _followers_lock:
+        followers = list(_followers.values())
+        _followers.clear()
+    for follower in followers:
+        follower.detached.set()
+    for follower in followers:
+        follower.thread.join(KILL_WAIT_S)
 
 
 def cluster_devices() -> dict:
@@ -143,16 +152,16 @@ class RayBackend:
         follower = self._follower_for(run_dir)
         if follower is None:
             return
-        if follower.started:
+        if follower.started or self._answers(follower.handle):
             follower.handle.stop.remote()
         else:  # still waiting for Ray to give it a machine: nothing to save
-            self._kill_actor(follower.handle)
+            kill_actor(follower.handle)
 
     def kill(self, run_dir: Path) -> None:
         follower = self._follower_for(run_dir)
         if follower is None:
             return
-        self._kill_actor(follower.handle)
+        kill_actor(follower.handle)
         follower.thread.join(KILL_WAIT_S)
 
     def worker_gone(self, run_dir: Path) -> str | None:
@@ -196,6 +205,17 @@ class RayBackend:
             follower.thread.join(KILL_WAIT_S)
 
     # ---- helpers ---------------------------------------------------------------------
+    @staticmethod
+    def _answers(handle) -> bool:
+        """Whether the actor has a machine and runs (one that Ray has yet to place cannot answer)."""
+        import ray
+
+        try:
+            ray.get(handle.where.remote(), timeout=ANSWER_WAIT_S)
+            return True
+        except ray.exceptions.RayError:  # not placed yet (a timeout), or gone
+            return False
+
     def _connect(self) -> None:
         connect(self.address, self.env_vars)
 
@@ -210,11 +230,11 @@ class RayBackend:
         follows it yet (after a restart of the server); None if there is no actor to follow."""
         import ray
 
+        state = read_follow_state(run_dir)
         with _followers_lock:
             follower = _followers.get(str(run_dir))
-        if follower is not None:
+        if follower is not None and (state is None or follower.state["actor"] == state["actor"]):
             return follower
-        state = read_follow_state(run_dir)
         if state is None:
             return None
         self._connect()
@@ -234,129 +254,9 @@ class RayBackend:
                 follower.thread.start()
         return follower
 
-    @staticmethod
-    def _kill_actor(handle) -> None:
-        import ray
-
-        try:
-            ray.kill(handle, no_restart=True)
-        except ValueError:  # already gone
-            pass
-
-
-def read_follow_state(run_dir: Path) -> dict | None:
-    try:
-        state = json.loads((run_dir / FOLLOW_FILE).read_bytes())
-        return state if isinstance(state, dict) and isinstance(state.get("actor"), str) else None
-    except (OSError, ValueError):
-        return None
-
 
 def _age(path: Path) -> float:
     try:
         return time.time() - path.stat().st_mtime
     except OSError:
         return float("inf")
-
-
-class Follower:
-    """Pulls one actor's records into its run folder, in a thread, until the actor's run ends."""
-
-    def __init__(self, backend: RayBackend, run_dir: Path, handle, state: dict):
-        self.backend, self.run_dir, self.handle = backend, run_dir, handle
-        self.store, self.run_id = RunStore(run_dir.parent.parent), run_dir.name
-        self.state = {"actor": state["actor"], "metrics_offset": int(state.get("metrics_offset", 0)),
-                      "steps": [int(s) for s in state.get("steps", [])]}
-        self.optimizer_token: str | None = None
-        self.record_bytes: bytes | None = None
-        self.started = False  # the actor has answered: Ray gave it a machine
-        self.gone: str | None = None  # why following ended: the actor finished, or died
-        self.gone_at: float | None = None
-        self.detached = threading.Event()
-        self.thread = threading.Thread(target=self._follow, name=f"follow-{self.run_id}", daemon=True)
-
-    def _follow(self) -> None:
-        import ray
-
-        pending = None
-        while not self.detached.is_set():
-            if pending is None:
-                pending = self.handle.pull.remote(self.state["metrics_offset"], self.state["steps"],
-                                                  self.optimizer_token)
-            ready, _ = ray.wait([pending], timeout=1.0)
-            if not ready or self.detached.is_set():
-                continue
-            try:
-                reply = ray.get(pending)
-            except ray.exceptions.RayError as err:
-                self._end(died_reason(err))
-                return
-            pending = None
-            self.started = True
-            try:
-                self._write(reply)
-            except FileNotFoundError:  # the run was deleted meanwhile
-                self._release()
-                self._end("the run was deleted")
-                return
-            if reply["done"]:
-                self._release()
-                self._end("the worker ended")
-                return
-            self.detached.wait(PULL_EVERY_S)
-
-    def _write(self, reply: dict) -> None:
-        """Into the run folder in the order a local worker writes: checkpoints, then the optimizer
-        state, the metrics, and run.json last (a reader that sees the run ended has it all)."""
-        changed = False
-        for step, files in sorted(reply["checkpoints"].items()):
-            self.store.save_checkpoint_files(self.run_id, int(step), files)
-            self.state["steps"].append(int(step))
-            changed = True
-        if reply["optimizer"] is not None:
-            self.optimizer_token, payload = reply["optimizer"]
-            self.store.save_optimizer_file(self.run_id, payload)
-        if reply["metrics"]:
-            writer = self.store.metrics_writer(self.run_id)
-            try:
-                writer.write_lines(reply["metrics"])
-            finally:
-                writer.close()
-            self.state["metrics_offset"] += len(reply["metrics"])
-            changed = True
-        if changed:
-            write_atomically(self.run_dir / FOLLOW_FILE, json.dumps(self.state).encode())
-        if reply["record"] != self.record_bytes:
-            from training.record import RunRecord
-
-            self.store.write(RunRecord.from_dict(json.loads(reply["record"])))
-            self.record_bytes = reply["record"]
-
-    def _release(self) -> None:
-        """The actor's work is all here: let it clean up and end, freeing its device."""
-        import ray
-
-        try:
-            ray.get(self.handle.close.remote(), timeout=10)
-        except ray.exceptions.RayError:
-            pass
-        RayBackend._kill_actor(self.handle)
-
-    def _end(self, reason: str) -> None:
-        self.gone_at = time.time()
-        self.gone = reason
-
-
-def died_reason(err: Exception) -> str:
-    """Why an actor's call failed, in words."""
-    import ray
-
-    if isinstance(err, ray.exceptions.OutOfMemoryError) or "out of memory" in str(err).lower():
-        return "the Ray worker of this run ran out of memory; try a smaller batch size or model"
-    if isinstance(err, ray.exceptions.RayActorError):
-        text = str(err)
-        if "creation task" in text:  # the actor never started: e.g. this code cannot import there
-            lines = [line.strip() for line in text.splitlines() if line.strip()]
-            return f"the Ray worker could not start the run ({lines[-1][:300] if lines else 'no reason given'})"
-        return DIED
-    return f"the Ray worker of this run failed: {type(err).__name__}"
