@@ -6,7 +6,7 @@ No filesystem is shared with the server. ``launch`` reads the files of the run t
 needs from its folder (run.json, an uploaded dataset's tensors, the checkpoint a resume starts
 from) and hands them to a new actor (``training.backends.ray_actor.RunActor``) through Ray. A
 follower thread in the server then pulls what the actor's worker records (metrics lines,
-checkpoints, the optimizer state, run.json) about ten times a second and writes it into the run
+checkpoints, the optimizer state, run.json) four times a second and writes it into the run
 folder with the run store's own code, atomically, so the app reads a Ray run exactly like a
 local one; a ``ray.json`` in the folder says which actor the run has and how far it has been
 followed.

@@ -73,11 +73,13 @@ class RunActor:
         """The node and the process this actor trains in (tests kill the process)."""
         return {"node": node_name(), "pid": os.getpid()}
 
-    def pull(self, metrics_offset: int, have_steps: list[int], optimizer_token: str | None) -> dict:
+    def pull(self, metrics_offset: int, have_steps: list[int], optimizer_token: str | None,
+             want_optimizer: bool = True) -> dict:
         """What the worker wrote since the server's last pull:
 
             done          training has ended: everything below is final
-            optimizer     (token, bytes) of optimizer.safetensors when it changed, else None
+            optimizer     (token, bytes) of optimizer.safetensors when it changed and is wanted
+                          (always once training has ended), else None
             checkpoints   {step: {file name: bytes}} of complete checkpoints the server lacks
             metrics       complete metrics.jsonl lines from byte ``metrics_offset`` on
             record        run.json's bytes
@@ -92,7 +94,7 @@ class RunActor:
         try:
             stat = path.stat()
             token = f"{stat.st_mtime_ns}-{stat.st_size}"
-            if token != optimizer_token:
+            if token != optimizer_token and (want_optimizer or done):
                 optimizer = (token, path.read_bytes())
         except OSError:
             pass
