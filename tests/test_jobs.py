@@ -461,3 +461,13 @@ def test_a_run_of_nobody_is_the_teachers_to_act_on_and_sharing_is_the_teachers_a
         jobs.share(active, by=TEACHER)
     jobs.delete(nobody)  # single-user mode: anyone may
     assert not jobs.store.exists(nobody)
+
+
+def test_a_ray_cluster_that_is_not_there_is_said_at_once_in_words():
+    """Ray itself would wait minutes for a head that is not running; the backend asks first."""
+    from tests.ray_cluster import free_port
+    from training.backends.ray import probe
+
+    address = f"127.0.0.1:{free_port()}"  # free: nothing listens there
+    with pytest.raises(OSError, match=f"the Ray cluster at {address} cannot be reached"):
+        probe(address)

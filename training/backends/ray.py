@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -41,6 +42,7 @@ START_GRACE_S = 30.0  # a run with no actor yet is presumed lost after this long
 FORGET_AFTER_S = 60.0  # a follower whose actor is gone is dropped after this long
 KILL_WAIT_S = 5.0
 ANSWER_WAIT_S = 0.5  # a placed actor answers in milliseconds
+PROBE_TIMEOUT_S = 3.0
 
 _connect_lock = threading.Lock()
 _followers: dict[str, "Follower"] = {}  # by run folder: one follower per run in this process
@@ -51,7 +53,10 @@ def connect(address: str | None = None, env_vars: dict | None = None) -> None:
     """Join the Ray cluster at ``address`` (default: $RAY_ADDRESS, else a cluster started on this
     machine) once per process. Actors get this code (``models``, ``training``) from here, and
     ``env_vars`` as their environment (tests give them a GLASSBOX_HOME of their own)."""
-    import ray
+    try:
+        import ray
+    except ImportError as err:
+        raise OSError("Ray is not installed here (pip install -r requirements.txt)") from err
 
     with _connect_lock:
         if ray.is_initialized():
@@ -60,6 +65,8 @@ def connect(address: str | None = None, env_vars: dict | None = None) -> None:
         import training
 
         address = address or os.environ.get("RAY_ADDRESS") or "auto"
+        if address != "auto":
+            probe(address)  # Ray itself waits minutes for a head that is not there
         runtime_env = {"py_modules": [models, training], "excludes": ["__pycache__"]}
         if env_vars:
             runtime_env["env_vars"] = dict(env_vars)
@@ -68,6 +75,15 @@ def connect(address: str | None = None, env_vars: dict | None = None) -> None:
                      configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as err:
             raise OSError(f"the Ray cluster at {address} cannot be reached ({err})") from err
+
+
+def probe(address: str) -> None:
+    """OSError, at once and in words, unless something listens at ``address`` ("host:port")."""
+    host, _, port = address.rpartition(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=PROBE_TIMEOUT_S).close()
+    except (OSError, ValueError) as err:
+        raise OSError(f"the Ray cluster at {address} cannot be reached (is `ray start` running there?)") from err
 
 
 def stop_following() -> None:
@@ -84,9 +100,9 @@ def stop_following() -> None:
 def cluster_devices() -> dict:
     """The cluster's machines and what is free now: {"machines": [{"node", "cpus", "gpus"}, ...],
     "free_cpus", "free_gpus"} (Ray tells what is free for the whole cluster, not per machine)."""
+    connect()
     import ray
 
-    connect()
     machines = [{"node": node.get("NodeManagerHostname") or node.get("NodeManagerAddress"),
                  "cpus": int(node.get("Resources", {}).get("CPU", 0)),
                  "gpus": int(node.get("Resources", {}).get("GPU", 0))}
@@ -109,7 +125,11 @@ class RayBackend:
 
         if device == "mps":
             raise DeviceError("a Ray cluster trains on CUDA GPUs or CPUs; choose the device 'auto', 'cuda' or 'cpu'")
-        if device == "cuda" and self._cluster_gpus() == 0:
+        try:
+            gpus = self._cluster_gpus() if device == "cuda" else None
+        except OSError as err:  # said as the reason the device cannot be had, before anything is recorded
+            raise DeviceError(str(err)) from err
+        if gpus == 0:
             raise DeviceError("the Ray cluster has no GPU; choose the device 'auto' or 'cpu'")
 
     def launch(self, run_dir: Path, resume: bool) -> None:
