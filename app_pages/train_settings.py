@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import streamlit as st
-import torch
 
 from app_pages import common
 from app_pages.run_data import default_dataset
 from app_pages.train_data import DATASET, chosen_dataset
+from app_pages.train_devices import cluster_caption, device_choices
 from app_pages.train_run import attach, class_limits_caption, offer_to_stop
 from training import jobs
 from training.data import DatasetError
@@ -46,15 +46,6 @@ def _owner(spec) -> list:
     return [spec.name, spec.kind]
 
 
-def _devices() -> list[str]:
-    devices = ["auto", "cpu"]
-    if torch.cuda.is_available():
-        devices.append("cuda")
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.append("mps")
-    return devices
-
-
 def design_note(design) -> None:
     """Say that the Model page's design (chosen there, not used yet) is not what this page trains."""
     if design is None:
@@ -80,7 +71,7 @@ def seed_settings(spec) -> None:
         for key in [DATASET] + [hp_key(attr) for attr in saved["hyperparameters"]]:
             state.pop(key, None)  # another model: its own defaults replace every choice
     hp = dict(saved["hyperparameters"])
-    if hp.get("device") not in _devices():
+    if hp.get("device") not in device_choices():
         hp["device"] = "auto"
     if hp.get("pace_s") not in PACE_LABELS:  # e.g. a pace from the command line: not one of the choices
         hp["pace_s"] = 0
@@ -146,9 +137,10 @@ def settings_form(spec) -> tuple[Hyperparameters, list[str]]:
             st.number_input("Momentum (SGD only)", key=hp_key("momentum"), min_value=0.0, max_value=0.99, step=0.05,
                             format="%g", disabled=state[hp_key("optimizer")] != "sgd",
                             help="How much of the previous step carries over into the next.")
-            st.selectbox("Device", _devices(), key=hp_key("device"), format_func=DEVICE_LABELS.get)
-            st.checkbox("Mixed precision (GPU only)", key=hp_key("amp"), disabled=not torch.cuda.is_available(),
+            st.selectbox("Device", device_choices(), key=hp_key("device"), format_func=DEVICE_LABELS.get)
+            st.checkbox("Mixed precision (GPU only)", key=hp_key("amp"), disabled="cuda" not in device_choices(),
                         help="Faster on a GPU: most arithmetic in 16-bit numbers.")
+        cluster_caption()
     hp = chosen_hyperparameters(spec)
     suggested = default_hyperparameters(spec)
     st.caption(f"Suggested for {suggested_for(spec)}: {OPTIMIZER_LABELS[suggested.optimizer]}, learning rate "

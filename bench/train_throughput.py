@@ -1,6 +1,7 @@
 """Training throughput: a full Glassbox job against a bare PyTorch loop, same model and data.
 
     python bench/train_throughput.py [--steps 1200] [--batch-size 64] [--repeats 5] [--device auto]
+    python bench/train_throughput.py --backend ray [--ray-address HOST:PORT]   # the engine through Ray
 
 For each model (digits-cnn on digits, sentiment-lstm on sentiment) both sides run the same
 model (same seed), data, batch size, optimizer, number of steps and device:
@@ -21,6 +22,12 @@ Each side is run ``--repeats`` times, alternating, and the best is kept, since n
 slows a run ("ratio" = best engine / best bare; "paired" = the median of the ratios of runs made
 back to back, for comparison). The last line is ``ratio engine/bare: X.XX``, the lowest "ratio"
 across the models.
+
+``--backend ray``: the engine's runs go through ``training.backends.ray`` to the Ray cluster at
+``--ray-address`` (default $RAY_ADDRESS), each a Ray actor with as many CPUs (GLASSBOX_RAY_CPUS)
+as the bare loop's threads; the bare loop still runs on this machine, so run the benchmark on a
+machine of the cluster that the actors land on (e.g. a one-machine cluster) to compare like with
+like. "submit -> first metric" then includes Ray placing the actor and its process starting.
 """
 from __future__ import annotations
 
@@ -55,6 +62,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--backend", choices=["local", "ray"], default="local", help="where the engine's runs train")
+    parser.add_argument("--ray-address", help="the Ray cluster for --backend ray (default: $RAY_ADDRESS)")
     parser.add_argument("--bare-child", nargs=2, metavar=("PRESET", "DATA"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     # Both sides use the threads a training worker uses (every core but one), so the ratio
@@ -68,13 +77,13 @@ def main() -> None:
         return
     device = pick_device(args.device)
     print(f"device: {describe_device(device)} | torch {torch.__version__} | batch {args.batch_size} | "
-          f"best of {args.repeats}")
+          f"best of {args.repeats} | backend {args.backend}")
     header = (f"{'model':<16}{'data':<11}{'steps':>6}{'bare/s':>9}{'engine/s':>10}{'ratio':>7}{'paired':>8}"
               f"{'job incl. val/s':>17}{'submit->1st metric':>20}")
     print(header)
     ratios = []
     with tempfile.TemporaryDirectory(prefix="glassbox-bench-") as home:
-        jobs = Jobs(RunStore(home))
+        jobs = Jobs(RunStore(home), backend=make_backend(args))
         for preset, data_name in CASES:
             dataset, real = load_data(data_name)
             spec, hp, steps = setup(preset, dataset, args)
@@ -94,6 +103,17 @@ def main() -> None:
     if any(not load_data(name)[1] for _, name in CASES):
         print("* synthetic data of the same shape (training.datasets not available)")
     print(f"ratio engine/bare: {min(ratios):.2f}")
+
+
+def make_backend(args):
+    if args.backend == "local":
+        from training.backends.local import LocalProcessBackend
+
+        return LocalProcessBackend()
+    from training.backends.ray import RayBackend
+
+    os.environ.setdefault("GLASSBOX_RAY_CPUS", str(worker_cpu_threads()))  # the bare loop's threads
+    return RayBackend(args.ray_address)
 
 
 def setup(preset: str, dataset: Dataset, args) -> tuple:

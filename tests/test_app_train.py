@@ -356,6 +356,7 @@ class IdleBackend:
     """Starts no worker and reports every worker alive: the test writes the run's state itself."""
     name = "idle"
 
+    def check_device(self, device): pass
     def launch(self, run_dir, resume): pass
     def request_stop(self, run_dir): pass
     def kill(self, run_dir): pass
@@ -501,3 +502,28 @@ def test_a_queued_run_shows_its_place_in_line_and_wait_and_can_be_cancelled(monk
     assert queue_place(jobs.default_jobs().store.root, mine) is None
     assert any("was cancelled before it began, and removed" in s for s in texts(at.success)), texts(at.success)
     assert jobs.status(blocker).status == "running"  # the run training was not touched
+
+
+# ---- runs on a Ray cluster ---------------------------------------------------------------------
+def test_with_ray_the_page_offers_the_clusters_devices_and_its_runs_train_there(ray_address, monkeypatch):
+    """The session's Ray cluster has one machine with 2 CPUs and no GPU (tests/ray_cluster.py)."""
+    monkeypatch.setenv("GLASSBOX_BACKEND", "ray")
+    from training.backends.ray_actor import node_name
+
+    at = open_train_page("digits-cnn")
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key=train_settings.hp_key("device")).options == ["automatic (a GPU if there is one)", "CPU"]
+    assert at.checkbox(key=train_settings.hp_key("amp")).disabled  # no GPU anywhere in the cluster
+    said = [c for c in texts(at.caption) if c.startswith("Runs train on a Ray cluster")]
+    assert len(said) == 1 and f"of 1 machine ({common.as_markdown_text(node_name())}: 0 GPUs, 2 CPUs)" in said[0], said
+    assert re.search(r"Free now: 0 of 0 GPUs, [0-2] of 2 CPUs\.$", said[0]), said
+
+    # Train from the page: the run trains on the cluster and the page shows it like any other.
+    set_hyperparameter(at, "epochs", 2)
+    run_id = click_train(at)
+    final = jobs.wait(run_id, timeout_s=WAIT_S)
+    assert final.status == "finished" and final.step == final.total_steps == 88, final.message  # 2 epochs of 44 steps
+    assert jobs.default_jobs().store.read(run_id).job["backend"] == "ray"
+    run(at)
+    assert not at.exception, [e.value for e in at.exception]
+    assert any(run_id in c for c in texts(at.caption)) and curves(at)["data"][0]["x"]

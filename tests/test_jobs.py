@@ -4,6 +4,10 @@ first holds the device; a worker killed with SIGKILL leaves a ``failed`` run (an
 unharmed) that resumes from its last checkpoint; errors in the worker become plain messages.
 ``status`` and ``list_runs`` only read; ``reconcile`` records what became of the workers.
 
+The lifecycle tests (``backend_name``) run on both backends: the local worker process, and a Ray
+actor on the real local Ray cluster of the test session (tests/conftest.py ``ray_address``),
+whose records reach the run folder only through Ray.
+
 Timing is never asserted beyond generous bounds: the machine may be busy.
 """
 from __future__ import annotations
@@ -63,7 +67,15 @@ def training_has_begun(jobs, run_id):
     return any(r["type"] == "train" for r in jobs.read_metrics(run_id)[0])
 
 
-def test_a_run_trains_in_a_worker_process_and_records_everything(make_jobs, tmp_path, monkeypatch):
+def worker_pid(jobs, run_id) -> int:
+    """The process the run trains in: the local worker's pid file, or the Ray actor's own answer."""
+    folder = jobs.store.path(run_id)
+    if jobs.backend.name == "ray":
+        return jobs.backend.where(folder)["pid"]
+    return int((folder / "pid").read_text().split()[0])
+
+
+def test_a_run_trains_in_a_worker_process_and_records_everything(backend_name, tmp_path, monkeypatch):
     monkeypatch.setenv("GLASSBOX_HOME", str(tmp_path))  # the module-level API uses the same store
     data = quadrant_images(n_train=256, n_val=64)
     run_id = jobs_module.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=20, lr=3e-3))
@@ -87,7 +99,12 @@ def test_a_run_trains_in_a_worker_process_and_records_everything(make_jobs, tmp_
     assert record["spec"]["name"] == "tiny-cnn" and record["hyperparameters"]["epochs"] == 20
     assert record["dataset"]["name"] == "quadrants" and record["dataset"]["source"] is None
     assert (folder / "data.safetensors").is_file()  # uploaded data travels in the run folder
-    assert int((folder / "pid").read_text().split()[0]) != os.getpid()
+    assert record["job"]["backend"] == backend_name
+    if backend_name == "local":
+        assert int((folder / "pid").read_text().split()[0]) != os.getpid()
+    else:  # the actor said where it trained; this process followed it, and let it go at the end
+        assert record["job"]["node"] and record["pid"] != os.getpid()
+        assert json.loads((folder / "ray.json").read_text())["metrics_offset"] == (folder / "metrics.jsonl").stat().st_size
 
     lines = (folder / "metrics.jsonl").read_text().splitlines()
     records = [json.loads(line) for line in lines]  # every line is valid JSON
@@ -104,7 +121,7 @@ def test_a_run_trains_in_a_worker_process_and_records_everything(make_jobs, tmp_
         jobs_module.resume(run_id)
 
 
-def test_stop_lands_quickly_and_resume_continues_to_the_end(make_jobs):
+def test_stop_lands_quickly_and_resume_continues_to_the_end(make_jobs, backend_name):
     jobs = make_jobs()
     run_id = long_run(jobs, epochs=30)
     until(lambda: training_has_begun(jobs, run_id))
@@ -145,15 +162,18 @@ def test_jobs_beyond_the_limit_wait_queued_and_can_be_stopped_while_waiting(make
     assert jobs.status(third).status == "stopped" and jobs.metrics(third) == []
 
 
-def test_a_killed_worker_marks_the_run_failed_and_it_can_resume(make_jobs):
+def test_a_killed_worker_marks_the_run_failed_and_it_can_resume(make_jobs, backend_name):
     jobs = make_jobs()
     run_id = long_run(jobs, epochs=30)
     until(lambda: training_has_begun(jobs, run_id) and len(jobs.store.checkpoint_steps(run_id)) > 3)
-    pid = int((jobs.store.path(run_id) / "pid").read_text().split()[0])
+    pid = worker_pid(jobs, run_id)
+    assert pid != os.getpid()
     os.kill(pid, signal.SIGKILL)
     failed = until(lambda: (s := reconciled_status(jobs, run_id)).status == "failed" and s)
     assert "killed" in failed.message and "out of memory" in failed.message
     assert os.getpid() > 0 and jobs.list_runs()[0].status == "failed"  # this process carries on
+    kept = jobs.metrics(run_id)  # what was recorded before the kill is kept
+    assert [r for r in kept if r["type"] == "train"]
 
     checkpoints = jobs.store.checkpoint_steps(run_id)
     with_optimizer = jobs.store.load_optimizer_state(run_id)[0]  # resume starts there (<= the latest)
@@ -165,6 +185,52 @@ def test_a_killed_worker_marks_the_run_failed_and_it_can_resume(make_jobs):
     assert resume == [{**resume[0], "step": with_optimizer, "optimizer_restored": True}]
     steps = [r["step"] for r in jobs.metrics(run_id) if r["type"] == "train"]
     assert steps == sorted(steps) and steps[-1] == final.total_steps
+
+
+def test_a_new_jobs_object_finds_a_running_worker_and_follows_it_to_the_end(make_jobs, backend_name):
+    """A restart of the server: the first Jobs lets go of its runs (for Ray, its followers stop
+    and the actor trains on unwatched), a new one on the same store picks the run up again."""
+    first = make_jobs()
+    data = quadrant_images(n_train=512, n_val=64)
+    paced = Hyperparameters(batch_size=16, epochs=12, pace_s=5.0)  # still training when the second looks
+    run_id = first.submit(tiny_cnn(data), data, paced)
+    until(lambda: training_has_begun(first, run_id))
+    if backend_name == "ray":
+        first.backend.detach()
+        before = len(first.metrics(run_id))
+        time.sleep(1.0)  # the actor trains on; nobody brings its records in
+        assert len(first.metrics(run_id)) == before
+    second = make_jobs()
+    assert second.backend is not first.backend
+    final = second.wait(run_id, timeout_s=WAIT_S)
+    assert final.status == "finished" and final.step == final.total_steps == 384, final.message
+    records = second.metrics(run_id)
+    steps = [r["step"] for r in records if r["type"] == "train"]
+    assert steps == sorted(set(steps)) and steps[-1] == 384  # nothing lost, nothing twice
+    assert [r["epoch"] for r in records if r["type"] == "val"] == list(range(1, 13))
+    assert second.store.checkpoint_steps(run_id) == checkpoint_schedule(384)
+    if backend_name == "ray":  # the follower ended the actor once its last records were in
+        import ray
+
+        with pytest.raises(ValueError):
+            ray.get_actor(json.loads((second.store.path(run_id) / "ray.json").read_text())["actor"], namespace="glassbox")
+
+
+def test_ray_runs_beyond_the_clusters_cpus_wait_queued_and_can_be_stopped_while_waiting(make_jobs, ray_address,
+                                                                                         monkeypatch):
+    """Ray places an actor when a machine has the CPUs it asks for (one each; the test cluster has
+    two): a third run waits as ``queued``, a stop takes it out of Ray's queue at once."""
+    monkeypatch.setenv("GLASSBOX_BACKEND", "ray")
+    jobs = make_jobs()
+    first, second = long_run(jobs), long_run(jobs)
+    until(lambda: training_has_begun(jobs, first) and training_has_begun(jobs, second))
+    third = long_run(jobs)
+    time.sleep(1.0)
+    assert reconciled_status(jobs, third).status == "queued" and jobs.status(third).device is None
+    assert jobs.stop(third, wait_s=3.0).status == "stopped"
+    assert jobs.metrics(third) == [] and jobs.status(first).status == "running"
+    for run_id in (first, second):
+        assert jobs.stop(run_id, wait_s=3.0).status == "stopped"
 
 
 def test_errors_in_the_worker_become_plain_messages(make_jobs):
@@ -395,3 +461,13 @@ def test_a_run_of_nobody_is_the_teachers_to_act_on_and_sharing_is_the_teachers_a
         jobs.share(active, by=TEACHER)
     jobs.delete(nobody)  # single-user mode: anyone may
     assert not jobs.store.exists(nobody)
+
+
+def test_a_ray_cluster_that_is_not_there_is_said_at_once_in_words():
+    """Ray itself would wait minutes for a head that is not running; the backend asks first."""
+    from tests.ray_cluster import free_port
+    from training.backends.ray import probe
+
+    address = f"127.0.0.1:{free_port()}"  # free: nothing listens there
+    with pytest.raises(OSError, match=f"the Ray cluster at {address} cannot be reached"):
+        probe(address)

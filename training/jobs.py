@@ -22,8 +22,8 @@ STOP_GRACE_S is ended. Whatever drives runs calls it: ``stop``, ``resume``, ``de
 
 The state of a run lives in its folder (training.store), not in this process: a reload of the
 page, or a restart of the server, finds every run as it is. A backend (``training.backends``)
-starts and watches the worker processes; the default ``LocalProcessBackend`` runs each as a
-child process of this machine.
+starts and watches the workers: the default ``LocalProcessBackend`` runs each as a child
+process of this machine, ``RayBackend`` as an actor on a Ray cluster ($GLASSBOX_BACKEND=ray).
 
 Importing this module does no work, so pages can import it freely; the module-level functions
 use one ``Jobs`` for the store at $GLASSBOX_HOME.
@@ -34,8 +34,7 @@ import os
 import time
 from dataclasses import asdict, dataclass, replace
 
-from training.backends import Backend
-from training.backends.local import LocalProcessBackend
+from training.backends import Backend, make_backend
 from training.device_queue import exclusive
 from training.limits import RunLimit, cancel_waiting, make_room, person_lock
 from training.people import Person, refusal, share_refusal
@@ -104,7 +103,7 @@ class Jobs:
     def __init__(self, store: RunStore | None = None, backend: Backend | None = None,
                  max_per_device: int | None = None):
         self.store = store or RunStore()
-        self.backend = backend or LocalProcessBackend()
+        self.backend = backend or make_backend()  # $GLASSBOX_BACKEND: local (default) or ray
         # Runs on one device at a time: two would only share its time, and each would be slower.
         self.max_per_device = max_per_device or int(os.environ.get("GLASSBOX_JOBS_PER_DEVICE", "1"))
 
@@ -119,7 +118,6 @@ class Jobs:
         with a message for the user, before anything is recorded.
         """
         from training.data import DatasetError, fit_spec_to_dataset
-        from training.devices import pick_device
         from training.hyperparameters import Hyperparameters, default_hyperparameters, steps_per_epoch
 
         spec = fit_spec_to_dataset(spec, dataset)
@@ -130,7 +128,7 @@ class Jobs:
         else:
             hp = hyperparameters
         hp.check()
-        pick_device(hp.device)  # a missing GPU is said now, not after the worker starts
+        self.backend.check_device(hp.device)  # a missing GPU is said now, not after the worker starts
         if len(dataset.x_train) == 0:
             raise DatasetError(f"the dataset '{dataset.name}' has no training examples")
         owner_id, owner_name = getattr(owner, "person_id", owner), getattr(owner, "name", owner_name)
@@ -168,6 +166,7 @@ class Jobs:
         record = self.store.read(run_id)
         now = time.time()
         self.store.write(replace(record, status=RunState.QUEUED, message="", resumes=record.resumes + 1,
+                                 job={**record.job, "backend": self.backend.name},  # this backend trains it now
                                  times=replace(record.times, queued=now, finished=None, updated=now)))
         self._launch(run_id, resume=True)
         return run_id
@@ -251,7 +250,8 @@ class Jobs:
         return changed
 
     def _reconcile(self, run_id: str) -> bool:
-        if not self.store.read(run_id).status.active:
+        record = self.store.read(run_id)  # another backend's run (Ray's, from the command line): only it can tell
+        if not record.status.active or record.job.get("backend", self.backend.name) != self.backend.name:
             return False
         folder = self.store.path(run_id)
         reason = self.backend.worker_gone(folder)

@@ -79,6 +79,10 @@ class MetricsWriter:
     def write(self, record: dict) -> None:
         self._file.write(to_json_line(record))
 
+    def write_lines(self, chunk: bytes) -> None:
+        """Append complete lines written elsewhere (a Ray worker's), in one write."""
+        self._file.write(chunk)
+
     def close(self) -> None:
         self._file.close()
 
@@ -261,6 +265,18 @@ class RunStore:
         structure = _encode(state, tensors, "s")
         payload = safetensors.torch.save(tensors, metadata={"step": str(int(step)), "structure": json.dumps(structure)})
         write_atomically(self.path(run_id) / CHECKPOINTS_DIR / OPTIMIZER_FILE, payload)
+
+    def save_optimizer_file(self, run_id: str, payload: bytes) -> None:
+        """The bytes of an optimizer state saved elsewhere (a Ray worker's ``save_optimizer_state``)."""
+        write_atomically(self.path(run_id) / CHECKPOINTS_DIR / OPTIMIZER_FILE, payload)
+
+    def save_checkpoint_files(self, run_id: str, step: int, files: dict[str, bytes]) -> Path:
+        """A checkpoint written elsewhere (a Ray worker's), by file name, published whole like any other."""
+        def write(folder: Path) -> None:
+            for name, payload in files.items():
+                (folder / Path(name).name).write_bytes(payload)  # a bare name: nothing lands outside the folder
+
+        return self._publish(run_id, step, write)
 
     def load_optimizer_state(self, run_id: str) -> tuple[int, dict] | None:
         """(step, state) of the latest saved optimizer state, or None if there is none."""

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import traceback
+from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
 
@@ -61,17 +62,17 @@ def main(argv: list[str] | None = None) -> int:
 
         store = RunStore(run_dir.parent.parent)
         run = RunFile(store, run_dir.name)
-        exit_code = _train(run, store, resume)
+        exit_code = train_run(run, store, resume)
         _raise_on_stop = False
         return exit_code
     except StopRequested:
         _raise_on_stop = False
-        _record_end(run, run_dir, RunState.STOPPED, "Stopped before training began.")
+        record_end(run, run_dir, RunState.STOPPED, "Stopped before training began.")
         return 0
     except BaseException as err:  # noqa: BLE001 - every failure must end up in run.json, in words
         _raise_on_stop = False
         traceback.print_exc()  # into worker.log, for whoever wants the details
-        _record_end(run, run_dir, RunState.FAILED, explain_failure(err))
+        record_end(run, run_dir, RunState.FAILED, explain_failure(err))
         return 1
 
 
@@ -132,7 +133,9 @@ def preload() -> None:
     optimizer.step()
 
 
-def _train(run: "RunFile", store, resume: bool) -> int:
+def train_run(run: "RunFile", store, resume: bool, device_queue: bool = True) -> int:
+    """Train the run in this process, recording into ``store``. ``device_queue=False``: the
+    caller has the device to itself already (a Ray actor, to which Ray gave its device)."""
     global _raise_on_stop
     from models import ModelSpec, build_model
     from training.devices import device_label, pick_device, worker_cpu_threads
@@ -148,8 +151,9 @@ def _train(run: "RunFile", store, resume: bool) -> int:
     run.set(status=RunState.QUEUED, device=device_label(device), pid=os.getpid())
     limit = int(run.record.job.get("max_per_device", 1))
     ticket = f"{run.record.times.queued or time.time():017.6f}-{run.run_id}"
-    with device_slot(store.root, _device_key(device), limit, ticket, lambda: run.stop_requested(),
-                     owner=run.record.owner):
+    slot = (device_slot(store.root, _device_key(device), limit, ticket, lambda: run.stop_requested(),
+                        owner=run.record.owner) if device_queue else nullcontext())
+    with slot:
         times = run.record.times
         run.set(status=RunState.RUNNING, message="", times=replace(times, started=times.started or time.time()))
         dataset = load_run_dataset(store, run.run_id, run.record)
@@ -169,7 +173,7 @@ def _train(run: "RunFile", store, resume: bool) -> int:
         result = trainer.fit(start_step, optimizer_state)
         recorder.close()
         # Recorded before the device is let go: the next run never starts before this one ended.
-        _record_end(run, None, result.status, result.message, step=result.step)
+        record_end(run, None, result.status, result.message, step=result.step)
     return 0
 
 
@@ -207,7 +211,7 @@ class RunFile:
         return _stop_flag.is_set() or (self.folder / "stop").exists()
 
 
-def _record_end(run: RunFile | None, run_dir: Path | None, status: RunState, message: str,
+def record_end(run: RunFile | None, run_dir: Path | None, status: RunState, message: str,
                 step: int | None = None) -> None:
     """The final status; written even when run.json could not be read at start (then read now)."""
     try:

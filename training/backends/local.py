@@ -153,6 +153,11 @@ class LocalProcessBackend:
 
     name = "local"
 
+    def check_device(self, device: str) -> None:
+        from training.devices import pick_device
+
+        pick_device(device)  # DeviceError for a device this machine lacks
+
     def launch(self, run_dir: Path, resume: bool) -> None:
         (run_dir / HEARTBEAT_FILE).unlink(missing_ok=True)
         child = spares.take(run_dir, resume)
