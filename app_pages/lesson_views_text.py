@@ -124,7 +124,9 @@ def rnn_paths(options: dict, key: str) -> None:
     if len(states) < 2:
         st.info("Type longer sentences to draw their paths: a path needs at least two hidden states.")
         return
-    pca = fit_pca(states, k=2)
+    pca = computed(fit_pca, states, k=2)  # once per server: thirty sessions fitting it at once swamped the CPU
+    if pca is None:
+        return
     paths = [{"label": item.text, "points": pca.transform(view.hidden), "tokens": view.tokens}
              for item, view in zip(sentences, views)]
     titles = [f"PC{counted(i)} ({ratio:.0%})" for i, ratio in enumerate(pca.explained_variance_ratio)]
