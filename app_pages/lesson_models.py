@@ -54,6 +54,14 @@ def lesson_run(name: str) -> str | None:
         return None
 
 
+def shown_run(name: str) -> str | None:
+    """The demo's run id for a view that draws it; None, after saying that it is missing."""
+    run_id = lesson_run(name)
+    if run_id is None:
+        missing_run_note(name)
+    return run_id
+
+
 def run_metrics(run_id: str) -> list[dict]:
     try:
         return store().metrics(run_id)

@@ -82,17 +82,26 @@ def _conv_position(options: dict, key: str, view) -> tuple[int, int, int]:
     return channel, row, col
 
 
-# ---- lesson 1: what a convolution computes ----------------------------------------------
-def conv_sum(options: dict, key: str) -> None:
-    """One output value: the patch under the filter, times the filter, summed, plus the bias."""
+def _chosen_value(options: dict, key: str):
+    """(model, picture, the conv layer's view, (channel, row, col), its ConvArithmetic) for the
+    output value chosen with the sliders; None (after a plain message) without a digit."""
     found = _digit(options)
     if found is None:
-        return
+        return None
     model, picture, inspection = found
     layer = _conv_layer(options, inspection)
     view = inspection.convs[layer]
-    channel, row, col = _conv_position(options, key, view)
-    arithmetic = conv_arithmetic(model, inspection, layer, channel, row, col)
+    position = _conv_position(options, key, view)
+    return model, picture, view, position, conv_arithmetic(model, inspection, layer, *position)
+
+
+# ---- lesson 1: what a convolution computes ----------------------------------------------
+def conv_sum(options: dict, key: str) -> None:
+    """One output value: the patch under the filter, times the filter, summed, plus the bias."""
+    chosen = _chosen_value(options, key)
+    if chosen is None:
+        return
+    model, picture, view, (channel, row, col), arithmetic = chosen
     box = receptive_field(model, view.name, row, col)
     left, right = st.columns([1, 2])
     with left:
@@ -112,14 +121,10 @@ def conv_sum(options: dict, key: str) -> None:
 
 def conv_formula(options: dict, key: str) -> None:
     """The articles' convolution (the kernel flipped) and PyTorch's cross-correlation: one number."""
-    found = _digit(options)
-    if found is None:
+    chosen = _chosen_value(options, key)
+    if chosen is None:
         return
-    model, _picture, inspection = found
-    layer = _conv_layer(options, inspection)
-    view = inspection.convs[layer]
-    channel, row, col = _conv_position(options, key, view)
-    arithmetic = conv_arithmetic(model, inspection, layer, channel, row, col)
+    _model, _picture, view, (channel, row, col), arithmetic = chosen
     st.markdown("**As the articles write it** (a convolution: the kernel $k$ is turned round as it slides):")
     st.latex(r"y(i,j) = \sum_p \sum_q x(i-p+1,\, j-q+1)\, k(p,q) + b")
     st.markdown("**As PyTorch's `Conv2d` computes it** (a cross-correlation: the filter $w$ is laid on as it is):")

@@ -14,7 +14,7 @@ import streamlit as st
 
 from app_pages import common
 from app_pages.inspect_ui import computed, show_figure
-from app_pages.lesson_models import example_of, lesson_run, missing_run_note, run_checkpoints, run_metrics
+from app_pages.lesson_models import example_of, lesson_run, run_checkpoints, run_metrics, shown_run
 from app_pages.run_data import UNREADABLE, checkpoint_model, store
 from app_pages.shared_views import figure_once
 from explain.cnn import inspect_cnn
@@ -55,9 +55,8 @@ def _curves(runs: dict[str, list[dict]], key: str, caption: str, log_loss: bool 
 def training_curves(options: dict, key: str) -> None:
     """Loss and accuracy of the demo's training run, step by step."""
     name = str(options.get("demo", "digits-cnn"))
-    run_id = lesson_run(name)
+    run_id = shown_run(name)
     if run_id is None:
-        missing_run_note(name)
         return
     records = run_metrics(run_id)
     _curves({name: records}, key, f"The training run of {name} ({_settings(run_id)}): the lines are measured on "
@@ -69,9 +68,8 @@ def training_curves(options: dict, key: str) -> None:
 def too_fast(options: dict, key: str) -> None:
     """A run whose learning rate is too high, beside the demo that learns well."""
     name, good = str(options.get("demo", "digits-cnn-too-fast")), str(options.get("compare", "digits-cnn"))
-    run_id = lesson_run(name)
+    run_id = shown_run(name)
     if run_id is None:
-        missing_run_note(name)
         return
     runs = {f"{name} ({_settings(run_id)})": run_metrics(run_id)}
     good_id = lesson_run(good)
@@ -96,9 +94,8 @@ def too_fast(options: dict, key: str) -> None:
 def overfit(options: dict, key: str) -> None:
     """Training on a tiny set: training accuracy climbs, validation accuracy does not follow."""
     name = str(options.get("demo", "digits-cnn-tiny-data"))
-    run_id = lesson_run(name)
+    run_id = shown_run(name)
     if run_id is None:
-        missing_run_note(name)
         return
     records = run_metrics(run_id)
     try:
@@ -117,9 +114,8 @@ def overfit(options: dict, key: str) -> None:
 def filters_forming(options: dict, key: str) -> None:
     """The first layer's filters at a few of the run's checkpoints, from random to trained."""
     name = str(options.get("demo", "digits-cnn"))
-    run_id = lesson_run(name)
+    run_id = shown_run(name)
     if run_id is None:
-        missing_run_note(name)
         return
     steps = run_checkpoints(run_id)
     if not steps:
