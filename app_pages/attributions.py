@@ -8,6 +8,7 @@ import torch
 from app_pages import common
 from app_pages import inspect_ui as ui
 from app_pages import shared_views
+from app_pages.attribution_faithfulness import show_faithfulness
 from app_pages.shared_views import figure_once
 from explain.attributions import (Settings, attribute_many, available_methods, gradcam_layers, image_baseline,
                                   randomized_copy)
@@ -202,6 +203,10 @@ if settings.smoothgrad:
     wrapped = [methods[m].label for m in chosen if methods[m].gradients]
     st.caption(f"SmoothGrad averages {', '.join(wrapped) or 'no chosen method'} over {settings.nt_samples} "
                "noisy copies of the input.")
+
+show_faithfulness(model, x, target_class, attributions, "image" if picture is not None else "tokens",
+                  image_baseline(x, context.normalization) if picture is not None else None, settings,
+                  class_names[target_class])
 
 st.divider()
 ui.activations_download({a.method: a.values for a in attributions}, f"{model.spec.name}-attributions",
