@@ -67,7 +67,7 @@ def show_faithfulness(model, x, target_class: int, attributions: list, kind: str
         f"{quoted} is measured after each step: a map the model really follows makes it fall fast and rise "
         f"fast, so a small deletion area and a large insertion area; methods are ranked by {RANK_ORDER}, and a "
         "random ranking of the same input shows what a map that knows nothing scores.")
-    st.dataframe(faithfulness_table(rows, reference=RANDOM_LABEL), hide_index=True, key="attr_faith_table")
+    st.dataframe(faithfulness_table(rows, reference=RANDOM_LABEL), hide_index=True)
     if not picture:
         st.caption("Comprehensiveness: how much the probability drops without the top 1, 5, 10, 20 and 50% of the "
                    "words (averaged); sufficiency: how much it drops with only them (DeYoung et al., 2020).")
