@@ -1,6 +1,6 @@
 """Attributions page: each method's time for one input, as a multiple of one forward+backward pass.
 
-    python bench/attribution_latency.py [--repeats 10] [--threads 1]
+    python bench/attribution_latency.py [--repeats 10] [--threads 1] [--faithfulness-only]
 
 For ``digits-cnn`` (the first validation picture of ``digits``) every method the page offers
 for it, with the default ``Settings``, plus SmoothGrad on Saliency and on Integrated Gradients;
@@ -18,6 +18,12 @@ each method and ten times as many unit passes, interleaved (one method call, the
 passes) so that a busy spell on a shared machine slows both alike. ratio = method / unit.
 The model is ``build_model(presets.get(name), seed=0)``, untrained: the work does not depend
 on the weights' values. Target: the predicted class, as the page's default.
+
+Then the faithfulness metrics (``explain.faithfulness``, ``explain.faithfulness_captum``) in the
+same unit, each timed whole as the page calls it: a deletion and an insertion curve (21 inputs,
+one batch), ERASER's two scores (sentences: 11 sentences, one batch), infidelity (pictures: 32
+noisy copies) and max-sensitivity (pictures: the method re-run on 5 noisy copies) of Saliency
+and Integrated Gradients, and the page's whole report on its default methods' maps.
 """
 from __future__ import annotations
 
@@ -36,6 +42,10 @@ from explain.attributions import Settings, attribute, available_methods, predict
 from explain.inputs import input_context, prepare_sentence  # noqa: E402
 from models import build_model, presets  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
+from explain.faithfulness import deletion_curve, eraser_scores, insertion_curve  # noqa: E402
+from explain.faithfulness_captum import infidelity_of, max_sensitivity_of  # noqa: E402
+from explain.faithfulness_report import faithfulness_report  # noqa: E402
+from explain.tokens import pad_id_of, strip_padding  # noqa: E402
 
 SENTENCE = "the film was not good"
 UNIT_REPEATS = 10  # unit passes timed after each method call timed
@@ -97,6 +107,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=10, help="timed calls of each method (median kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (torch.set_num_threads)")
+    parser.add_argument("--faithfulness-only", action="store_true", help="only the faithfulness metrics' section")
     args = parser.parse_args()
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be at least 1")
@@ -114,7 +125,7 @@ def main() -> None:
           f"perturbations_per_eval {defaults.perturbations_per_eval}, nt_samples {defaults.nt_samples}")
     print(f"{'model':<16}{'method':<34}{'ms':>10}{'ratio':>9}")
     slowest = None
-    for name, (model, x) in inputs.items():
+    for name, (model, x) in ({} if args.faithfulness_only else inputs).items():
         target = predicted_class(model, x)
         unit = unit_pass(model, x, target)
         rows, unit_times = [], []
@@ -128,8 +139,50 @@ def main() -> None:
             print(f"{name:<16}{row:<34}{ms:>10.2f}{ms / unit_ms:>9.1f}")
             if slowest is None or ms / unit_ms > slowest[2]:
                 slowest = (name, row, ms / unit_ms, ms)
-    name, row, ratio, ms = slowest
-    print(f"slowest: {name} {row}: {ms:.1f} ms ({ratio:.0f} x one forward+backward)")
+    if slowest is not None:
+        name, row, ratio, ms = slowest
+        print(f"slowest: {name} {row}: {ms:.1f} ms ({ratio:.0f} x one forward+backward)")
+    faithfulness_section(inputs, args.repeats)
+
+
+# ---- faithfulness metrics (issue 16) ----------------------------------------------------------
+
+PAGE_METHODS = {"image": ("saliency", "integrated_gradients", "grad_cam"), "tokens": ("integrated_gradients",)}
+
+
+def faithfulness_cases(model, x: torch.Tensor, target: int) -> list[tuple[str, Callable[[], object]]]:
+    """(row label, call): each faithfulness metric on the maps the page computes by default."""
+    picture = x.dtype.is_floating_point
+    x = x if picture else strip_padding(x, pad_id_of(model))
+    methods = PAGE_METHODS["image" if picture else "tokens"]
+    maps = [(m, m, attribute(model, x, target, m).values) for m in methods]
+    first = maps[0][2]
+    rows = [("deletion curve (20 steps)", lambda: deletion_curve(model, x, target, first)),
+            ("insertion curve (20 steps)", lambda: insertion_curve(model, x, target, first))]
+    if picture:
+        rows += [("infidelity", lambda: infidelity_of(model, x, target, first))]
+        rows += [(f"max-sensitivity {m}", lambda m=m: max_sensitivity_of(model, x, target, m))
+                 for m in ("saliency", "integrated_gradients")]
+    else:
+        rows += [("comprehensiveness+sufficiency", lambda: eraser_scores(model, x, target, first))]
+    rows += [(f"page report ({len(maps)} map{'s' * (len(maps) > 1)} + random)", lambda: faithfulness_report(model, x, target, maps))]
+    return rows
+
+
+def faithfulness_section(inputs: dict, repeats: int) -> None:
+    print(f"\n{'model':<16}{'faithfulness metric':<40}{'ms':>10}{'ratio':>9}")
+    for name, (model, x) in inputs.items():
+        target = predicted_class(model, x)
+        unit = unit_pass(model, x, target)
+        rows, unit_times = [], []
+        for row, call in faithfulness_cases(model, x, target):
+            ms, units = timed(call, unit, max(1, repeats // 2) if "max-sensitivity" in row else repeats)
+            rows.append((row, ms))
+            unit_times += units
+        unit_ms = statistics.median(unit_times)
+        print(f"{name:<16}{'forward+backward (the unit)':<40}{unit_ms:>10.3f}{1:>9.1f}")
+        for row, ms in rows:
+            print(f"{name:<16}{row:<40}{ms:>10.2f}{ms / unit_ms:>9.1f}")
 
 
 if __name__ == "__main__":
