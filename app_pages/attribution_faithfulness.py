@@ -14,7 +14,7 @@ from app_pages import shared_views
 from app_pages.shared_views import figure_once
 from explain.faithfulness import DEFAULT_STEPS
 from explain.faithfulness_report import RANDOM_LABEL, faithfulness_report
-from viz.faithfulness import RANK_ORDER, faithfulness_curves, faithfulness_table
+from viz.faithfulness import RANK_ORDER, SCORE_COLUMNS, TABLE_NOTE, faithfulness_curves, faithfulness_table
 
 KEPT = 16  # reports kept for the whole server while a class flips between inputs and methods
 KEPT_S = 30 * 60  # a report nobody asked for this long is dropped
@@ -67,7 +67,10 @@ def show_faithfulness(model, x, target_class: int, attributions: list, kind: str
         f"{quoted} is measured after each step: a map the model really follows makes it fall fast and rise "
         f"fast, so a small deletion area and a large insertion area; methods are ranked by {RANK_ORDER}, and a "
         "random ranking of the same input shows what a map that knows nothing scores.")
-    st.dataframe(faithfulness_table(rows, reference=RANDOM_LABEL), hide_index=True)
+    # Infidelity and the like can be tiny: significant digits, not Streamlit's fixed decimals.
+    st.dataframe(faithfulness_table(rows, reference=RANDOM_LABEL), hide_index=True,
+                 column_config={header: st.column_config.NumberColumn(format="%.3g") for header in SCORE_COLUMNS.values()})
+    st.caption(TABLE_NOTE)
     if not picture:
         st.caption("Comprehensiveness: how much the probability drops without the top 1, 5, 10, 20 and 50% of the "
                    "words (averaged); sufficiency: how much it drops with only them (DeYoung et al., 2020).")

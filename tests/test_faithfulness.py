@@ -247,5 +247,8 @@ def test_the_table_ranks_by_insertion_minus_deletion_with_the_reference_last():
     table = faithfulness_table(rows, reference=RANDOM_LABEL)
     assert [r["Method"] for r in table] == ["B", "A", RANDOM_LABEL]
     assert [r["Rank"] for r in table] == ["1", "2", "reference"]
-    assert table[0]["Insertion − deletion"] == pytest.approx(0.4)
-    assert "Infidelity (lower is better)" not in table[0]
+    assert table[0]["Insertion − deletion ↑"] == pytest.approx(0.4)
+    assert "Infidelity ↓" not in table[0]
+    rows[0]["infidelity"] = 0.000123456
+    assert faithfulness_table(rows, reference=RANDOM_LABEL)[1]["Infidelity ↓"] == 0.000123  # 3 significant digits
+    assert faithfulness_table(rows, reference=RANDOM_LABEL)[0]["Infidelity ↓"] is None

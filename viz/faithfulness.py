@@ -18,6 +18,9 @@ from .labels import plain
 
 PALETTE = qualitative.Plotly
 REFERENCE_STYLE = dict(color="#6b7280", dash="dash", width=2)
+SCORE_COLUMNS = {"comprehensiveness": "Comprehensiveness ↑", "sufficiency": "Sufficiency ↓",  # key -> header
+                 "infidelity": "Infidelity ↓", "max_sensitivity": "Max-sensitivity ↓"}
+TABLE_NOTE = "↑: higher is better; ↓: lower is better."
 RANK_ORDER = "insertion area − deletion area"  # how the table ranks: both curves in one number, higher is better
 
 
@@ -56,23 +59,24 @@ def faithfulness_table(rows: Sequence[Mapping], reference: str | None = None) ->
     """Rows for ``st.dataframe``, best method first. Each input row has "method", "deletion" and
     "insertion" (areas) and may have "comprehensiveness", "sufficiency", "infidelity" and
     "max_sensitivity"; the row of ``reference`` (the random ranking) comes last and is not ranked.
-    Methods are ranked by insertion area − deletion area (higher is better)."""
+    Methods are ranked by insertion area − deletion area (higher is better). Headers carry ↑ where
+    higher is better and ↓ where lower is (``TABLE_NOTE`` says so in words); areas are rounded
+    to 3 decimals, the other scores to 3 significant digits."""
     def score(row):
         return row["insertion"] - row["deletion"]
 
     methods = sorted((r for r in rows if r["method"] != reference), key=score, reverse=True)
     ordered = methods + [r for r in rows if r["method"] == reference]
-    columns = {"comprehensiveness": "Comprehensiveness (higher is better)", "sufficiency": "Sufficiency (lower is better)",
-               "infidelity": "Infidelity (lower is better)", "max_sensitivity": "Max-sensitivity (lower is better)"}
+    columns = SCORE_COLUMNS
     shown = [key for key in columns if any(row.get(key) is not None for row in rows)]
     table = []
     for rank, row in enumerate(ordered, start=1):
         entry = {"Rank": "reference" if row["method"] == reference else str(rank), "Method": str(row["method"]),
-                 "Deletion area (lower is better)": round(float(row["deletion"]), 3),
-                 "Insertion area (higher is better)": round(float(row["insertion"]), 3),
-                 "Insertion − deletion": round(score(row), 3)}
+                 "Deletion area ↓": round(float(row["deletion"]), 3),
+                 "Insertion area ↑": round(float(row["insertion"]), 3),
+                 "Insertion − deletion ↑": round(score(row), 3)}
         for key in shown:
             value = row.get(key)
-            entry[columns[key]] = None if value is None else round(float(value), 4)
+            entry[columns[key]] = None if value is None else float(f"{float(value):.3g}")  # small values keep their digits
         table.append(entry)
     return table
