@@ -167,6 +167,9 @@ def _unit_scores(x: torch.Tensor, values, patch: int) -> tuple[np.ndarray, np.nd
     """(scores (U,), unit of each pixel (H, W) or word (T,)): a picture's map summed over its
     channels, then averaged per patch (edge patches over the pixels they have)."""
     values = np.asarray(values, dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise ValueError("the map contains NaN or infinite values, so it ranks nothing; try another method or "
+                         "fewer steps")
     if not _is_picture(x):
         if values.shape != tuple(x.shape):
             raise ValueError(f"the map has shape {values.shape}; a sentence of {len(x)} tokens needs one score "

@@ -116,6 +116,16 @@ def test_patches_rank_by_their_mean_and_change_all_their_pixels():
     np.testing.assert_allclose(curve.probabilities, hand_curve(patch_contributions, order, -0.2, True), rtol=1e-6)
 
 
+def test_maps_that_rank_nothing_are_refused_in_words(linear):
+    model, x = linear
+    with pytest.raises(ValueError, match="NaN"):
+        deletion_curve(model, x, 0, np.full((1, 2, 3), np.nan), baseline=torch.zeros_like(x))
+    with pytest.raises(ValueError, match="needs"):
+        deletion_curve(model, x, 0, np.zeros((1, 3, 2)), baseline=torch.zeros_like(x))
+    with pytest.raises(ValueError, match="at least 1 step"):
+        insertion_curve(model, x, 0, np.zeros((1, 2, 3)), steps=0, baseline=torch.zeros_like(x))
+
+
 def test_the_baseline_is_the_attributions_pages(linear):
     model, x = linear
     normalization = {"mean": [0.5], "std": [0.25]}
