@@ -26,6 +26,7 @@ from viz.activations import attention_heatmap, heatmap_grid, probability_bars
 from viz.attention import attention_grid, patch_attention_figure, query_bars, scores_figure
 from viz.attributions import attribution_figure, attribution_grid, token_attribution_figure
 from viz.cnn import feature_maps_figure, receptive_field_figure
+from viz.faithfulness import faithfulness_curves
 from viz.live import picture_panels, sentence_panels
 from viz.probe import hidden_states_figure, prefix_predictions_figure
 from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap
@@ -94,6 +95,9 @@ BUILDERS = {
     "attribution_figure": lambda t: attribution_figure(np.ones((4, 4)), title=t[0]),
     "attribution_grid": lambda t: attribution_grid([[(text, np.ones((4, 4))) for text in t]], row_titles=[t[0]]),
     "token_attribution_figure": lambda t: token_attribution_figure(t, np.array([1.0, -1.0, 0.5]), title=t[0]),
+    "faithfulness_curves": lambda t: faithfulness_curves(np.linspace(0, 1, 3), {text: np.zeros(3) for text in t},
+                                                         {text: np.ones(3) for text in t}, reference=t[1],
+                                                         class_name=t[0]),
     "feature_maps_figure": lambda t: feature_maps_figure(np.zeros((2, 2, 2)), title=t[0]),
     "receptive_field_figure": lambda t: receptive_field_figure(np.zeros((4, 4)), (0, 0, 2, 2), title=t[0]),
     "hidden_states_figure": lambda t: hidden_states_figure(np.zeros((T, 2)), t),
