@@ -207,4 +207,8 @@ def _probabilities(model, inputs: torch.Tensor, target: int, batch_size: int, pr
             found.append(torch.softmax(logits, dim=-1)[:, target].cpu())
     if progress is not None:
         progress(len(inputs), len(inputs))
-    return torch.cat(found).double().numpy()
+    probabilities = torch.cat(found).double().numpy()
+    if not np.isfinite(probabilities).all():  # e.g. a model that masks every <pad> given nothing but padding
+        raise ValueError("the model gives no probability for some of the changed inputs (with most of the input "
+                         "removed, it may have nothing left to read), so there is no curve to draw")
+    return probabilities
