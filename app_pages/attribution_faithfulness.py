@@ -31,10 +31,11 @@ def shared_report(model_key: str, content: str, target_class: int, captum_metric
     def progress(done: int, total: int, label: str) -> None:
         bar.progress(done / max(total, 1), text=f"Faithfulness: {label} ({done + 1} of {total})…")
 
-    found = ui.computed(faithfulness_report, _model, _x, target_class, _maps, DEFAULT_STEPS, _baseline,
-                        captum_metrics, _settings, progress)
-    bar.empty()
-    return found
+    try:
+        return faithfulness_report(_model, _x, target_class, _maps, DEFAULT_STEPS, _baseline, captum_metrics,
+                                   _settings, progress)
+    finally:
+        bar.empty()
 
 
 def show_faithfulness(model, x, target_class: int, attributions: list, kind: str, baseline=None, settings=None,
@@ -49,9 +50,13 @@ def show_faithfulness(model, x, target_class: int, attributions: list, kind: str
                                    "copies of the picture)", key="attr_faith_captum", persist_state="session")
     maps = [(a.method, a.label, a.values) for a in attributions]
     settings_key = astuple(settings) if settings is not None else None
-    report = shared_report(shared_views.model_key(model),
-                           shared_views.content_key(x, baseline, maps, settings_key, kind),
-                           target_class, captum_metrics, model, x, maps, baseline, settings)
+    try:
+        report = shared_report(shared_views.model_key(model),
+                               shared_views.content_key(x, baseline, maps, settings_key, kind),
+                               target_class, captum_metrics, model, x, maps, baseline, settings)
+    except (ValueError, RuntimeError, IndexError) as err:  # the maps above stay; only this section is missing
+        st.warning(f"The faithfulness numbers could not be computed: {common.sentence(err)}")
+        return
     reference = next(s for s in report if s.method is None)
     rows = [{"method": s.label, "deletion": s.deletion.auc, "insertion": s.insertion.auc,
              "comprehensiveness": s.eraser.comprehensiveness if s.eraser else None,

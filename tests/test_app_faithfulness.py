@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from app_pages import attribution_faithfulness
 from explain.attributions import attribute, image_baseline
 from explain.faithfulness import deletion_curve, eraser_scores, insertion_curve
 from explain.faithfulness_report import RANDOM_LABEL
@@ -82,3 +83,16 @@ def test_an_lstm_gets_comprehensiveness_and_sufficiency():
     np.testing.assert_allclose(drawn[("Occlusion (one word at a time)", "x")],
                                deletion_curve(model, ids, predicted, occlusion).probabilities, rtol=1e-5)
     assert not at.error
+
+
+def test_a_failure_leaves_the_maps_and_says_so_in_words(monkeypatch):
+    def failing(*args, **kwargs):
+        raise ValueError("the model gives no probability for some of the changed inputs")
+
+    monkeypatch.setattr(attribution_faithfulness, "faithfulness_report", failing)
+    attribution_faithfulness.shared_report.clear()
+    at = open_page("attributions", trained("digits-cnn"))
+    assert any("could not be computed" in w.value and "no probability" in w.value for w in at.warning)
+    assert not [frame for frame in at.dataframe if DELETION in frame.value.columns]
+    assert figure(at, "attr_grid")  # the maps are still there
+    attribution_faithfulness.shared_report.clear()

@@ -262,3 +262,18 @@ def test_the_table_ranks_by_insertion_minus_deletion_with_the_reference_last():
     rows[0]["infidelity"] = 0.000123456
     assert faithfulness_table(rows, reference=RANDOM_LABEL)[1]["Infidelity ↓"] == 0.000123  # 3 significant digits
     assert faithfulness_table(rows, reference=RANDOM_LABEL)[0]["Infidelity ↓"] is None
+
+
+class NothingLeft(nn.Module):
+    """Gives NaN once every pixel is the baseline (zeros), as a model that masks everything might."""
+
+    def forward(self, x):  # (B, C, H, W) -> (B, 2)
+        total = x.flatten(1).sum(dim=1)
+        logit = torch.where(total == 0, torch.full_like(total, float("nan")), total)
+        return torch.stack([logit, torch.zeros_like(logit)], dim=1)
+
+
+def test_a_model_with_nothing_left_to_read_is_said_in_words():
+    x = torch.ones(1, 2, 2)
+    with pytest.raises(ValueError, match="no probability"):
+        deletion_curve(NothingLeft(), x, 0, np.ones((1, 2, 2)), steps=4, baseline=torch.zeros_like(x))
