@@ -127,6 +127,23 @@ class HookedModel(nn.Module):
         words come from the vocabulary of the data it was trained on."""
         return None
 
+    def head_mixer(self, block: int) -> nn.Module | None:
+        """The module of block ``block`` (0-based) that reads its attention heads' outputs side by
+        side, (B, T, heads × head_dim), and mixes them into the residual stream; None for a model
+        without attention heads. Switching a head off (explain.ablation) changes its slice there."""
+        return None
+
+    def classify_stream(self, stream: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """The model's own classifier applied to a residual stream (B, T, D) read as it reads the
+        last block's output (the class token or the pooled tokens): (B, K) logits. None when it has
+        no classifier that reads the blocks (a CNN, an RNN, a bare encoder, a decoder)."""
+        return None
+
+    def next_token_logits(self, stream: torch.Tensor, final: bool) -> torch.Tensor | None:
+        """A decoder's final norm and unembedding applied to a residual stream (B, T, D) (``final``:
+        the last block's output, which already passed the norm): (B, T, vocab). None otherwise."""
+        return None
+
     def hook_points(self) -> dict[str, HookPoint]:
         return {name: module for name, module in self.named_modules() if isinstance(module, HookPoint)}
 
