@@ -247,3 +247,25 @@ def importance(model, x: torch.Tensor, hook: str, target: int | None, mode: str 
     if kind == HEADS:
         drops = drops.reshape(len(hooks), -1)  # (blocks, heads)
     return Importance(hook, kind, drops, measure, before)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One input's answer with nothing switched off and with the chosen parts switched off."""
+
+    before: np.ndarray  # (K,) probabilities; (0,) for a model without classes
+    after: np.ndarray  # (K,)
+    similarity: float | None  # a model without classes: cosine similarity of its pooled vectors, after vs before
+
+
+def compare(model, x: torch.Tensor, ablate: Mapping[str, Sequence[int]], mode: str = "zero",
+            means: Mapping[str, torch.Tensor] | None = None) -> Comparison:
+    """``model``'s answer on one input ``x`` (1, ...) before and after switching ``ablate`` off."""
+    _check_mode(mode, means)
+    classes = bool(model.spec.num_classes)
+    before, pooled_before = _forward(model, x, {}, None, pooled=not classes)
+    after, pooled_after = _forward(model, x, _masks(model, ablate, x.shape[0]), means if mode == "mean" else None,
+                                   pooled=not classes)
+    similarity = None if classes else float(torch.cosine_similarity(pooled_after, pooled_before, dim=-1)[0])
+    return Comparison(torch.softmax(before.float(), -1)[0].numpy(), torch.softmax(after.float(), -1)[0].numpy(),
+                      similarity)
