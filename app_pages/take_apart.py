@@ -18,6 +18,7 @@ PAGE = "take_apart"
 MEAN_EXAMPLES = 512  # validation examples the means are taken over: plenty for a mean, quick to run
 PRETRAINED_SENTENCE = "The film was not good, but the actors were wonderful."
 MODES = {"zero": "Zero: the part gives 0", "mean": "Mean: the part gives its average over the validation data"}
+LENS_TOKENS = 24  # positions drawn in the logit lens: each cell writes a token, so more would not be read
 PART_WORDS = {HEADS: "head", CHANNELS: "channel", UNITS: "hidden unit"}
 
 
@@ -148,7 +149,7 @@ else:
 ui.show_figure(figure, f"{PAGE}_importance", "importance",
                caption=f"Each {word} switched off alone ({mode}). Red: the {found.measure} falls (the {word} helped "
                        f"this answer); blue: it rises. The largest fall: {top}, by {found.drops.max():.3f}. "
-                       "Parts whose fall is outlined are the ones switched off above.")
+                       f"Outlined (or black): the {word}s switched off above.")
 
 st.subheader("Each block's answer")
 lens = lens_kind(model)
@@ -162,11 +163,14 @@ if lens == CLASSIFIER:
 elif lens == LOGIT_LENS:
     tokens = sentences[0].tokens
     found_lens = ui.computed(logit_lens, model, x)
-    ui.show_figure(figure_once(logit_lens_figure, tokens, found_lens.top_tokens, found_lens.top_probabilities),
+    shown = min(len(tokens), LENS_TOKENS)
+    cut = "" if shown == len(tokens) else f" Only the first {shown} of {len(tokens)} tokens are drawn."
+    ui.show_figure(figure_once(logit_lens_figure, tokens[:shown], [row[:shown] for row in found_lens.top_tokens],
+                               found_lens.top_probabilities[:, :shown]),
                    f"{PAGE}_logit_lens", "logit-lens",
                    caption="The logit lens: the final layer norm and the unembedding applied to each block's "
                            "stream. Each cell is the next token that block would predict after that word "
-                           "(hover for the runners-up); the last row is the model's own prediction.")
+                           "(hover for the runners-up); the last row is the model's own prediction." + cut)
 elif model.spec.kind == "rnn":
     st.caption("A recurrent network has no blocks: it reads one word at a time. Its answer after each word is "
                "on the Hidden states page.")

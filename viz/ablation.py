@@ -39,7 +39,7 @@ def head_importance_grid(drops: np.ndarray, measure: str, marked: Sequence[tuple
                    customdata=[[f"{y[b]}, {x[h]}" for h in range(heads)] for b in range(blocks)],
                    hovertemplate=f"%{{customdata}}: the {measure} falls by %{{z:.3f}}<extra></extra>",
                    xgap=1, ygap=1)],
-        layout=dict(height=120 + 34 * blocks, margin=dict(l=70, r=20, t=40, b=40), shapes=shapes,
+        layout=dict(height=max(260, 130 + 40 * blocks), margin=dict(l=70, r=20, t=40, b=40), shapes=shapes,
                     title=dict(text=f"How much the {measure} falls when one head is switched off", font=dict(size=14)),
                     xaxis=dict(tickvals=list(range(heads)), ticktext=[str(counted(h)) for h in range(heads)],
                                title="head", constrain="domain"),
