@@ -155,14 +155,15 @@ st.subheader("Each block's answer")
 lens = lens_kind(model)
 if lens == CLASSIFIER:
     answers = ui.computed(block_answers, model, x)
-    ui.show_figure(figure_once(block_answers_figure, answers.probabilities, answers.class_names), f"{PAGE}_blocks",
-                   "each-blocks-answer",
+    after = ui.computed(block_answers, model, x, ablate, mode, means).probabilities if switched else None
+    ui.show_figure(figure_once(block_answers_figure, answers.probabilities, answers.class_names, after),
+                   f"{PAGE}_blocks", "each-blocks-answer",
                    caption="The model's own classifier reads each block's output as it reads the last one: where "
                            "the lines settle is the block at which the decision forms. The last block's answer is "
-                           "the model's.")
+                           "the model's." + (" Dashed: with the chosen parts switched off." if switched else ""))
 elif lens == LOGIT_LENS:
     tokens = sentences[0].tokens
-    found_lens = ui.computed(logit_lens, model, x)
+    found_lens = ui.computed(logit_lens, model, x, 5, ablate, mode, means)
     shown = min(len(tokens), LENS_TOKENS)
     cut = "" if shown == len(tokens) else f" Only the first {shown} of {len(tokens)} tokens are drawn."
     ui.show_figure(figure_once(logit_lens_figure, tokens[:shown], [row[:shown] for row in found_lens.top_tokens],
@@ -170,7 +171,8 @@ elif lens == LOGIT_LENS:
                    f"{PAGE}_logit_lens", "logit-lens",
                    caption="The logit lens: the final layer norm and the unembedding applied to each block's "
                            "stream. Each cell is the next token that block would predict after that word "
-                           "(hover for the runners-up); the last row is the model's own prediction." + cut)
+                           "(hover for the runners-up); the last row is the model's own prediction."
+                           + (" The chosen parts are switched off here." if switched else "") + cut)
 elif model.spec.kind == "rnn":
     st.caption("A recurrent network has no blocks: it reads one word at a time. Its answer after each word is "
                "on the Hidden states page.")

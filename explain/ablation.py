@@ -20,6 +20,7 @@ one part per batch row, so every head of a 6 × 12 model costs one or two forwar
 """
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -113,6 +114,23 @@ def _attach(model, masks: dict[str, torch.Tensor], means: Mapping[str, torch.Ten
                     return _replaced(output, mask, fill)
                 handles.append(points[name].register_forward_hook(edit_units))
     return handles
+
+
+@contextlib.contextmanager
+def switched_off(model, ablate: Mapping[str, Sequence[int]], rows: int, mode: str = "zero",
+                 means: Mapping[str, torch.Tensor] | None = None):
+    """Inside the block, every forward pass of ``model`` on ``rows`` inputs runs with the parts
+    in ``ablate`` switched off (for RNN units: only on the step-by-step path, which
+    ``run_with_cache`` takes). The model's turn is held and the hooks removed whatever happens."""
+    _check_mode(mode, means)
+    with turn_of(model):
+        handles = []
+        try:
+            handles = _attach(model, _masks(model, ablate, rows), means if mode == "mean" else None)
+            yield model
+        finally:
+            for handle in handles:
+                handle.remove()
 
 
 def _forward(model, x: torch.Tensor, masks: dict[str, torch.Tensor], means, pooled: bool = False):

@@ -10,11 +10,13 @@ the most likely next tokens at each position and block. An RNN reads word by wor
 """
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from explain.ablation import switched_off
 from models.hooks import turn_of
 
 CLASSIFIER, LOGIT_LENS = "classifier", "logit lens"
@@ -52,19 +54,22 @@ def lens_kind(model) -> str | None:
     return None
 
 
-def _streams(model, x: torch.Tensor) -> list[torch.Tensor]:
-    """Every block's output (B, T, D), in order."""
+def _streams(model, x: torch.Tensor, ablate, mode: str, means) -> list[torch.Tensor]:
+    """Every block's output (B, T, D), in order, with the parts in ``ablate`` switched off."""
     names = [f"blocks.{i}.out" for i in range(model.spec.transformer.num_layers)]
-    with turn_of(model), torch.no_grad():
+    with switched_off(model, ablate or {}, x.shape[0], mode, means), torch.no_grad():
         _, cache = model.run_with_cache(x, names=names)
     return [cache[name] for name in names]
 
 
-def block_answers(model, x: torch.Tensor) -> BlockAnswers:
-    """The classifier's probabilities after each block, for one input ``x`` (1, ...)."""
+def block_answers(model, x: torch.Tensor, ablate: Mapping[str, Sequence[int]] | None = None, mode: str = "zero",
+                  means: Mapping[str, torch.Tensor] | None = None) -> BlockAnswers:
+    """The classifier's probabilities after each block, for one input ``x`` (1, ...); with
+    ``ablate``, ``mode`` and ``means`` as in explain.ablation, with those parts switched off."""
     rows = []
+    streams = _streams(model, x, ablate, mode, means)
     with turn_of(model), torch.no_grad():
-        for stream in _streams(model, x):
+        for stream in streams:
             logits = model.classify_stream(stream, x)
             if logits is None:
                 raise ValueError(f"{model.spec.name} has no classifier that can read each block")
@@ -72,9 +77,11 @@ def block_answers(model, x: torch.Tensor) -> BlockAnswers:
     return BlockAnswers(torch.stack(rows).numpy(), list(model.spec.class_names))
 
 
-def logit_lens(model, x: torch.Tensor, top_k: int = 5) -> LogitLens:
-    """The decoder's top ``top_k`` next tokens at each block and position of one input ``x`` (1, T)."""
-    streams = _streams(model, x)
+def logit_lens(model, x: torch.Tensor, top_k: int = 5, ablate: Mapping[str, Sequence[int]] | None = None,
+               mode: str = "zero", means: Mapping[str, torch.Tensor] | None = None) -> LogitLens:
+    """The decoder's top ``top_k`` next tokens at each block and position of one input ``x`` (1, T),
+    with the parts in ``ablate`` switched off (explain.ablation)."""
+    streams = _streams(model, x, ablate, mode, means)
     ids, probabilities, last = [], [], None
     with torch.no_grad():
         for i, stream in enumerate(streams):

@@ -42,9 +42,12 @@ def test_switching_off_a_transformer_head_changes_the_answer_shown():
     bars = figure(at, f"{PAGE}_before_after")["data"]
     np.testing.assert_allclose(np.sort(values(bars[1]["x"])), np.sort(after), atol=1e-6)
     assert not np.allclose(values(bars[0]["x"]), values(bars[1]["x"]))
-    blocks = figure(at, f"{PAGE}_blocks")["data"]
-    reference = block_answers(model, x).probabilities
-    assert len(blocks) == 2 and np.allclose(sorted(values(line["y"])[-1] for line in blocks), sorted(reference[-1]))
+    lines = figure(at, f"{PAGE}_blocks")["data"]
+    assert len(lines) == 4  # two classes as they are, and dashed with the head switched off
+    for drawn, reference in ((lines[:2], block_answers(model, x)),
+                             (lines[2:], block_answers(model, x, {"blocks.1.attn.pattern": [1]}))):
+        shown = np.array([values(line["y"]) for line in drawn]).T  # (blocks, classes in the figure's order)
+        np.testing.assert_allclose(np.sort(shown, axis=1), np.sort(reference.probabilities, axis=1), atol=1e-6)
 
 
 def test_mean_ablation_of_a_cnn_channel_on_an_example():
@@ -93,7 +96,10 @@ def test_a_tiny_gpt2_shows_its_logit_lens(tiny):  # noqa: F811
     x = sentence_ids(at, model)
     lens = figure(at, f"{PAGE}_logit_lens")["data"][0]
     reference = logit_lens(model, x)
-    np.testing.assert_allclose(values(lens["z"]).reshape(2, -1), reference.top_probabilities[:, :, 0], atol=1e-6)
+    shown = values(lens["z"]).reshape(2, -1)  # a tiny byte-level GPT-2 reads every letter: the first 24 are drawn
+    assert shown.shape[1] == min(24, x.shape[1])
+    np.testing.assert_allclose(shown, reference.top_probabilities[:, :shown.shape[1], 0], atol=1e-6)
+    assert any("Only the first 24" in text for text in texts(at.caption))
     at.multiselect(key=f"{PAGE}_heads").set_value([1])
     run(at)
     assert has_figure(at, f"{PAGE}_before_after")

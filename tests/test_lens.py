@@ -77,3 +77,21 @@ def test_models_without_a_blockwise_answer_say_so():
     assert lens_kind(build_model(presets.get("sentiment-lstm"), seed=0)) is None
     assert lens_kind(build_model(presets.get("digits-cnn"), seed=0)) is None
     assert lens_kind(load_pretrained(BUILTIN_TEXT)) is None  # a sentence encoder has no classifier
+
+
+def test_each_blocks_answer_with_a_head_switched_off_ends_with_the_ablated_output(tiny):  # noqa: F811
+    from explain.ablation import ablated_logits
+    from models.hooks import count_hooks
+
+    model = build_model(presets.get("sentiment-transformer"), seed=4).eval()
+    ablate = {"blocks.1.attn.pattern": [0, 2]}
+    answers = block_answers(model, IDS, ablate)
+    expected = torch.softmax(ablated_logits(model, IDS, ablate), -1)[0].numpy()
+    np.testing.assert_allclose(answers.probabilities[-1], expected, atol=1e-6)
+    np.testing.assert_allclose(answers.probabilities[0], block_answers(model, IDS).probabilities[0], atol=1e-6)
+    gpt = load_pretrained(str(tiny["gpt2"]))
+    ids, _, _ = tokenize(gpt, "the the cat")
+    hooks = count_hooks(gpt)
+    changed = logit_lens(gpt, ids[None], ablate={"blocks.0.attn.pattern": [0, 1]})
+    assert count_hooks(gpt) == hooks
+    assert not np.allclose(changed.logits, logit_lens(gpt, ids[None]).logits)

@@ -17,17 +17,22 @@ from .labels import counted, plain, unique_labels
 MAX_LINES = 10  # classes drawn as lines: the likeliest at the last block
 
 
-def block_answers_figure(probabilities: np.ndarray, class_names: Sequence[str]) -> go.Figure:
-    """One line per class: its probability when the head reads each block's output."""
+def block_answers_figure(probabilities: np.ndarray, class_names: Sequence[str],
+                         switched_off: np.ndarray | None = None) -> go.Figure:
+    """One line per class: its probability when the head reads each block's output; with
+    ``switched_off`` (the same, with parts switched off), a dashed line of each class's colour."""
     probabilities = np.asarray(probabilities, dtype=float)
     blocks, classes = probabilities.shape
     shown = np.argsort(-probabilities[-1])[:MAX_LINES]
     names = [plain(name) for name in class_names]
     x = [f"block {counted(b)}" for b in range(blocks)]
-    lines = [dict(type="scatter", x=x, y=probabilities[:, k], mode="lines+markers", name=names[k],
-                  line=dict(color=qualitative.Plotly[i % len(qualitative.Plotly)], width=3), marker=dict(size=9),
-                  hovertemplate=f"after %{{x}}: {names[k]} %{{y:.1%}}<extra></extra>")
-             for i, k in enumerate(shown)]
+    runs = [(probabilities, "solid", "")]
+    if switched_off is not None:
+        runs.append((np.asarray(switched_off, dtype=float), "dash", " (switched off)"))
+    lines = [dict(type="scatter", x=x, y=values[:, k], mode="lines+markers", name=names[k] + suffix,
+                  line=dict(color=qualitative.Plotly[i % len(qualitative.Plotly)], width=3, dash=dash),
+                  marker=dict(size=9), hovertemplate=f"after %{{x}}: {names[k]}{suffix} %{{y:.1%}}<extra></extra>")
+             for values, dash, suffix in runs for i, k in enumerate(shown)]
     return go.Figure(data=lines, layout=dict(
         height=320, margin=dict(l=50, r=20, t=50, b=40),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0),
