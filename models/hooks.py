@@ -47,6 +47,12 @@ class HookPoint(nn.Identity):
     """An identity layer that marks a place where an activation can be read."""
 
 
+class StepPoint(HookPoint):
+    """A hook point passed once per step of a recurrence (an RNN's h_t as the next step reads it).
+    A hook there can change every later step; a whole-pass cache (``names=None``) leaves it out,
+    since it would hold only the last step."""
+
+
 class ActivationCache(Mapping):
     """Activations by hook name, detached and on the CPU."""
 
@@ -153,7 +159,7 @@ class HookedModel(nn.Module):
     def run_with_cache(self, x: torch.Tensor, names: Iterable[str] | None = None, **forward_kwargs):
         """(logits, ActivationCache) for one forward pass; hooks are removed whatever happens."""
         points = self.hook_points()
-        wanted = list(points) if names is None else list(names)
+        wanted = [n for n, p in points.items() if not isinstance(p, StepPoint)] if names is None else list(names)
         unknown = [n for n in wanted if n not in points]
         if unknown:
             raise KeyError(f"unknown hook name(s) {', '.join(unknown)}; this model has: {', '.join(points)}")

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hooks import HookedModel, HookPoint
+from .hooks import HookedModel, HookPoint, StepPoint
 from .spec import ModelSpec
 
 GATE_NAMES = {"rnn": ("h",), "lstm": ("input", "forget", "candidate", "output"), "gru": ("reset", "update", "new")}
@@ -51,7 +51,7 @@ class Recurrent(nn.Module):
         # (B, H): the top layer's h_t at one step, as the next step and the classifier read it; they
         # fire once per step, on the step-by-step path only, so a hook that changes h_t (ablating a
         # unit, explain.ablation) changes every step after it. ``step_back``: the backward direction.
-        self.step, self.step_back = HookPoint(), HookPoint()
+        self.step, self.step_back = StepPoint(), StepPoint()
 
     def forward(self, x: torch.Tensor, last: torch.Tensor, unroll: bool) -> torch.Tensor:
         if unroll:

@@ -15,6 +15,8 @@ from models import build_model, presets
 from models.hooks import count_hooks
 from models.pretrained import BUILTIN_TEXT, load_pretrained, tokenize
 from tests.test_pretrained import tiny  # noqa: F401 - the fixture of tiny model folders
+from tests.test_pretrained_vision import folders  # noqa: F401 - the fixture of tiny ResNet / ViT folders
+from tests.test_pretrained_vision import pictures as vision_pictures
 
 IDS = torch.tensor([[5, 17, 42, 9, 3, 0, 0], [8, 8, 100, 2, 0, 0, 0]])  # two padded sentences
 
@@ -213,3 +215,14 @@ def test_every_minilm_head_moves_its_sentence_vector():
         handle.remove()
     similarity = torch.cosine_similarity(ablated["pooled"], plain["pooled"], dim=-1)
     assert probe and result.drops[2, 3] == pytest.approx(1 - float(similarity), abs=1e-5)
+
+
+def test_pretrained_image_models_switch_heads_and_channels_off(folders):  # noqa: F811
+    x = vision_pictures(1)
+    for key, hook in (("vit", "blocks.0.attn.pattern"), ("resnet", "conv.1.out")):
+        model = load_pretrained(str(folders[key]))
+        assert hook in ablatable(model)
+        before = untouched(model)
+        torch.testing.assert_close(ablated_logits(model, x, {hook: []}), model(x))
+        assert not torch.allclose(ablated_logits(model, x, {hook: [0, 1]}), model(x))
+        assert_same(model, before)
