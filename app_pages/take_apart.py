@@ -59,9 +59,9 @@ def chosen_parts(places: dict[str, int], kind: str) -> tuple[str, dict[str, list
     return hook, {hook: [i for i in picked or [] if i < places[hook]]}
 
 
-def show_answer(result: Comparison, name: str, class_names: list[str], switched: int) -> None:
+def show_answer(result: Comparison, name: str, class_names: list[str], switched: int, what: str) -> None:
     if result.similarity is not None:
-        st.markdown(f"{common.as_markdown_text(name)} has no classifier: it turns the sentence into one "
+        st.markdown(f"{common.as_markdown_text(name)} has no classifier: it turns the {what} into one "
                     "vector. With the parts switched off that vector keeps a cosine similarity of "
                     f"**{result.similarity:.3f}** to the original (1 means unchanged).")
         return
@@ -118,7 +118,7 @@ if mode == "mean":
     means = fitted_once(ablation_means, model, dataset_key(dataset), dataset.x_val[:MEAN_EXAMPLES], list(places))
 result = ui.computed(compare, model, x, ablate, mode, means)
 class_names = list(model.spec.class_names)
-show_answer(result, model.spec.name, class_names, switched)
+show_answer(result, model.spec.name, class_names, switched, "picture" if context.kind == "image" else "sentence")
 
 st.subheader("Which parts matter for this input")
 if model.spec.num_classes:
@@ -181,6 +181,10 @@ elif model.spec.kind == "rnn":
 elif model.spec.kind == "cnn":
     st.caption("Each block's answer is for transformers, whose blocks all keep the same kind of vector; a CNN's "
                "layers each see something else. The Feature maps page shows what each layer computes.")
-else:
+elif not model.spec.num_classes:
     st.caption(f"{common.as_markdown_text(model.spec.name)} has no classifier, so no block has an answer to read; "
-               "the heads above still show what its sentence vector depends on.")
+               "the heads above still show what its output vector depends on.")
+else:
+    st.caption("Each block's answer is read here for Glassbox transformers, BERT-style text classifiers and "
+               "GPT-2; this pretrained model's head is not one of them. The heads above still show what its "
+               "answer depends on.")

@@ -223,7 +223,7 @@ class Importance:
     hook: str  # a pattern hook stands for every block's heads
     kind: str  # heads | channels | units
     drops: np.ndarray  # (blocks, heads) or (parts,): how much the measure fell (positive: the part helped)
-    measure: str  # what fell: "probability of '<class>'" or "similarity to the sentence vector"
+    measure: str  # what fell: "probability of '<class>'" or "similarity to the output vector"
     before: float  # the measure with nothing switched off (a probability, or 1 for the similarity)
 
 
@@ -260,7 +260,7 @@ def importance(model, x: torch.Tensor, hook: str, target: int | None, mode: str 
         before = float(torch.softmax(base_logits.float(), -1)[0, target])
         measure = f"probability of '{model.spec.class_names[target]}'" if model.spec.class_names else "probability"
     else:
-        before, measure = 1.0, "similarity to the sentence vector"
+        before, measure = 1.0, "similarity to the output vector"
     drops = before - values
     if kind == HEADS:
         drops = drops.reshape(len(hooks), -1)  # (blocks, heads)

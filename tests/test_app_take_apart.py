@@ -14,6 +14,7 @@ from models import build_model, presets
 from models.pretrained import BUILTIN_TEXT, load_pretrained, tokenize
 from tests.app_helpers import figure, has_figure, open_page, run, texts, values
 from tests.test_pretrained import tiny  # noqa: F401 - the fixture of tiny model folders
+from tests.test_pretrained_vision import folders  # noqa: F401 - the fixture of tiny ResNet / ViT folders
 
 PAGE = "take_apart"
 
@@ -103,3 +104,22 @@ def test_a_tiny_gpt2_shows_its_logit_lens(tiny):  # noqa: F811
     at.multiselect(key=f"{PAGE}_heads").set_value([1])
     run(at)
     assert has_figure(at, f"{PAGE}_before_after")
+
+
+def test_our_vision_transformer_reads_each_blocks_answer_on_an_example():
+    model = build_model(presets.get("shapes-vit"), seed=0)
+    at = open_page(PAGE, model)
+    lines = figure(at, f"{PAGE}_blocks")["data"]
+    assert len(lines) == len(model.spec.class_names) and len(values(lines[0]["y"])) == 2
+
+
+
+def test_a_pretrained_resnet_without_classes_shows_what_its_vector_depends_on(folders):  # noqa: F811
+    from tests.test_app_pretrained import upload_picture
+
+    model = load_pretrained(str(folders["resnet-bare"]))
+    at = open_page(PAGE, model)
+    at, _ = upload_picture(at, PAGE)
+    bars = figure(at, f"{PAGE}_importance")["data"][0]
+    assert len(values(bars["y"])) == model.activation_shape(at.selectbox(key=f"{PAGE}_layer").value)[0]
+    assert any("no classifier" in text for text in texts(at.markdown))
