@@ -310,4 +310,7 @@ PAGES = [
      "Which pixels or words made the model decide: Saliency, Integrated Gradients, GradientShap, DeepLift, "
      "Occlusion, Grad-CAM and more (Captum), side by side, for any class; and a sanity check against the "
      "same model with random weights."),
+    ("app_pages/take_apart.py", "Take apart", ":material/build:",
+     "Switch attention heads, conv channels or hidden units off and watch the answer move, see which parts this "
+     "answer depends on, and read each block's answer (where a transformer's decision forms)."),
 ]

@@ -24,6 +24,11 @@ data the page would use (digits, shapes); RNN, the two sentences "the film was g
 "the film was not good"; Transformer, ``explain.probe.default_probe_sentence``.
 
 The last line is ``digits-cnn CNN page: N ms (R x one forward)``; target under 150 ms on CPU.
+
+Take apart (``--minilm``, on by default): the importance grid over all 6 × 12 heads of the
+built-in all-MiniLM-L6-v2 (``explain.ablation.importance``: each head switched off alone, one
+batch row each) for the page's default sentence, against one plain forward pass of it; target
+under 2 s on CPU.
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ import numpy as np  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import torch  # noqa: E402
 
+from explain.ablation import importance  # noqa: E402
 from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,  # noqa: E402
                                query_arithmetic)
 from explain.cnn import conv_arithmetic, inspect_cnn, pool_windows, receptive_field  # noqa: E402
@@ -59,6 +65,8 @@ FORWARD_REPEATS = 10  # forward passes timed after each page call timed
 PAGES = {"cnn": "CNN page", "rnn": "RNN page", "transformer": "Attention page"}
 DATA = {"digits-cnn": "digits", "shapes-cnn": "shapes", "shapes-vit": "shapes"}  # else sentiment
 TARGET_MS = 150
+MINILM_TARGET_MS = 2000  # all heads of MiniLM switched off one at a time
+TAKE_APART_SENTENCE = "The film was not good, but the actors were wonderful."  # app_pages/take_apart.py's default
 WARMUP = 3  # calls before timing: first calls pay for lazy imports and allocator growth
 
 
@@ -251,11 +259,27 @@ def page_case(model, datasets: dict) -> tuple[str, Callable[[], object], torch.T
     return PAGES[kind], lambda: attention_page(model, context, text=text), x, None
 
 
+def minilm_importance(repeats: int) -> None:
+    """Time the Take apart page's importance over every head of the built-in MiniLM."""
+    from models.pretrained import BUILTIN_TEXT, load_pretrained, tokenize
+
+    model = load_pretrained(BUILTIN_TEXT)
+    ids, _, _ = tokenize(model, TAKE_APART_SENTENCE)
+    grid_ms, forward_ms = page_and_forward_ms(lambda: importance(model, ids[None], "blocks.0.attn.pattern", None),
+                                              forward_call(model, ids), repeats)
+    heads = model.spec.transformer.num_layers * model.spec.transformer.num_heads
+    print(f"{BUILTIN_TEXT}: importance of all {heads} heads ({len(ids)} tokens): {grid_ms:.0f} ms "
+          f"({grid_ms / forward_ms:.0f} x one forward of {forward_ms:.1f} ms); target under {MINILM_TARGET_MS} ms: "
+          f"{'met' if grid_ms < MINILM_TARGET_MS else 'missed'}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=20, help="timed calls per measurement (median kept)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (torch.set_num_threads)")
     parser.add_argument("--presets", nargs="*", default=None, help="only these presets (default: all)")
+    parser.add_argument("--minilm", action=argparse.BooleanOptionalAction, default=True,
+                        help="time the Take apart page's importance over all heads of the built-in MiniLM")
     args = parser.parse_args()
     if args.repeats < 1 or args.threads < 1:
         parser.error("--repeats and --threads must be at least 1")
@@ -297,6 +321,8 @@ def main() -> None:
         ratio = page_ms / forward_ms
         print(f"digits-cnn {page}: {page_ms:.0f} ms ({ratio:.0f} x one forward)" if ratio >= 10 else
               f"digits-cnn {page}: {page_ms:.0f} ms ({ratio:.1f} x one forward)")
+    if args.minilm:
+        minilm_importance(max(3, args.repeats // 4))
 
 
 if __name__ == "__main__":

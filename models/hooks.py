@@ -47,6 +47,12 @@ class HookPoint(nn.Identity):
     """An identity layer that marks a place where an activation can be read."""
 
 
+class StepPoint(HookPoint):
+    """A hook point passed once per step of a recurrence (an RNN's h_t as the next step reads it).
+    A hook there can change every later step; a whole-pass cache (``names=None``) leaves it out,
+    since it would hold only the last step."""
+
+
 class ActivationCache(Mapping):
     """Activations by hook name, detached and on the CPU."""
 
@@ -127,6 +133,23 @@ class HookedModel(nn.Module):
         words come from the vocabulary of the data it was trained on."""
         return None
 
+    def head_mixer(self, block: int) -> nn.Module | None:
+        """The module of block ``block`` (0-based) that reads its attention heads' outputs side by
+        side, (B, T, heads × head_dim), and mixes them into the residual stream; None for a model
+        without attention heads. Switching a head off (explain.ablation) changes its slice there."""
+        return None
+
+    def classify_stream(self, stream: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """The model's own classifier applied to a residual stream (B, T, D) read as it reads the
+        last block's output (the class token or the pooled tokens): (B, K) logits. None when it has
+        no classifier that reads the blocks (a CNN, an RNN, a bare encoder, a decoder)."""
+        return None
+
+    def next_token_logits(self, stream: torch.Tensor, final: bool) -> torch.Tensor | None:
+        """A decoder's final norm and unembedding applied to a residual stream (B, T, D) (``final``:
+        the last block's output, which already passed the norm): (B, T, vocab). None otherwise."""
+        return None
+
     def hook_points(self) -> dict[str, HookPoint]:
         return {name: module for name, module in self.named_modules() if isinstance(module, HookPoint)}
 
@@ -136,7 +159,7 @@ class HookedModel(nn.Module):
     def run_with_cache(self, x: torch.Tensor, names: Iterable[str] | None = None, **forward_kwargs):
         """(logits, ActivationCache) for one forward pass; hooks are removed whatever happens."""
         points = self.hook_points()
-        wanted = list(points) if names is None else list(names)
+        wanted = [n for n, p in points.items() if not isinstance(p, StepPoint)] if names is None else list(names)
         unknown = [n for n in wanted if n not in points]
         if unknown:
             raise KeyError(f"unknown hook name(s) {', '.join(unknown)}; this model has: {', '.join(points)}")

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .hooks import HookedModel, HookPoint
+from .hooks import HookedModel, HookPoint, StepPoint
 from .spec import ModelSpec
 
 GATE_NAMES = {"rnn": ("h",), "lstm": ("input", "forget", "candidate", "output"), "gru": ("reset", "update", "new")}
@@ -48,6 +48,10 @@ class Recurrent(nn.Module):
         self.cell = HookPoint()  # LSTM only, (B, T, H * directions): c_t at every step
         self.gates = HookPoint()  # LSTM/GRU, (B, T, gates, H * directions): gate values at every step
         self.final = HookPoint()  # (B, H * directions): the state the classifier reads
+        # (B, H): the top layer's h_t at one step, as the next step and the classifier read it; they
+        # fire once per step, on the step-by-step path only, so a hook that changes h_t (ablating a
+        # unit, explain.ablation) changes every step after it. ``step_back``: the backward direction.
+        self.step, self.step_back = StepPoint(), StepPoint()
 
     def forward(self, x: torch.Tensor, last: torch.Tensor, unroll: bool) -> torch.Tensor:
         if unroll:
@@ -103,6 +107,8 @@ class Recurrent(nn.Module):
                         n = torch.tanh(xn + r * hn)
                         h = (1 - z) * n + z * h
                         step_gates = torch.stack([r, z, n], dim=1)  # (B, 3, H)
+                    if layer == net.num_layers - 1:
+                        h = self.step_back(h) if direction else self.step(h)
                     hs[t], cs[t], gs[t] = h, c, step_gates
                 per_direction.append((torch.stack(hs, 1), torch.stack(cs, 1), torch.stack(gs, 1)))
             layer_input = torch.cat([d[0] for d in per_direction], dim=-1)  # (B, T, H * directions)

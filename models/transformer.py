@@ -158,30 +158,44 @@ class TransformerClassifier(HookedModel):
     def features_hook(self) -> str:
         return "pooled"
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def head_mixer(self, block: int) -> nn.Module:
+        return self.blocks[block].attn.proj
+
+    def classify_stream(self, stream: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self._pool(self.norm(stream), self._real_tokens(x)))
+
+    def _real_tokens(self, x: torch.Tensor) -> torch.Tensor | None:
+        """(B, T) True for every token attention may read, the class token included; None for pictures."""
         embed = self.embed
         if embed.vision:
-            real = None  # every patch is real
-        else:
+            return None  # every patch is real
+        real = x != 0  # (B, T)
+        if embed.use_cls:
+            real = torch.cat([torch.ones_like(real[:, :1]), real], dim=1)  # the CLS token is always real
+        real[:, 0] = True  # an all-padding row still needs one key to attend to
+        return real
+
+    def _pool(self, h: torch.Tensor, real: torch.Tensor | None) -> torch.Tensor:
+        """(B, T, D) -> (B, D): the class token, or the mean of the real tokens."""
+        if self.embed.use_cls:
+            return h[:, 0]
+        if real is None:
+            return h.mean(dim=1)
+        weights = real.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
+        return (h * weights).sum(1) / weights.sum(1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        embed = self.embed
+        if not embed.vision:
             if x.dim() != 2 or x.shape[1] == 0:
                 raise ValueError("the model needs a batch of token id sequences with at least one token")
             limit = embed.max_tokens - int(embed.use_cls)
             if x.shape[1] > limit:
                 raise ValueError(f"a sequence of {x.shape[1]} tokens is longer than this model's maximum of {limit}")
-            real = x != 0  # (B, T)
-            if embed.use_cls:
-                real = torch.cat([torch.ones_like(real[:, :1]), real], dim=1)  # the CLS token is always real
-            real[:, 0] = True  # an all-padding row still needs one key to attend to
+        real = self._real_tokens(x)
         h = self.dropout(embed(x))  # (B, T, D)
         allowed = None if real is None else real[:, None, None, :]  # (B, 1, 1, Tk): keys that may be attended
         for block in self.blocks:
             h = block(h, allowed)
-        h = self.norm(h)
-        if embed.use_cls:
-            pooled = h[:, 0]  # (B, D)
-        elif real is None:
-            pooled = h.mean(dim=1)
-        else:
-            weights = real.unsqueeze(-1).to(h.dtype)  # (B, T, 1)
-            pooled = (h * weights).sum(1) / weights.sum(1)
+        pooled = self._pool(self.norm(h), real)  # (B, D)
         return self.head(self.pooled(pooled))  # (B, num_classes) logits

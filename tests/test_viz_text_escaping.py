@@ -22,6 +22,8 @@ import pytest
 import viz
 from explain.probe import ProbeView
 from explain.rnn import StepArithmetic
+from viz.ablation import before_after_bars, head_importance_grid, part_importance_bars
+from viz.lens import block_answers_figure, logit_lens_figure
 from viz.activations import attention_heatmap, heatmap_grid, probability_bars
 from viz.attention import attention_grid, patch_attention_figure, query_bars, scores_figure
 from viz.attributions import attribution_figure, attribution_grid, token_attribution_figure
@@ -113,6 +115,11 @@ BUILDERS = {
     "image_grid_figure": lambda t: image_grid_figure([np.zeros((1, 2, 2))] * T, t),
     "sentence_panels": lambda t: sentence_panels(probe_view("transformer", t)),
     "picture_panels": lambda t: picture_panels(probe_view("cnn", t), np.zeros((1, 4, 4)), t[0]),
+    "head_importance_grid": lambda t: head_importance_grid(np.zeros((2, 2)), " ".join(t), marked=[(0, 1)]),
+    "part_importance_bars": lambda t: part_importance_bars(np.array([0.1, -0.2]), " ".join(t), t[1], marked=[1]),
+    "before_after_bars": lambda t: before_after_bars(np.full(T, 1 / T), np.full(T, 1 / T), t),
+    "block_answers_figure": lambda t: block_answers_figure(np.full((2, T), 1 / T), t),
+    "logit_lens_figure": lambda t: logit_lens_figure(t, [[t] * T] * 2, np.full((2, T, T), 1 / T)),
 }
 BUILDERS["step_figure"] = lambda t: step_figure(step(t[0]))
 NO_USER_TEXT = {  # figure functions whose every text is made in viz/ itself, never typed by a user

@@ -34,6 +34,7 @@ class Family:
     attention: str  # inside a block: the module holding ``scaling`` and the projections
     projections: tuple[str, ...]  # inside ``attention``: (query, key, value), or one fused (B, T, 3D) projection
     cls_pooled: bool  # a classifier head reads the first token (else: the last real token, GPT-2)
+    mixer: str = ""  # inside a block: the projection that reads the heads' outputs side by side
 
 
 def read_json(path: Path, name: str) -> dict:
@@ -93,6 +94,11 @@ class PretrainedTransformer(HookedModel):
         self.blocks = nn.ModuleList(Block() for _ in range(config.num_hidden_layers))
         self.pooled = HookPoint()  # (B, D): what a head reads; each subclass says which vector that is
         self._hf_layers = list(hf.base_model.get_submodule(family.layers))  # plain list: not registered twice
+
+    def head_mixer(self, block: int) -> nn.Module:
+        # The pattern hook points are read-outs (changing them changes nothing), so a head is
+        # switched off where the model itself reads it: the input of its output projection.
+        return self._hf_layers[block].get_submodule(self.family.mixer)
 
     def _run_read_out(self, **inputs):
         """The model's outputs for ``inputs``, with every hook point but ``pooled`` filled from them."""

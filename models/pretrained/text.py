@@ -21,10 +21,13 @@ from ..spec import InputSpec, ModelSpec, TransformerConfig
 from .base import Family, PretrainedTransformer, class_names
 
 FAMILIES = {
-    "bert": Family("BERT", False, "encoder.layer", "attention.self", ("query", "key", "value"), True),
-    "distilbert": Family("DistilBERT", False, "transformer.layer", "attention", ("q_lin", "k_lin", "v_lin"), True),
-    "roberta": Family("RoBERTa", False, "encoder.layer", "attention.self", ("query", "key", "value"), True),
-    "gpt2": Family("GPT-2", True, "h", "attn", ("c_attn",), False),
+    "bert": Family("BERT", False, "encoder.layer", "attention.self", ("query", "key", "value"), True,
+                   "attention.output.dense"),
+    "distilbert": Family("DistilBERT", False, "transformer.layer", "attention", ("q_lin", "k_lin", "v_lin"), True,
+                         "attention.out_lin"),
+    "roberta": Family("RoBERTa", False, "encoder.layer", "attention.self", ("query", "key", "value"), True,
+                      "attention.output.dense"),
+    "gpt2": Family("GPT-2", True, "h", "attn", ("c_attn",), False, "attn.c_proj"),
 }
 
 
@@ -74,6 +77,25 @@ class PretrainedText(PretrainedTransformer):
         outputs = self._run_read_out(input_ids=ids, attention_mask=mask)
         self.pooled(self._pool(outputs, ids, mask))
         return self._logits(outputs, ids)
+
+    def classify_stream(self, stream: torch.Tensor, x: torch.Tensor) -> torch.Tensor | None:
+        """An encoder's classifier on (B, T, D) as it reads hidden_states[-1]; None for a decoder
+        (its blocks before the last have not passed the final norm) or a model without one."""
+        if not self.meta.classifier or self.causal:
+            return None
+        hf, family = self.hf, self.meta.family
+        if family == "bert":
+            return hf.classifier(hf.dropout(hf.base_model.pooler(stream)))  # tanh(W·h[CLS] + b), then the head
+        if family == "roberta":
+            return hf.classifier(stream)  # its head reads <s> itself
+        pooled = torch.relu(hf.pre_classifier(stream[:, 0]))  # DistilBERT: [CLS], a dense layer, ReLU
+        return hf.classifier(hf.dropout(pooled))
+
+    def next_token_logits(self, stream: torch.Tensor, final: bool) -> torch.Tensor | None:
+        if not self.causal:
+            return None
+        normed = stream if final else self.hf.base_model.ln_f(stream)  # GPT-2's last hidden state is normed already
+        return normed @ self.hf.get_input_embeddings().weight.T  # (B, T, vocab): GPT-2 ties its unembedding
 
     # ---- pieces of the forward pass ---------------------------------------------------------
     def _checked(self, ids) -> torch.Tensor:

@@ -35,7 +35,7 @@ STANDARD_MEAN_STD = [0.5, 0.5, 0.5]  # transformers' IMAGENET_STANDARD_MEAN and 
 DEFAULT_SIDE = 224  # pixels, when neither the preprocessor nor the model config gives a size
 VISION_FAMILIES = {"vit": "ViT", "resnet": "ResNet"}  # model_type -> the name shown in messages
 # Where a ViT keeps what PretrainedTransformer's read-outs read, relative to its base model.
-VIT_LAYOUT = Family("ViT", False, "layers", "attention", ("q_proj", "k_proj", "v_proj"), True)
+VIT_LAYOUT = Family("ViT", False, "layers", "attention", ("q_proj", "k_proj", "v_proj"), True, "attention.o_proj")
 
 
 def image_preprocessing(source, model_config=None) -> dict:
