@@ -361,9 +361,12 @@ def test_randomized_copy_redraws_every_weight_and_leaves_the_random_stream_alone
 # ---- what each model offers, targets, baselines and the batch call -------------------------------
 
 def test_available_methods_per_family():
-    assert list(attr.available_methods(model_of("digits-cnn"))) == list(attr.IMAGE_METHODS)
+    patch_methods = [key for key, method in attr.IMAGE_METHODS.items() if method.patches]
+    assert patch_methods == ["attention_rollout", "vit_grad_cam"]
+    assert list(attr.available_methods(model_of("digits-cnn"))) == [key for key in attr.IMAGE_METHODS
+                                                                    if key not in patch_methods]
     assert list(attr.available_methods(model_of("shapes-vit"))) == ["saliency", "integrated_gradients",
-                                                                    "gradient_shap", "occlusion"]
+                                                                    "gradient_shap", "occlusion", *patch_methods]
     assert attr.available_methods(model_of("sentiment-gru")) == attr.TEXT_METHODS
     gelu = presets.get("digits-cnn")
     gelu.layers[1] = Layer("act", activation="gelu")

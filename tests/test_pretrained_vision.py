@@ -204,9 +204,12 @@ def test_attention_page_computation_on_the_vit(models, folders):
 
 
 def test_attribution_methods_offered(models):
-    assert list(available_methods(models["vit"])) == ["saliency", "integrated_gradients", "gradient_shap", "occlusion"]
+    assert list(available_methods(models["vit"])) == ["saliency", "integrated_gradients", "gradient_shap", "occlusion",
+                                                      "attention_rollout", "vit_grad_cam"]
     assert list(available_methods(models["resnet"])) == ["saliency", "integrated_gradients", "gradient_shap",
-                                                         "deeplift", "occlusion", "grad_cam", "guided_grad_cam"]
+                                                         "deeplift", "occlusion", "grad_cam", "guided_grad_cam",
+                                                         "grad_cam_plus_plus", "hires_cam", "xgrad_cam", "layer_cam",
+                                                         "score_cam", "ablation_cam", "eigen_cam"]
     assert gradcam_layers(models["resnet"]) == ["conv.0.out", "conv.1.out", "conv.2.out"]
     assert gradcam_layers(models["vit"]) == []
     for key in ("vit-bare", "resnet-bare"):
