@@ -3,8 +3,8 @@
 Pictures get Saliency, Integrated Gradients, GradientShap, DeepLift, Occlusion, Grad-CAM and
 Guided Grad-CAM (any gradient method optionally smoothed by SmoothGrad through ``NoiseTunnel``),
 the rest of the CAM family on a conv stage (Grad-CAM++, HiResCAM, XGrad-CAM, LayerCAM,
-Score-CAM, Ablation-CAM, Eigen-CAM) and, on a vision transformer, attention rollout and Grad-CAM
-on its patch tokens; sentences get Layer Integrated Gradients and gradient × embedding on the
+Score-CAM, Ablation-CAM, Eigen-CAM: written by hand in ``cams``) and, on a vision transformer,
+attention rollout and Grad-CAM on its patch tokens (by hand in ``patches``); sentences get Layer Integrated Gradients and gradient × embedding on the
 word embeddings, and occlusion word by word.
 ``Settings`` is configured once and every call reads it; results are CPU numpy in the input's
 own layout, ready for ``viz/``. ``randomized_copy`` gives the model with its weights re-drawn,
@@ -15,8 +15,7 @@ mode restored, no hook or DeepLift scratch tensor left behind, even when somethi
 
 The rooms: ``methods`` (the table of methods, ``Settings``, ``Attribution``, what a model
 offers), ``calls`` (``attribute`` and the checks), ``images`` and ``sentences`` (each input
-kind's computation), ``cams`` and ``patches`` (the methods written by hand, for conv stages and for
-a ViT's patches), ``sanity`` (the randomised copy).
+kind's computation), ``sanity`` (the randomised copy).
 """
 from .calls import (NO_CLASSIFIER, NO_IMAGE_CLASSIFIER, NOT_EXPLAINABLE, attribute, attribute_many,
                     predicted_class)
