@@ -164,6 +164,8 @@ def test_ablation_cam_weights_are_the_relative_score_drop_without_each_map(layer
     for per_pass in (1, 2, 32):
         np.testing.assert_allclose(cam(model, x, target, "ablation_cam", layer, perturbations_per_eval=per_pass),
                                    expected, rtol=1e-5, atol=1e-6)
+    note = attr.attribute(model, x, target, "ablation_cam", attr.Settings(grad_cam_layer=layer)).note
+    assert ("dividing by it" in note) == (y < 0)  # the division by a negative score is said in words
 
 
 @pytest.mark.parametrize("layer", LAYERS)

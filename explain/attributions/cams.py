@@ -54,6 +54,7 @@ class BaseCAM:
     def __call__(self, x: torch.Tensor, target: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(the coarse map on the layer (1, 1, h, w), the map at the picture's size (1, 1, H, W))."""
         activations, gradients, score = self.layer_pass(x, target)
+        self.score = score  # the class score on the picture itself, for the note
         coarse = torch.relu(self.combine(x, target, activations, gradients, score))  # (1, 1, h, w)
         return coarse, F.interpolate(coarse, size=tuple(x.shape[2:]), mode=INTERPOLATE_MODE)
 
@@ -211,9 +212,13 @@ def cam_attribution(model, x: torch.Tensor, target: int, method: str, settings: 
     layer = gradcam_layer(model, settings)
     channels, height, width = model.activation_shape(layer)
     class_name = class_names_of(model)[target]
-    coarse, values = CAMS[method](model, layer, settings)(x.unsqueeze(0), target)
+    explainer = CAMS[method](model, layer, settings)
+    coarse, values = explainer(x.unsqueeze(0), target)
     note = entry.note.format(cls=class_name, settings=settings, layer=layer, maps=f"{channels} maps of {height}×{width}",
                              size=f"{x.shape[1]}×{x.shape[2]}")
+    if method == "ablation_cam" and explainer.score < 0:
+        note += (f" The score of class {class_name} is negative here ({explainer.score:.3g}), and dividing by it "
+                 "turns every weight round: red marks the maps whose removal would raise the score.")
     if not bool(coarse.gt(0).any()):
         note += " Every weighted sum is negative here: this map shows nothing."
     return Attribution(method, label_of(model, method, settings), target, values[0].float().cpu().numpy(), note=note)
