@@ -96,7 +96,7 @@ class GradCAM(BaseCAM):
 
 
 class GradCAMPlusPlus(BaseCAM):
-    """w_k = Σ_ij α_kij · relu(g_kij), α = g² / (2g² + Σ_ab A_kab · g³) (0 where that is 0/0)."""
+    """w_k = Σ_ij α_kij · relu(g_kij), α = g² / (2g² + Σ_ab A_kab · g³) (0 where the denominator is 0)."""
 
     def weights(self, x, target, activations, gradients, score):
         squared, cubed = gradients ** 2, gradients ** 3
