@@ -229,7 +229,7 @@ def test_every_method_on_both_classifiers_leaves_no_hook(models):
         for method in available_methods(model):
             result = attribute(model, x, 1, method, settings)
             assert count_hooks(model) == before, (key, method)
-            one_map = method == "grad_cam" or IMAGE_METHODS[method].captum_class is None  # Grad-CAM and the hand-written maps
+            one_map = method == "grad_cam" or IMAGE_METHODS[method].captum_class is None  # and the hand-written maps
             assert result.values.shape == ((1, SIDE, SIDE) if one_map else (3, SIDE, SIDE))
             if method == "integrated_gradients":  # completeness: the attributions add up to f(x) − f(black)
                 black = torch.tensor([(0 - m) / s for m, s in zip(MEAN, STD)]).view(3, 1, 1).expand(3, SIDE, SIDE)

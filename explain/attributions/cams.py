@@ -214,8 +214,8 @@ def cam_attribution(model, x: torch.Tensor, target: int, method: str, settings: 
     class_name = class_names_of(model)[target]
     explainer = CAMS[method](model, layer, settings)
     coarse, values = explainer(x.unsqueeze(0), target)
-    note = entry.note.format(cls=class_name, settings=settings, layer=layer, maps=f"{channels} maps of {height}×{width}",
-                             size=f"{x.shape[1]}×{x.shape[2]}")
+    note = entry.note.format(cls=class_name, settings=settings, layer=layer,
+                             maps=f"{channels} maps of {height}×{width}", size=f"{x.shape[1]}×{x.shape[2]}")
     if method == "ablation_cam" and explainer.score < 0:
         note += (f" The score of class {class_name} is negative here ({explainer.score:.3g}), and dividing by it "
                  "turns every weight round: red marks the maps whose removal would raise the score.")

@@ -3,7 +3,8 @@
 Any gradient method may be smoothed by SmoothGrad (Captum's ``NoiseTunnel``); noise is scaled
 to the input's range, so a setting of 0.2 means the same on any picture. Grad-CAM's coarse map
 is upsampled to the picture's size. The rest of the CAM family (``cams``) and a ViT's patch maps
-(``patches``) are computed by hand and only handed on from here. The result is in the picture's own layout, ready for viz.
+(``patches``) are computed by hand and only handed on from here. The result is in the picture's
+own layout, ready for viz.
 """
 from __future__ import annotations
 
