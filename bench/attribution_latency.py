@@ -3,9 +3,11 @@
     python bench/attribution_latency.py [--repeats 10] [--threads 1] [--faithfulness-only]
 
 For ``digits-cnn`` (the first validation picture of ``digits``) every method the page offers
-for it, with the default ``Settings``, plus SmoothGrad on Saliency and on Integrated Gradients;
-for ``sentiment-lstm`` ("the film was not good", prepared as the Inspect pages prepare it) both
-sentence methods. Each ``explain.attributions.attribute`` call is timed whole: checks, Captum,
+for it (the CAM family on its last conv stage among them), with the default ``Settings``, plus
+SmoothGrad on Saliency and on Integrated Gradients; for ``sentiment-lstm`` ("the film was not
+good", prepared as the Inspect pages prepare it) every sentence method; for ``shapes-vit`` (the
+first validation picture of ``shapes``) every method it is offered, attention rollout and
+Grad-CAM on patch tokens among them. Each ``explain.attributions.attribute`` call is timed whole: checks, Captum,
 the completeness reference where there is one, and the copy of the result to numpy.
 
 The unit is one forward+backward pass of the same input in the same process and threads:
@@ -114,8 +116,10 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     digits = build_model(presets.get("digits-cnn"), seed=0)
     lstm = build_model(presets.get("sentiment-lstm"), seed=0)
+    vit = build_model(presets.get("shapes-vit"), seed=0)
     inputs = {"digits-cnn": (digits, load_dataset("digits").x_val[0]),
-              "sentiment-lstm": (lstm, prepare_sentence(input_context(lstm, load_dataset("sentiment")), SENTENCE).ids)}
+              "sentiment-lstm": (lstm, prepare_sentence(input_context(lstm, load_dataset("sentiment")), SENTENCE).ids),
+              "shapes-vit": (vit, load_dataset("shapes").x_val[0])}
     defaults = Settings()
     print(f"CPU, torch {torch.__version__}, {torch.get_num_threads()} thread(s) | median of {args.repeats} calls per "
           f"method and {args.repeats * UNIT_REPEATS} forward+backward passes (interleaved), after {WARMUP} warm-up "
@@ -154,7 +158,7 @@ def faithfulness_cases(model, x: torch.Tensor, target: int) -> list[tuple[str, C
     """(row label, call): each faithfulness metric on the maps the page computes by default."""
     picture = x.dtype.is_floating_point
     x = x if picture else strip_padding(x, pad_id_of(model))
-    methods = PAGE_METHODS["image" if picture else "tokens"]
+    methods = [m for m in PAGE_METHODS["image" if picture else "tokens"] if m in available_methods(model)]
     maps = [(m, m, attribute(model, x, target, m).values) for m in methods]
     first = maps[0][2]
     rows = [("deletion curve (20 steps)", lambda: deletion_curve(model, x, target, first)),

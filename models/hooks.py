@@ -109,6 +109,12 @@ class HookedModel(nn.Module):
         """Hook names of each conv stage's output as the next layer receives it, in order."""
         return []
 
+    def patch_grid(self) -> tuple[int, int] | None:
+        """(rows, columns) of the picture's patches when its attention runs over image patches
+        (a vision transformer: [CLS] first when it pools by [CLS], then the patches row by row);
+        None for every other model."""
+        return None
+
     def features_hook(self) -> str | None:
         """The hook whose activation the classifier head reads (the penultimate features, one
         vector per example); None when the model has no such point (a pretrained wrapper)."""

@@ -158,6 +158,10 @@ class TransformerClassifier(HookedModel):
     def features_hook(self) -> str:
         return "pooled"
 
+    def patch_grid(self) -> tuple[int, int] | None:
+        inp, patch = self.spec.input, self.spec.transformer.patch_size
+        return (inp.height // patch, inp.width // patch) if self.embed.vision else None
+
     def head_mixer(self, block: int) -> nn.Module:
         return self.blocks[block].attn.proj
 

@@ -84,7 +84,7 @@ def test_on_a_linear_model_integrated_gradients_deeplift_and_saliency_have_their
     assert deeplift.delta is None and f"add up to {expected.sum():.4f}" in deeplift.note
     saliency = attr.attribute(model, x, target, "saliency", settings)
     np.testing.assert_allclose(saliency.values, weights.abs().numpy(), atol=1e-6)
-    assert attr.available_methods(model) == {k: v for k, v in attr.IMAGE_METHODS.items() if "grad_cam" not in k}
+    assert attr.available_methods(model) == {k: v for k, v in attr.IMAGE_METHODS.items() if not (v.layer or v.patches)}
 
 
 def test_saliency_is_the_absolute_gradient_of_the_target_score():
@@ -361,9 +361,12 @@ def test_randomized_copy_redraws_every_weight_and_leaves_the_random_stream_alone
 # ---- what each model offers, targets, baselines and the batch call -------------------------------
 
 def test_available_methods_per_family():
-    assert list(attr.available_methods(model_of("digits-cnn"))) == list(attr.IMAGE_METHODS)
+    patch_methods = [key for key, method in attr.IMAGE_METHODS.items() if method.patches]
+    assert patch_methods == ["attention_rollout", "vit_grad_cam"]
+    assert list(attr.available_methods(model_of("digits-cnn"))) == [key for key in attr.IMAGE_METHODS
+                                                                    if key not in patch_methods]
     assert list(attr.available_methods(model_of("shapes-vit"))) == ["saliency", "integrated_gradients",
-                                                                    "gradient_shap", "occlusion"]
+                                                                    "gradient_shap", "occlusion", *patch_methods]
     assert attr.available_methods(model_of("sentiment-gru")) == attr.TEXT_METHODS
     gelu = presets.get("digits-cnn")
     gelu.layers[1] = Layer("act", activation="gelu")

@@ -22,7 +22,8 @@ from transformers import (ResNetConfig, ResNetForImageClassification, ResNetMode
                           ViTForImageClassification, ViTModel)
 
 from explain.attention import cls_patch_attention, inspect_attention
-from explain.attributions import NO_IMAGE_CLASSIFIER, Settings, attribute, available_methods, gradcam_layers
+from explain.attributions import (IMAGE_METHODS, NO_IMAGE_CLASSIFIER, Settings, attribute, available_methods,
+                                  gradcam_layers)
 from explain.inputs import input_context, prepare_image
 from models.hooks import count_hooks
 from models.pretrained import (PretrainedError, PretrainedResNet, PretrainedViT, check_folder, image_preprocessing,
@@ -204,9 +205,12 @@ def test_attention_page_computation_on_the_vit(models, folders):
 
 
 def test_attribution_methods_offered(models):
-    assert list(available_methods(models["vit"])) == ["saliency", "integrated_gradients", "gradient_shap", "occlusion"]
+    assert list(available_methods(models["vit"])) == ["saliency", "integrated_gradients", "gradient_shap", "occlusion",
+                                                      "attention_rollout", "vit_grad_cam"]
     assert list(available_methods(models["resnet"])) == ["saliency", "integrated_gradients", "gradient_shap",
-                                                         "deeplift", "occlusion", "grad_cam", "guided_grad_cam"]
+                                                         "deeplift", "occlusion", "grad_cam", "guided_grad_cam",
+                                                         "grad_cam_plus_plus", "hires_cam", "xgrad_cam", "layer_cam",
+                                                         "score_cam", "ablation_cam", "eigen_cam"]
     assert gradcam_layers(models["resnet"]) == ["conv.0.out", "conv.1.out", "conv.2.out"]
     assert gradcam_layers(models["vit"]) == []
     for key in ("vit-bare", "resnet-bare"):
@@ -225,7 +229,8 @@ def test_every_method_on_both_classifiers_leaves_no_hook(models):
         for method in available_methods(model):
             result = attribute(model, x, 1, method, settings)
             assert count_hooks(model) == before, (key, method)
-            assert result.values.shape == ((1, SIDE, SIDE) if method == "grad_cam" else (3, SIDE, SIDE))
+            one_map = method == "grad_cam" or IMAGE_METHODS[method].captum_class is None  # and the hand-written maps
+            assert result.values.shape == ((1, SIDE, SIDE) if one_map else (3, SIDE, SIDE))
             if method == "integrated_gradients":  # completeness: the attributions add up to f(x) − f(black)
                 black = torch.tensor([(0 - m) / s for m, s in zip(MEAN, STD)]).view(3, 1, 1).expand(3, SIDE, SIDE)
                 with torch.no_grad():

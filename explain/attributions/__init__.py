@@ -1,8 +1,11 @@
 """Captum attributions: which parts of one input made the model decide, and by how much.
 
 Pictures get Saliency, Integrated Gradients, GradientShap, DeepLift, Occlusion, Grad-CAM and
-Guided Grad-CAM (any gradient method optionally smoothed by SmoothGrad through ``NoiseTunnel``);
-sentences get Layer Integrated Gradients on the word embeddings and occlusion word by word.
+Guided Grad-CAM (any gradient method optionally smoothed by SmoothGrad through ``NoiseTunnel``),
+the rest of the CAM family on a conv stage (Grad-CAM++, HiResCAM, XGrad-CAM, LayerCAM,
+Score-CAM, Ablation-CAM, Eigen-CAM: written by hand in ``cams``) and, on a vision transformer,
+attention rollout and Grad-CAM on its patch tokens (by hand in ``patches``); sentences get Layer
+Integrated Gradients and gradient × embedding on the word embeddings, and occlusion word by word.
 ``Settings`` is configured once and every call reads it; results are CPU numpy in the input's
 own layout, ready for ``viz/``. ``randomized_copy`` gives the model with its weights re-drawn,
 for the sanity check of Adebayo et al. (2018): a faithful map changes, an edge detector's not.

@@ -2,7 +2,9 @@
 
 Any gradient method may be smoothed by SmoothGrad (Captum's ``NoiseTunnel``); noise is scaled
 to the input's range, so a setting of 0.2 means the same on any picture. Grad-CAM's coarse map
-is upsampled to the picture's size. The result is in the picture's own layout, ready for viz.
+is upsampled to the picture's size. The rest of the CAM family (``cams``) and a ViT's patch maps
+(``patches``) are computed by hand and only handed on from here. The result is in the picture's
+own layout, ready for viz.
 """
 from __future__ import annotations
 
@@ -11,9 +13,9 @@ from captum.attr import LayerAttribution, NoiseTunnel
 
 from explain.predictions import class_names_of
 
+from .cams import CAMS, INTERPOLATE_MODE, cam_attribution
 from .methods import IMAGE_METHODS, Attribution, Settings, gradcam_layer, label_of
-
-INTERPOLATE_MODE = "bilinear"  # Grad-CAM's coarse map to the input's size, smooth as in the paper
+from .patches import patch_attribution
 
 
 def image_baseline(x: torch.Tensor, normalization: dict | None) -> torch.Tensor:
@@ -34,6 +36,10 @@ def image_attribution(model, x, target, method, settings, baseline) -> Attributi
     """One method on one checked picture ``x`` (C, H, W) against ``baseline`` (C, H, W), both on
     the model's device; the caller holds the model (``explain.model_guard``)."""
     entry = IMAGE_METHODS[method]
+    if method in CAMS:  # written by hand (no library without torchvision has them)
+        return cam_attribution(model, x, target, method, settings)
+    if entry.patches:
+        return patch_attribution(model, x, target, method, settings)
     inputs, baselines = x.unsqueeze(0), baseline.unsqueeze(0)  # (1, C, H, W) each: a batch of one
     value_range = float(x.max() - x.min()) or 1.0  # noise is scaled to it, so 0.2 means the same on any input
     layer = gradcam_layer(model, settings) if entry.layer else None

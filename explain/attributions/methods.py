@@ -11,20 +11,21 @@ from dataclasses import dataclass
 
 import numpy as np
 from captum.attr import (DeepLift, GradientShap, GuidedGradCam, IntegratedGradients, LayerGradCam,
-                         LayerIntegratedGradients, Occlusion, Saliency)
+                         LayerGradientXActivation, LayerIntegratedGradients, Occlusion, Saliency)
 
 
 
 @dataclass(frozen=True)
 class Method:
     label: str  # what the page calls it
-    captum_class: type | None  # what computes it; None: computed here (words occluded one by one)
+    captum_class: type | None  # what computes it; None: computed here (words occluded, the CAMs, the ViT's maps)
     note: str  # plain words for the page, formatted per call with cls, settings, layer, maps, size
     layer: bool = False  # built on a layer of the model: a conv stage (Grad-CAM) or the word embeddings
     gradients: bool = False  # computed from gradients, so NoiseTunnel (SmoothGrad) can wrap it
     additive: bool = False  # the scores add up to f(input) − f(baseline), up to a convergence delta
     integrates: bool = False  # a path integral in Settings.n_steps: its delta (shown) shrinks with more steps
     needs_rules: bool = False  # DeepLift: Captum needs a rule for every nonlinearity, and each must be a module
+    patches: bool = False  # needs attention over image patches (a ViT): attention rollout, Grad-CAM on patch tokens
 
 
 IMAGE_METHODS = {
@@ -57,6 +58,52 @@ IMAGE_METHODS = {
         "Guided Grad-CAM", GuidedGradCam, layer=True, gradients=True,
         note="Guided Backpropagation (gradients with negatives stopped at every ReLU) times Grad-CAM on {layer}: "
              "fine detail, only where Grad-CAM looks."),
+    # The rest of the CAM family: not in Captum, so written by hand in explain.attributions.cams.
+    "grad_cam_plus_plus": Method(
+        "Grad-CAM++", None, layer=True,
+        note="Grad-CAM++ on {layer} ({maps}): as Grad-CAM, but each map's weight adds up only its positive "
+             "gradients, each weighted by α = g² / (2g² + ΣA·g³) (Chattopadhay et al. 2018), so that several "
+             "separate parts showing class {cls} all count; negatives cut, upsampled to {size}."),
+    "hires_cam": Method(
+        "HiResCAM", None, layer=True,
+        note="HiResCAM on {layer} ({maps}): each map times its gradient position by position (not the gradient's "
+             "mean, as Grad-CAM), summed over the maps, negatives cut, upsampled to {size} (Draelos & Carin 2020): "
+             "where the score of class {cls} comes from on this layer."),
+    "xgrad_cam": Method(
+        "XGrad-CAM", None, layer=True,
+        note="XGrad-CAM on {layer} ({maps}): each map weighted by Σ gradient × activation / Σ activation "
+             "(Fu et al. 2020), summed, negatives cut, upsampled to {size}."),
+    "layer_cam": Method(
+        "LayerCAM", None, layer=True,
+        note="LayerCAM on {layer} ({maps}): each map times its positive gradients position by position "
+             "(Jiang et al. 2021), summed, negatives cut, upsampled to {size}: finer than Grad-CAM on early layers."),
+    "score_cam": Method(
+        "Score-CAM", None, layer=True,
+        note="Score-CAM on {layer} ({maps}): no gradients. The picture is multiplied by each map (upsampled, scaled "
+             "to 0–1), and each map weighted by the probability the model then gives class {cls} (Wang et al. "
+             "2020); summed, negatives cut, upsampled to {size}. One masked picture per map."),
+    "ablation_cam": Method(
+        "Ablation-CAM", None, layer=True,
+        note="Ablation-CAM on {layer} ({maps}): each map set to zero in turn; how much the score of class {cls} "
+             "drops, as a fraction of the score, weights the map (Desai & Ramaswamy 2020); summed, negatives cut, "
+             "upsampled to {size}. One forward pass per map."),
+    "eigen_cam": Method(
+        "Eigen-CAM", None, layer=True,
+        note="Eigen-CAM on {layer} ({maps}): the first principal component of the maps, position by position "
+             "(Muhammad & Yeasin 2020), negatives cut, upsampled to {size}. It uses no class and no gradient: "
+             "the same map for every class."),
+    # A vision transformer's own maps, written by hand in explain.attributions.patches.
+    "attention_rollout": Method(
+        "Attention rollout", None, patches=True,
+        note="Attention rollout (Abnar & Zuidema 2020): each of the {blocks} blocks' attention averaged over its "
+             "heads, with the residual connection counted as half (0.5·A + 0.5·I), multiplied through the blocks; "
+             "how much the [CLS] token (or, for a model that averages its tokens, every token) draws from each of "
+             "the {grid} patches, upsampled to {size}. It uses no class: the same map for every class."),
+    "vit_grad_cam": Method(
+        "Grad-CAM (patch tokens)", None, patches=True,
+        note="Grad-CAM on the tokens the last block reads ({layer}): each of the {width} features of the {grid} "
+             "patch tokens weighted by its mean gradient for class {cls}, summed per patch, negatives cut, "
+             "upsampled to {size}."),
 }
 TEXT_METHODS = {
     "integrated_gradients": Method(
@@ -72,6 +119,11 @@ TEXT_METHODS = {
         "Occlusion (one word at a time)", None,
         note="Each word replaced by <pad> in turn: how much the score of class {cls} drops. Positive: the word "
              "pushed towards the class."),
+    "gradient_x_activation": Method(
+        "Gradient × embedding", LayerGradientXActivation, layer=True, gradients=True,
+        note="The gradient of the score of class {cls} with respect to each word's vector, times the vector, "
+             "summed over it (Captum's LayerGradientXActivation on the word embeddings): the slope at this "
+             "sentence only, where Integrated Gradients follows the whole path from <pad>."),
 }
 DEEPLIFT_ACTIVATIONS = {"relu", "leaky_relu", "tanh", "sigmoid"}  # Captum has a DeepLift rule for these, not GELU
 
@@ -85,7 +137,7 @@ class Settings:
     # Occlusion: a square patch; Captum gets sliding_window_shapes=(C, w, w) and strides=(C, s, s)
     occlusion_window: int = 4  # side of the patch covered, in pixels (sentences: always one word)
     occlusion_stride: int = 2  # pixels between one patch and the next
-    perturbations_per_eval: int = 32  # Occlusion: occluded copies per forward pass (bounds memory)
+    perturbations_per_eval: int = 32  # Occlusion, Score-CAM, Ablation-CAM: changed copies per forward pass (bounds memory)
     grad_cam_layer: str | None = None  # a name from gradcam_layers(model); None = the last conv stage
     smoothgrad: bool = False  # wrap a gradient method in NoiseTunnel(nt_type="smoothgrad")
     nt_samples: int = 10  # SmoothGrad: noisy copies averaged
@@ -120,8 +172,9 @@ def available_methods(model) -> dict[str, Method]:
     if rules:
         rules = model.activation_functions() <= DEEPLIFT_ACTIVATIONS  # else Captum would treat an activation as linear: wrong numbers
     layers = bool(gradcam_layers(model))
+    patches = model.patch_grid() is not None
     return {key: method for key, method in IMAGE_METHODS.items()
-            if (layers or not method.layer) and (rules or not method.needs_rules)}
+            if (layers or not method.layer) and (rules or not method.needs_rules) and (patches or not method.patches)}
 
 
 def gradcam_layers(model) -> list[str]:

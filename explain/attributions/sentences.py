@@ -1,6 +1,7 @@
 """Attributions of a sentence: one score per word, by every method of ``TEXT_METHODS``.
 
-Layer Integrated Gradients works on the word embeddings (token ids have no gradient). Occlusion
+Layer Integrated Gradients and gradient × embedding (Captum's ``LayerGradientXActivation``) work
+on the word embeddings (token ids have no gradient). Occlusion
 is done here by hand: Captum's replaces values arithmetically, which means nothing for integer
 token ids, so each word is swapped for the baseline's id, ``perturbations_per_eval`` sentences
 a pass.
@@ -35,6 +36,9 @@ def token_attribution(model, ids, target, method, settings, baseline) -> Attribu
         return Attribution(method, label, target, (score - scores).detach().float().cpu().numpy(), note=note)
     embedding = model.embed.tokens
     explainer = entry.captum_class(model, embedding)
+    if method == "gradient_x_activation":
+        values = explainer.attribute(batch, target=target)  # (1, T, E): gradient × the words' vectors
+        return Attribution(method, label, target, values.sum(dim=-1)[0].detach().float().cpu().numpy(), note=note)
     values = explainer.attribute(batch, baselines=references, target=target, n_steps=settings.n_steps,
                                  internal_batch_size=settings.internal_batch_size)  # (1, T, E)
     scores = values.sum(dim=-1)[0]  # (T,): each word's share, summed over its embedding vector

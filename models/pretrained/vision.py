@@ -146,6 +146,10 @@ class PretrainedViT(PretrainedTransformer):
                     output_attentions=True, output_hidden_states=True)
         self.eval()  # inspected, never trained: dropout stays off
 
+    def patch_grid(self) -> tuple[int, int]:
+        inp, patch = self.spec.input, self.spec.transformer.patch_size
+        return inp.height // patch, inp.width // patch
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         inp = self.spec.input
         x = _checked_pictures(x, inp.channels, inp.height, inp.width)
