@@ -154,7 +154,8 @@ def gap_verdict(delta: float, expected_total: float) -> str:
         return "The model's score hardly changes between the baseline and this input, so there is no total to compare the gap with."
     share = abs(delta) / abs(expected_total)
     if share <= SMALL_GAP:
-        return f"The gap is small: {share:.1%} of the total. The scores add up."
+        shown = "under 0.1%" if share < 0.001 else f"{share:.1%}"
+        return f"The gap is small: {shown} of the total. The scores add up."
     return (f"The gap is large: {share:.0%} of the total, so the scores do not add up yet. More steps (in the "
             "settings above) make it smaller.")
 

@@ -104,7 +104,8 @@ def test_the_integrated_gradients_gap_gets_a_plain_verdict(digits):
     x = digits.x_val[0]
     result = attribute(model, x, None, "integrated_gradients", baselines=image_baseline(x, digits.normalization))
     share = abs(result.delta) / abs(result.expected_total)
-    expected = f"small: {share:.1%} of the total" if share <= 0.05 else f"large: {share:.0%} of the total"
+    small = "under 0.1%" if share < 0.001 else f"{share:.1%}"
+    expected = f"small: {small} of the total" if share <= 0.05 else f"large: {share:.0%} of the total"
     assert any(expected in text for text in texts(at.markdown)), expected
 
 

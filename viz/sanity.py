@@ -67,7 +67,7 @@ def similarity_curve_figure(step_titles: Sequence[str], spearman: dict[str, Sequ
                                line=dict(color=colour, dash=dash), connectgaps=False,
                                hovertemplate=f"{name}<br>%{{x}}: %{{y:.2f}}<extra></extra>"))
     return go.Figure(data=traces, layout=dict(
-        height=height, margin=dict(l=10, r=10, t=10, b=10),
+        height=height, margin=dict(l=10, r=10, t=10, b=10), showlegend=True,
         xaxis=dict(type="category", title="layers re-drawn, from the output back", automargin=True),
         yaxis=dict(title="alike the trained map", range=[-1.05, 1.05], zeroline=True, automargin=True),
         legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0)))
