@@ -110,9 +110,10 @@ with st.expander("Settings: display, steps, windows, SmoothGrad"):
                                                    key="attr_gradcam_layer", persist_state="session",
                                                    help="Deeper layers see larger parts of the picture, in coarser maps.")
     with columns[2]:
-        settings.smoothgrad = st.toggle("SmoothGrad (average over noisy copies)", key="attr_smoothgrad",
-                                        persist_state="session",
-                                        help="Wraps each gradient method in Captum's NoiseTunnel: less speckle.")
+        # Sentences: the word scores come from Layer IG on the embeddings, which SmoothGrad does not wrap.
+        settings.smoothgrad = picture is not None and st.toggle(
+            "SmoothGrad (average over noisy copies)", key="attr_smoothgrad", persist_state="session",
+            help="Wraps each gradient method in Captum's NoiseTunnel: less speckle.")
         if settings.smoothgrad:
             settings.nt_samples = st.slider("Noisy copies", 2, 50, settings.nt_samples, key="attr_nt_samples",
                                             persist_state="session")

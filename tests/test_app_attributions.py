@@ -139,6 +139,7 @@ def test_a_sentence_gets_its_sanity_check_over_words_without_ssim():
     shares = values(words["z"])
     assert np.allclose(np.abs(shares).max(axis=1), 1.0)  # each step on its own scale
     assert len(figure(at, "attr_cascade_curve")["data"]) == 2  # Spearman only
+    assert "attr_smoothgrad" not in [t.key for t in at.toggle]  # SmoothGrad does not wrap the words' Layer IG
     assert not at.error
 
 
