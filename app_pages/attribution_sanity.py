@@ -18,7 +18,8 @@ from app_pages import common
 from app_pages import inspect_ui as ui
 from app_pages import shared_views
 from app_pages.shared_views import figure_once
-from explain.attributions import Cascade, cascading_randomisation, map_similarity, map_ssim, randomized_copy
+from explain.attributions import (Cascade, cascade_layers, cascading_randomisation, map_similarity, map_ssim,
+                                  randomized_copy)
 from viz.attributions import attribution_grid, token_attribution_html
 from viz.sanity import similarity_curve_figure, word_cascade_figure
 
@@ -29,6 +30,7 @@ ALIKE = 0.5  # Spearman at or above: the map hardly changed when the weights wen
 CHANGED = 0.2  # Spearman below: the map changed, as one that shows the model should
 PAIR_TILE = 200  # px: the trained and random maps side by side
 CASCADE_TILE = 150  # px: a row of maps, one per step
+NO_BREAK = "\u00a0"  # "+ conv.1" is wrapped as one word in a narrow column, never "+" alone on a line
 
 
 @st.cache_resource(show_spinner=False, max_entries=2)
@@ -110,10 +112,15 @@ def _cascade(model, x, target_class: int, settings, baselines, trained: list, to
                 "from the output back to the input, and each map is computed again after each step. A map that "
                 "shows what the model learned falls apart from the first steps; one that still looks the same "
                 "with most layers random was showing the input, not the model.")
+    if model.is_pretrained and not st.toggle(
+            f"Re-draw layer by layer ({len(cascade_layers(model))} layers)", key="attr_cascade",
+            persist_state="session", help="Every map is computed again after each layer: for a large pretrained "
+                                          "model that takes minutes on a CPU, so it waits for you to ask."):
+        return
     methods = tuple(a.method for a in trained)
     cascade = shared_cascade(shared_views.model_key(model), shared_views.content_key(x, baselines), target_class,
                              methods, astuple(settings), model, x, settings, baselines, trained)
-    steps = ["trained"] + [f"+ {name}" for name in cascade.step_names]
+    steps = ["trained"] + [f"+{NO_BREAK}{name}" for name in cascade.step_names]
     for index, attribution in enumerate(trained):
         rows = [attribution.values] + cascade.maps[attribution.method]
         st.markdown(f"**{common.as_markdown_text(attribution.label)}**")

@@ -152,7 +152,8 @@ def computed_attributions(which_model, label: str) -> list:
 def gap_verdict(delta: float, expected_total: float) -> str:
     """Integrated Gradients' convergence gap in plain words, against the total it should reach."""
     if abs(expected_total) < 1e-9:
-        return "The model's score hardly changes between the baseline and this input, so there is no total to compare the gap with."
+        return ("The model's score hardly changes between the baseline and this input, so there is no total to "
+                "compare the gap with.")
     share = abs(delta) / abs(expected_total)
     if share <= SMALL_GAP:
         shown = "under 0.1%" if share < 0.001 else f"{share:.1%}"

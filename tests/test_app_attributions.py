@@ -8,10 +8,13 @@ import numpy as np
 import pytest
 
 from app_pages import common
-from explain.attributions import attribute, cascading_copies, image_baseline, map_ssim, randomized_copy
+from explain.attributions import (attribute, cascade_layers, cascading_copies, image_baseline, map_ssim,
+                                  randomized_copy)
 from explain.predictions import class_names_of
 from models import build_model, presets
 from tests.app_helpers import figure, has_figure, open_page, run, texts, values
+from tests.test_app_pretrained import load_on_model_page, upload_picture
+from tests.test_pretrained_vision import folders  # noqa: F401 - the fixture of tiny ResNet / ViT folders
 from training.datasets import load_dataset
 from viz.attributions import attribution_map
 
@@ -86,7 +89,7 @@ def test_the_sanity_check_shows_each_pair_with_its_scores_and_the_cascade(digits
             rtol=1e-4, atol=1e-6)
     curve = figure(at, "attr_cascade_curve")["data"]
     assert len(curve) == 6  # a Spearman and an SSIM line per method
-    assert list(curve[0]["x"]) == ["trained", "+ fc.1", "+ fc.0", "+ conv.1", "+ conv.0"]
+    assert list(curve[0]["x"]) == ["trained"] + [f"+\u00a0{name}" for name in ("fc.1", "fc.0", "conv.1", "conv.0")]
     assert not at.error
     at.toggle(key="attr_sanity").set_value(False)
     run(at)
@@ -135,7 +138,7 @@ def test_a_sentence_gets_its_sanity_check_over_words_without_ssim():
     run(at)
     assert [m.label for m in at.metric] == ["Spearman of |scores|"] * 2  # Layer IG and word occlusion; no SSIM
     words = figure(at, "attr_cascade_0")["data"][0]
-    assert list(words["y"]) == ["trained", "+ head", "+ rnn.net", "+ embed.tokens"]
+    assert list(words["y"]) == ["trained"] + [f"+\u00a0{name}" for name in ("head", "rnn.net", "embed.tokens")]
     shares = values(words["z"])
     assert np.allclose(np.abs(shares).max(axis=1), 1.0)  # each step on its own scale
     assert len(figure(at, "attr_cascade_curve")["data"]) == 2  # Spearman only
@@ -180,3 +183,18 @@ def test_a_vision_transformer_offers_only_the_methods_that_apply():
     pills = [g for g in at.get("button_group") if g.key == "attr_methods"][0]
     assert "grad_cam" not in pills.options and "deeplift" not in pills.options
     assert len(heatmaps(at)) >= 1 and not at.error
+
+
+def test_a_pretrained_model_waits_to_be_asked_for_the_cascade(folders):  # noqa: F811
+    at = load_on_model_page(str(folders["resnet"]))
+    model = at.session_state[common.CURRENT_MODEL]
+    at.switch_page("app_pages/attributions.py")
+    run(at)
+    at, _ = upload_picture(at, "attr")
+    assert [m.label for m in at.metric] == ["Spearman of |map|", "SSIM"] * 3  # the pairs are there at once
+    assert not has_figure(at, "attr_cascade_0")  # minutes on a real pretrained model: not unasked
+    at.toggle(key="attr_cascade").set_value(True)
+    run(at)
+    layers = cascade_layers(model)
+    assert len(heatmaps(at, "attr_cascade_0")) == 1 + len(layers)
+    assert len(layers) > 1 and not at.error

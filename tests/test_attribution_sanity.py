@@ -79,7 +79,7 @@ def test_ssim_known_cases():
     trained = rng.normal(size=(3, 12, 12))
     assert map_ssim(trained, trained) == pytest.approx(1.0)
     assert map_ssim(trained, -trained) == pytest.approx(1.0)  # |map|: the sign does not count
-    assert map_ssim(trained, 1e-6 * trained) == pytest.approx(1.0)  # scaled to [0, 1]: random weights' tiny maps compare
+    assert map_ssim(trained, 1e-6 * trained) == pytest.approx(1.0)  # each map scaled to [0, 1]
     assert map_ssim(trained, rng.normal(size=(3, 12, 12))) < 0.3  # unrelated maps share little structure
     assert np.isnan(map_ssim(trained, np.zeros_like(trained)))  # a flat map has no structure
     assert np.isnan(map_ssim(np.ones((2, 40)), rng.random((2, 40))))  # no window fits 2 rows

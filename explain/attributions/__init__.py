@@ -23,7 +23,7 @@ from .methods import (IMAGE_METHODS, TEXT_METHODS, Attribution, Method, Settings
                       gradcam_layers)
 from .sanity import map_similarity, map_ssim, randomized_copy
 
-__all__ = ["Cascade", "CascadeLayer", "IMAGE_METHODS", "NOT_EXPLAINABLE", "NO_CLASSIFIER", "NO_IMAGE_CLASSIFIER", "TEXT_METHODS", "Attribution",
-           "Method", "Settings", "attribute", "attribute_many", "available_methods", "gradcam_layers",
-           "cascade_layers", "cascading_copies", "cascading_randomisation", "image_baseline", "map_similarity",
-           "map_ssim", "predicted_class", "randomized_copy"]
+__all__ = ["Cascade", "CascadeLayer", "IMAGE_METHODS", "NOT_EXPLAINABLE", "NO_CLASSIFIER", "NO_IMAGE_CLASSIFIER",
+           "TEXT_METHODS", "Attribution", "Method", "Settings", "attribute", "attribute_many", "available_methods",
+           "cascade_layers", "cascading_copies", "cascading_randomisation", "gradcam_layers", "image_baseline",
+           "map_similarity", "map_ssim", "predicted_class", "randomized_copy"]
