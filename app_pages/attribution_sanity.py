@@ -30,6 +30,8 @@ ALIKE = 0.5  # Spearman at or above: the map hardly changed when the weights wen
 CHANGED = 0.2  # Spearman below: the map changed, as one that shows the model should
 PAIR_TILE = 200  # px: the trained and random maps side by side
 CASCADE_TILE = 150  # px: a row of maps, one per step
+CASCADE_ROW = 1000  # px: about the width of the page's figures, which a row of maps shares
+MIN_CASCADE_TILE = 80  # px: smaller tiles would hide the maps
 NO_BREAK = "\u00a0"  # "+ conv.1" is wrapped as one word in a narrow column, never "+" alone on a line
 
 
@@ -125,8 +127,8 @@ def _cascade(model, x, target_class: int, settings, baselines, trained: list, to
         rows = [attribution.values] + cascade.maps[attribution.method]
         st.markdown(f"**{common.as_markdown_text(attribution.label)}**")
         if tokens is None:
-            figure = figure_once(attribution_grid, [list(zip(steps, rows))], mode=MODE, tile=CASCADE_TILE,
-                                 column_scale=False)
+            tile = max(MIN_CASCADE_TILE, min(CASCADE_TILE, CASCADE_ROW // len(steps)))  # long rows: smaller tiles
+            figure = figure_once(attribution_grid, [list(zip(steps, rows))], mode=MODE, tile=tile, column_scale=False)
         else:
             figure = figure_once(word_cascade_figure, tokens, steps, rows)
         ui.show_figure(figure, f"attr_cascade_{index}", f"cascade-{attribution.method}", downloads=False)

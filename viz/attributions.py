@@ -34,6 +34,7 @@ TITLE_LINE_PX = 16  # one line of a 12 px tile title
 COLOUR_BAR_PX = 44  # a colour bar under a tile, with its numbers
 GRID_TITLE_CHARACTERS = 100  # a title line across a whole grid (see title_width)
 MIN_TITLE_CHARACTERS = 12
+NARROW_BAR_COLUMNS = 5  # in a row longer than this, a colour bar has room for two short numbers only
 OVERLAY_SCALES = {
     "signed": [[0.0, "rgba(37, 99, 235, 1)"], [0.5, "rgba(255, 255, 255, 0)"], [1.0, "rgba(220, 38, 38, 1)"]],
     "absolute": [[0.0, "rgba(253, 224, 71, 0)"], [0.5, "rgba(249, 115, 22, 0.8)"], [1.0, "rgba(220, 38, 38, 1)"]],
@@ -136,7 +137,7 @@ def attribution_grid(rows: list[list[tuple[str, np.ndarray]]], mode: str = "sign
             name = name if row_titles is None else f"{plain(row_titles[row_index])}: {name}"  # hover: which row
             x_domain, y_domain = (layout[axis]["domain"] for axis in axis_names(cell))
             traces += _tile_traces(attribution, picture, mode, low, high, blend, name, cell,
-                                   colorbar=_bar_under(x_domain, y_domain, plot_height))
+                                   colorbar=_bar_under(x_domain, y_domain, plot_height, cols))
             _pixel_axes(layout, cell, attribution.shape)
     for cell in cells:  # empty cells of ragged rows: nothing drawn
         for name in axis_names(cell):
@@ -240,11 +241,14 @@ def _tile_traces(attribution: np.ndarray, picture: np.ndarray | None, mode: str,
     return traces
 
 
-def _bar_under(x_domain: list[float], y_domain: list[float], plot_height: int) -> dict:
-    """A horizontal colour bar centred under a tile (domains in paper fractions), a few ticks."""
+def _bar_under(x_domain: list[float], y_domain: list[float], plot_height: int, cols: int) -> dict:
+    """A horizontal colour bar centred under a tile (domains in paper fractions), a few ticks:
+    fewer and shorter in a long row, where a bar is too narrow for more."""
+    narrow = cols > NARROW_BAR_COLUMNS
     return dict(orientation="h", x=sum(x_domain) / 2, xanchor="center", y=y_domain[0] - 4 / plot_height,
                 yanchor="top", len=0.9 * (x_domain[1] - x_domain[0]), lenmode="fraction", thickness=8,
-                nticks=4, tickformat=".2g", tickfont=dict(size=9), outlinewidth=0)
+                nticks=2 if narrow else 4, tickformat=".1g" if narrow else ".2g", tickangle=0,
+                tickfont=dict(size=9), outlinewidth=0)
 
 
 def _visible(text: str) -> str:
