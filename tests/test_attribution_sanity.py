@@ -179,3 +179,30 @@ def test_the_cascade_of_a_sentence_is_over_words_without_ssim():
     words = {a.method: a.values for a in cascade.trained}
     assert cascade.spearman["occlusion"][0] == pytest.approx(
         spearmanr(np.abs(words["occlusion"]), np.abs(cascade.maps["occlusion"][0])).statistic)
+
+
+def test_the_first_copy_waits_for_the_models_turn():
+    """A shared model may have another session's hooks on it mid-call: copying it then would copy them."""
+    import threading
+
+    from models.hooks import turn_of
+
+    model = model_of("digits-cnn")
+    inside, release, copies = threading.Event(), threading.Event(), []
+
+    def hold():
+        with turn_of(model):
+            inside.set()
+            release.wait(timeout=60)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    assert inside.wait(timeout=60)
+    copier = threading.Thread(target=lambda: copies.append(next(cascading_copies(model))))
+    copier.start()
+    copier.join(timeout=0.5)
+    waited = copier.is_alive() and not copies
+    release.set()
+    holder.join()
+    copier.join()
+    assert waited and len(copies) == 1

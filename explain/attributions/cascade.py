@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from explain.model_guard import device_of
+from models.hooks import turn_of
 
 from .calls import attribute_many, check_input, predicted_class
 from .methods import Attribution, Settings
@@ -72,9 +73,12 @@ def cascading_copies(model, seed: int = 0) -> Iterator[tuple[CascadeLayer, torch
     weights are the same at every step and for every caller. The caller's random stream is left alone."""
     device = device_of(model)
     current = model
-    modules_of = None
     for index, layer in enumerate(cascade_layers(model)):
-        current = copy.deepcopy(current)
+        if current is model:
+            with turn_of(model):  # not while another session's call has its hooks on the shared model
+                current = copy.deepcopy(model)
+        else:
+            current = copy.deepcopy(current)
         modules_of = dict(current.named_modules())
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOMIZE_SEED_OFFSET + seed * 10_007 + index)

@@ -20,6 +20,7 @@ from scipy.ndimage import uniform_filter
 from torch import nn
 
 from explain.model_guard import device_of
+from models.hooks import turn_of
 
 RANDOMIZE_SEED_OFFSET = 1_000_003  # a prime far from the small seeds models are built with
 SSIM_WINDOW = 7  # scikit-image's default window side
@@ -32,7 +33,9 @@ def randomized_copy(model, seed: int = 0):
     stray parameters such as positions or the CLS vector from N(0, 0.02²)); ``.spec`` and
     ``.meta`` copied, eval mode. The caller's random stream is left untouched."""
     device = device_of(model)
-    clone = copy.deepcopy(model).cpu()  # drawn on the CPU so a seed gives the same weights on any device
+    with turn_of(model):  # not while another session's call has its hooks on the shared model
+        clone = copy.deepcopy(model)
+    clone = clone.cpu()  # drawn on the CPU so a seed gives the same weights on any device
     with torch.random.fork_rng(devices=[]):
         # Offset, so that randomized_copy(seed=0) of a model built with seed 0 is not that model again.
         torch.manual_seed(RANDOMIZE_SEED_OFFSET + seed)
