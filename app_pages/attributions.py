@@ -5,13 +5,13 @@ import numpy as np
 import streamlit as st
 import torch
 
+from app_pages import attribution_sanity as sanity_check
 from app_pages import common
 from app_pages import inspect_ui as ui
 from app_pages import shared_views
 from app_pages.attribution_faithfulness import show_faithfulness
 from app_pages.shared_views import figure_once
-from explain.attributions import (Settings, attribute_many, available_methods, gradcam_layers, image_baseline,
-                                  randomized_copy)
+from explain.attributions import Settings, attribute_many, available_methods, gradcam_layers, image_baseline
 from explain.predictions import class_names_of
 from explain.probe import default_probe_sentence
 from viz.attributions import MODES, attribution_grid, token_attribution_figure, token_attribution_html
@@ -20,6 +20,7 @@ KEPT = 16  # results kept (for the whole server) while a class flips between inp
 KEPT_S = 30 * 60  # a result nobody asked for this long is dropped
 PREDICTED = -1  # the target choice "whatever the model predicts"
 DEFAULT_METHODS = ("saliency", "integrated_gradients", "grad_cam")
+SMALL_GAP = 0.05  # Integrated Gradients: a gap up to this share of the total is small
 
 st.title("Attributions")
 st.caption("Which parts of the input made the model decide? Each method below answers with one number per "
@@ -63,6 +64,11 @@ ui.prediction(probabilities, class_names, key="attr_prediction", top_k=3,
 chosen = st.pills("Methods", list(methods), format_func=lambda key: methods[key].label, selection_mode="multi",
                   default=[m for m in DEFAULT_METHODS if m in methods] or list(methods)[:2],
                   key="attr_methods", persist_state="session")
+if st.session_state[common.EXPLAINED_FOR] != shared_views.model_key(model):
+    # A class chosen for another model means nothing here (another model's "3" may be "positive"):
+    # back to the prediction, before the picker is drawn.
+    st.session_state[common.EXPLAINED_FOR] = shared_views.model_key(model)
+    st.session_state["attr_target"] = PREDICTED
 left, _ = st.columns([1, 2])
 with left:
     choice = st.selectbox("Explain the class", [PREDICTED] + list(range(len(class_names))), key="attr_target",
@@ -77,7 +83,7 @@ if not chosen:
     st.stop()
 
 settings = Settings()
-with st.expander("Settings: display, steps, windows, SmoothGrad, the sanity check"):
+with st.expander("Settings: display, steps, windows, SmoothGrad"):
     columns = st.columns(3)
     with columns[0]:
         mode = "signed"
@@ -105,16 +111,13 @@ with st.expander("Settings: display, steps, windows, SmoothGrad, the sanity chec
                                                    key="attr_gradcam_layer", persist_state="session",
                                                    help="Deeper layers see larger parts of the picture, in coarser maps.")
     with columns[2]:
-        settings.smoothgrad = st.toggle("SmoothGrad (average over noisy copies)", key="attr_smoothgrad",
-                                        persist_state="session",
-                                        help="Wraps each gradient method in Captum's NoiseTunnel: less speckle.")
+        # Sentences: the word scores come from Layer IG on the embeddings, which SmoothGrad does not wrap.
+        settings.smoothgrad = picture is not None and st.toggle(
+            "SmoothGrad (average over noisy copies)", key="attr_smoothgrad", persist_state="session",
+            help="Wraps each gradient method in Captum's NoiseTunnel: less speckle.")
         if settings.smoothgrad:
             settings.nt_samples = st.slider("Noisy copies", 2, 50, settings.nt_samples, key="attr_nt_samples",
                                             persist_state="session")
-        sanity = st.toggle("Sanity check: the same methods on the model with random weights", key="attr_sanity",
-                           persist_state="session",
-                           help="A method that shows what the model learned must change when the weights are "
-                                "random; one that only finds edges in the picture will not.")
 if picture is None:
     blend = 0.0
 
@@ -138,42 +141,38 @@ def shared_attributions(model_key: str, input_digest: str, target_class: int, me
     return found
 
 
-@st.cache_resource(show_spinner=False, max_entries=2)
-def randomized_model_of(model_key: str, _model):
-    """The sanity check's copy of the model with random weights (seed 0), made once per model."""
-    return randomized_copy(_model, seed=0)
+baselines = image_baseline(x, context.normalization) if picture is not None else None
 
 
 def computed_attributions(which_model, label: str) -> list:
-    baselines = image_baseline(x, context.normalization) if picture is not None else None
     return shared_attributions(shared_views.model_key(which_model), shared_views.content_key(x, baselines),
                                target_class, tuple(chosen), astuple(settings), label,
                                which_model, x, settings, baselines)
 
 
-def randomized_model():
-    return randomized_model_of(shared_views.model_key(model), model)
+def gap_verdict(delta: float, expected_total: float) -> str:
+    """Integrated Gradients' convergence gap in plain words, against the total it should reach."""
+    if abs(expected_total) < 1e-9:
+        return ("The model's score hardly changes between the baseline and this input, so there is no total to "
+                "compare the gap with.")
+    share = abs(delta) / abs(expected_total)
+    if share <= SMALL_GAP:
+        shown = "under 0.1%" if share < 0.001 else f"{share:.1%}"
+        return f"The gap is small: {shown} of the total. The scores add up."
+    return (f"The gap is large: {share:.0%} of the total, so the scores do not add up yet. More steps (in the "
+            "settings above) make it smaller.")
 
 
 attributions = computed_attributions(model, "Trained model")
-rows = [[(a.label, a.values) for a in attributions]]
-row_titles = None
-if sanity:
-    random_attributions = computed_attributions(randomized_model(), "Random weights")
-    rows.append([(a.label, a.values) for a in random_attributions])
-    row_titles = ["this model", "weights randomised"]
 
 st.subheader(f"What speaks for “{common.as_markdown_text(class_names[target_class])}”")
 if picture is not None:
     image = picture.seen
-    # Each map on its own colour scale, also in the sanity check: what matters there is whether the
-    # pattern changes (random weights give far smaller scores, which a shared scale would hide).
-    ui.show_figure(figure_once(attribution_grid, rows, mode=mode, image=image, blend=blend, row_titles=row_titles,
-                                    column_scale=False),
+    ui.show_figure(figure_once(attribution_grid, [[(a.label, a.values) for a in attributions]], mode=mode,
+                               image=image, blend=blend, column_scale=False),
                    "attr_grid", f"attributions-{class_names[target_class]}",
                    caption="Red: pushed towards the class; blue: pushed away (signed). Each map has its own "
-                           "colour scale" + (": compare the patterns of the two rows, not their strength" if sanity
-                                             else "") + ".")
+                           "colour scale, under it.")
 else:
     for index, attribution in enumerate(attributions):
         st.markdown(f"**{attribution.label}**")
@@ -181,10 +180,6 @@ else:
         ui.show_figure(figure_once(token_attribution_figure, sentence.tokens, attribution.values),
                        f"attr_tokens_{index}",
                        f"{attribution.method}-tokens")
-        if sanity:
-            st.caption("With random weights:")
-            st.markdown(token_attribution_html(sentence.tokens, random_attributions[index].values),
-                        unsafe_allow_html=True)
 
 for attribution in attributions:
     if attribution.note:
@@ -199,14 +194,23 @@ for attribution in integrated:
              rf"\delta = {attribution.delta:.2e}")
     st.caption("The convergence delta is the gap between the two: the integral is approximated with "
                f"{settings.n_steps} steps, and more steps make it smaller.")
+    st.markdown(gap_verdict(attribution.delta, attribution.expected_total))
 if settings.smoothgrad:
     wrapped = [methods[m].label for m in chosen if methods[m].gradients]
     st.caption(f"SmoothGrad averages {', '.join(wrapped) or 'no chosen method'} over {settings.nt_samples} "
                "noisy copies of the input.")
 
-show_faithfulness(model, x, target_class, attributions, "image" if picture is not None else "tokens",
-                  image_baseline(x, context.normalization) if picture is not None else None, settings,
-                  class_names[target_class])
+show_faithfulness(model, x, target_class, attributions, "image" if picture is not None else "tokens", baselines,
+                  settings, class_names[target_class])
+
+# ---- the sanity check (Adebayo et al., 2018) ------------------------------------------------------
+st.subheader("Sanity check: does each map depend on what the model learned?")
+if st.toggle("Compare with the model with random weights", value=True, key="attr_sanity", persist_state="session",
+             help="A method that shows what the model learned must change when the weights are random; one "
+                  "that only finds edges in the picture will not."):
+    random_attributions = computed_attributions(sanity_check.randomized_model(model), "Random weights")
+    sanity_check.show(model, x, target_class, settings, baselines, attributions, random_attributions,
+                      None if picture is not None else sentence.tokens)
 
 st.divider()
 ui.activations_download({a.method: a.values for a in attributions}, f"{model.spec.name}-attributions",

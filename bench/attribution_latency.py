@@ -15,6 +15,9 @@ pictures, ``model(x)[0, target].backward()`` with ``x`` requiring grad; sentence
 with the backward pass reaching the embedding output (token ids have no gradient). Both
 ``backward()`` calls also fill the weights' gradients, as a training step would.
 
+Last, ``cascade_timing``: the sanity check's cascading randomisation with the page's default
+methods, whole (a copy per layer, every method recomputed after each step).
+
 Both are timed with ``time.perf_counter``: a warm-up, then the median of ``--repeats`` calls of
 each method and ten times as many unit passes, interleaved (one method call, then ten unit
 passes) so that a busy spell on a shared machine slows both alike. ratio = method / unit.
@@ -40,7 +43,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from explain.attributions import Settings, attribute, available_methods, predicted_class  # noqa: E402
+from explain.attributions import (Settings, attribute, available_methods, cascade_layers,  # noqa: E402
+                                  cascading_randomisation, predicted_class)
 from explain.inputs import input_context, prepare_sentence  # noqa: E402
 from models import build_model, presets  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
@@ -147,6 +151,8 @@ def main() -> None:
         name, row, ratio, ms = slowest
         print(f"slowest: {name} {row}: {ms:.1f} ms ({ratio:.0f} x one forward+backward)")
     faithfulness_section(inputs, args.repeats)
+    if not args.faithfulness_only:
+        cascade_timing(inputs, args.repeats)
 
 
 # ---- faithfulness metrics (issue 16) ----------------------------------------------------------
@@ -187,6 +193,19 @@ def faithfulness_section(inputs: dict, repeats: int) -> None:
         print(f"{name:<16}{'forward+backward (the unit)':<40}{unit_ms:>10.3f}{1:>9.1f}")
         for row, ms in rows:
             print(f"{name:<16}{row:<40}{ms:>10.2f}{ms / unit_ms:>9.1f}")
+
+
+def cascade_timing(inputs: dict, repeats: int) -> None:
+    """The sanity check's cascading randomisation (every layer re-drawn in turn, the page's default
+    methods recomputed after each step), whole, as a multiple of the same unit pass."""
+    for name, (model, x) in inputs.items():
+        methods = [m for m in ("saliency", "integrated_gradients", "grad_cam") if m in available_methods(model)]
+        target = predicted_class(model, x)
+        ms, units = timed(lambda: cascading_randomisation(model, x, target, methods), unit_pass(model, x, target),
+                          max(1, repeats // 5))
+        unit_ms = statistics.median(units)
+        label = f"cascade ({len(cascade_layers(model))} layers)"
+        print(f"{name:<16}{label:<34}{ms:>10.2f}{ms / unit_ms:>9.1f}")
 
 
 if __name__ == "__main__":

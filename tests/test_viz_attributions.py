@@ -101,7 +101,7 @@ def test_grid_gives_each_method_its_own_range_by_default():
     shared = heatmaps(attribution_grid([entries], mode="positive", shared_scale=True))
     top = max(attribution_map(v, "positive").max() for _, v in entries)
     assert all((t.zmin, t.zmax) == (0.0, pytest.approx(top)) for t in shared)
-    assert [t.showscale for t in shared] == [True, False, False]  # one colour bar for the one scale
+    assert all(t.showscale for t in shared)  # every map has its colour bar (here all the same)
 
 
 def test_sanity_grid_shares_one_range_per_column_across_the_two_rows():
@@ -169,3 +169,66 @@ def test_token_html_escapes_words_and_colours_by_sign_and_size():
     assert token_attribution_html([], np.array([])) == '<div style="line-height:2.2"></div>'
     with pytest.raises(ValueError, match="one score per token"):
         token_attribution_html(["a"], np.array([1.0, 2.0]))
+
+
+# ---- page details: colour bars and titles (issue 16) -------------------------------------------
+
+def test_every_tile_has_its_own_colour_bar_under_it():
+    rng = np.random.default_rng(6)
+    rows = [[(name, rng.normal(size=(1, 5, 5))) for name in ("Saliency", "Occlusion", "Grad-CAM")]] * 2
+    fig = attribution_grid(rows, mode="signed", row_titles=["a", "b"])
+    tiles = heatmaps(fig)
+    assert len(tiles) == 6 and all(t.showscale for t in tiles)
+    for index, tile in enumerate(tiles):
+        suffix = "" if index == 0 else str(index + 1)
+        x_domain = fig.layout[f"xaxis{suffix}"].domain
+        y_domain = fig.layout[f"yaxis{suffix}"].domain
+        bar = tile.colorbar
+        assert bar.orientation == "h" and bar.x == pytest.approx(sum(x_domain) / 2)  # centred under its tile
+        assert bar.y < y_domain[0] and bar.len <= x_domain[1] - x_domain[0]
+        below = [fig.layout[f"yaxis{index + 4}"].domain] if index < 3 else []  # the tile under it, if any
+        assert all(bar.y > domain[1] for domain in below)  # in the gap, not over the next row
+
+
+@pytest.mark.parametrize("cols", [1, 3, 4, 7])
+def test_titles_are_wrapped_to_their_column_and_never_lose_a_word(cols):
+    from viz.attributions import title_width, wrapped_title
+
+    title = "SmoothGrad · Guided Grad-CAM (conv.1.act)"
+    wrapped = wrapped_title(title, cols)
+    lines = wrapped.split("<br>")
+    assert " ".join(lines) == title
+    assert all(len(line) <= title_width(cols) for line in lines)
+    assert title_width(cols) == max(12, 100 // cols)
+    entries = [(name, np.ones((4, 4))) for name in ["Saliency", "Guided Grad-CAM (conv.1.act)", "x"][:cols]]
+    entries += [(f"method {n}", np.ones((4, 4))) for n in range(cols - len(entries))]
+    fig = attribution_grid([entries])
+    texts = [a.text for a in fig.layout.annotations]
+    assert texts == [wrapped_title(name, cols) for name, _ in entries]
+    most_lines = max(text.count("<br>") + 1 for text in texts)
+    assert fig.layout.margin.t >= 16 * most_lines  # room above the tiles for every line
+
+
+def test_a_long_word_keeps_its_own_line_and_entities_count_as_one_character():
+    from viz.attributions import wrapped_title
+
+    assert wrapped_title("Grad-CAM (embed.stem.0.conv.very.long)", 7) == "Grad-CAM<br>(embed.stem.0.conv.very.long)"
+    assert wrapped_title("a &lt;b&gt; c", 7) == "a &lt;b&gt; c"  # "a <b> c": 7 characters on screen
+
+
+def test_word_cascade_rows_are_each_on_their_own_scale_and_hover_the_scores():
+    from viz.sanity import similarity_curve_figure, word_cascade_figure
+
+    trained, random = np.array([2.0, -4.0, 1.0]), np.array([0.001, 0.002, -0.0005])
+    fig = word_cascade_figure(["the", "film", "the"], ["trained", "+ head"], [trained, random])
+    (heat,) = fig.data
+    np.testing.assert_allclose(np.asarray(heat.z), [trained / 4.0, random / 0.002])
+    np.testing.assert_allclose(np.asarray(heat.customdata), [trained, random])
+    assert list(heat.x) == ["the", "film", "the (3)"] and list(heat.y) == ["trained", "+ head"]
+    assert (heat.zmin, heat.zmax) == (-1.0, 1.0) and heat.showscale is not False
+    with pytest.raises(ValueError, match="one score per word"):
+        word_cascade_figure(["a"], ["trained"], [trained])
+    curve = similarity_curve_figure(["trained", "+ fc.1"], {"Saliency": [1.0, 0.3]}, {"Saliency": [1.0, np.nan]})
+    assert [t.name for t in curve.data] == ["Saliency · Spearman", "Saliency · SSIM"]
+    assert list(curve.data[1].y) == [1.0, None] and curve.data[1].line.dash == "dash"
+    assert curve.data[0].line.color == curve.data[1].line.color

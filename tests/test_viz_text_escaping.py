@@ -32,6 +32,7 @@ from viz.faithfulness import faithfulness_curves
 from viz.live import picture_panels, sentence_panels
 from viz.probe import hidden_states_figure, prefix_predictions_figure
 from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap
+from viz.sanity import similarity_curve_figure, word_cascade_figure
 from viz.training import confusion_figure, curves_figure, image_grid_figure
 
 BOLD, LINK, SCRIPT = "<b>x</b>", '<a href="http://e?a=1&b=2">y</a>', "<script>alert(1)</script>"
@@ -100,6 +101,9 @@ BUILDERS = {
     "faithfulness_curves": lambda t: faithfulness_curves(np.linspace(0, 1, 3), {text: np.zeros(3) for text in t},
                                                          {text: np.ones(3) for text in t}, reference=t[1],
                                                          class_name=t[0]),
+    "word_cascade_figure": lambda t: word_cascade_figure(t, t, [np.array([1.0, -1.0, 0.5])] * T, title=t[0]),
+    "similarity_curve_figure": lambda t: similarity_curve_figure(t, {text: [1.0, 0.5, 0.1] for text in t},
+                                                                 {text: [1.0, 0.4, 0.0] for text in t}),
     "feature_maps_figure": lambda t: feature_maps_figure(np.zeros((2, 2, 2)), title=t[0]),
     "receptive_field_figure": lambda t: receptive_field_figure(np.zeros((4, 4)), (0, 0, 2, 2), title=t[0]),
     "hidden_states_figure": lambda t: hidden_states_figure(np.zeros((T, 2)), t),

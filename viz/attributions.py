@@ -11,6 +11,7 @@ hovering reads rows and columns counted from 1.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -29,6 +30,11 @@ MODES = {"signed": "signed (red helps, blue hurts)",
 MODE_SCALES = {"signed": DIVERGING, "absolute": SEQUENTIAL, "positive": "Reds"}
 # Over a picture, values near zero are see-through, so the picture shows wherever the method
 # finds nothing (a white zero at the blend's opacity would grey out the whole picture).
+TITLE_LINE_PX = 16  # one line of a 12 px tile title
+COLOUR_BAR_PX = 44  # a colour bar under a tile, with its numbers
+GRID_TITLE_CHARACTERS = 100  # a title line across a whole grid (see title_width)
+MIN_TITLE_CHARACTERS = 12
+NARROW_BAR_COLUMNS = 5  # in a row longer than this, a colour bar has room for two short numbers only
 OVERLAY_SCALES = {
     "signed": [[0.0, "rgba(37, 99, 235, 1)"], [0.5, "rgba(255, 255, 255, 0)"], [1.0, "rgba(220, 38, 38, 1)"]],
     "absolute": [[0.0, "rgba(253, 224, 71, 0)"], [0.5, "rgba(249, 115, 22, 0.8)"], [1.0, "rgba(220, 38, 38, 1)"]],
@@ -94,7 +100,8 @@ def attribution_grid(rows: list[list[tuple[str, np.ndarray]]], mode: str = "sign
       titles in the same order, as the sanity check does, trained model above, randomised weights
       below): each column shares one range across its rows, so the same method compares fairly.
     - otherwise each tile has its own range, because methods differ by orders of magnitude.
-    Hovering a tile shows its values; no colour bar is drawn unless the scale is shared.
+    Every tile has its own colour bar, lying under it, so each map says what its colours mean.
+    Titles are wrapped to the width a column has (``wrapped_title``), never cut off.
     """
     if not rows or not any(rows):
         raise ValueError("there are no attributions to show")
@@ -105,10 +112,14 @@ def attribution_grid(rows: list[list[tuple[str, np.ndarray]]], mode: str = "sign
     if column_scale is None:
         column_scale = len(rows) > 1 and all(row == titles[0] for row in titles)
     cols = max(len(row) for row in rows)
+    shown = [[wrapped_title(title, cols) for title in row] for row in titles]
+    lines = max((title.count("<br>") + 1 for row in shown for title in row if title), default=1)
+    title_px = TITLE_LINE_PX * lines + 6
+    plot_height = len(rows) * tile + (len(rows) - 1) * (title_px + COLOUR_BAR_PX)  # the tiles and the gaps between
     # Ragged rows leave empty cells; their titles are "" so subplot_grid writes none.
-    flat_titles = [row[col] if col < len(row) else "" for row in titles for col in range(cols)]
-    layout, cells = subplot_grid(len(rows), cols, flat_titles, horizontal_spacing=0.02,
-                                 vertical_spacing=min(0.12, 0.4 / len(rows)), title_size=12)
+    flat_titles = [row[col] if col < len(row) else "" for row in shown for col in range(cols)]
+    layout, cells = subplot_grid(len(rows), cols, flat_titles, horizontal_spacing=0.03,
+                                 vertical_spacing=(title_px + COLOUR_BAR_PX) / plot_height, title_size=12)
     everything = [m for row in maps for m in row]
     picture = _picture(image, blend)
     traces = []
@@ -124,9 +135,9 @@ def attribution_grid(rows: list[list[tuple[str, np.ndarray]]], mode: str = "sign
             cell = cells[row_index * cols + col]
             name = titles[row_index][col]
             name = name if row_titles is None else f"{plain(row_titles[row_index])}: {name}"  # hover: which row
-            first = row_index == 0 and col == 0
+            x_domain, y_domain = (layout[axis]["domain"] for axis in axis_names(cell))
             traces += _tile_traces(attribution, picture, mode, low, high, blend, name, cell,
-                                   colorbar=dict(title=mode, thickness=12) if shared_scale and first else None)
+                                   colorbar=_bar_under(x_domain, y_domain, plot_height, cols))
             _pixel_axes(layout, cell, attribution.shape)
     for cell in cells:  # empty cells of ragged rows: nothing drawn
         for name in axis_names(cell):
@@ -139,8 +150,29 @@ def attribution_grid(rows: list[list[tuple[str, np.ndarray]]], mode: str = "sign
             layout["annotations"].append(dict(
                 text=f"<b>{plain(row_title)}</b>", x=0, y=sum(y_domain) / 2, xref="paper", yref="paper",
                 xanchor="right", yanchor="middle", xshift=-8, textangle=-90, showarrow=False, font=dict(size=12)))
-    layout.update(height=len(rows) * tile + 50, margin=dict(l=left, r=10, t=30, b=10))
+    layout.update(height=plot_height + title_px + 10 + COLOUR_BAR_PX,
+                  margin=dict(l=left, r=10, t=title_px + 10, b=COLOUR_BAR_PX))
     return go.Figure(data=traces, layout=layout)
+
+
+def title_width(cols: int) -> int:
+    """Characters a title may have on one line in a grid of ``cols`` columns: a column of a figure
+    about 700 px wide (a projector's page), at about 7 px a character in 12 px type."""
+    return max(MIN_TITLE_CHARACTERS, GRID_TITLE_CHARACTERS // max(cols, 1))
+
+
+def wrapped_title(title: str, cols: int) -> str:
+    """An (already plain) title broken at spaces into lines of at most ``title_width(cols)``
+    characters, joined by "<br>": "Guided Grad-CAM (conv.1.act)" in four columns becomes
+    "Guided Grad-CAM<br>(conv.1.act)". A single word longer than a line keeps its own line."""
+    width = title_width(cols)
+    lines: list[str] = []
+    for word in title.split(" "):
+        if lines and len(_visible(lines[-1])) + 1 + len(_visible(word)) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return "<br>".join(lines)
 
 
 def format_score(score: float) -> str:
@@ -207,6 +239,21 @@ def _tile_traces(attribution: np.ndarray, picture: np.ndarray | None, mode: str,
                        hovertemplate=f"{name}<br>row %{{y}}, col %{{x}}: %{{z:.4g}}<extra></extra>",
                        xaxis=cell[0], yaxis=cell[1]))
     return traces
+
+
+def _bar_under(x_domain: list[float], y_domain: list[float], plot_height: int, cols: int) -> dict:
+    """A horizontal colour bar centred under a tile (domains in paper fractions), a few ticks:
+    fewer and shorter in a long row, where a bar is too narrow for more."""
+    narrow = cols > NARROW_BAR_COLUMNS
+    return dict(orientation="h", x=sum(x_domain) / 2, xanchor="center", y=y_domain[0] - 4 / plot_height,
+                yanchor="top", len=0.9 * (x_domain[1] - x_domain[0]), lenmode="fraction", thickness=8,
+                nticks=2 if narrow else 4, tickformat=".1g" if narrow else ".2g", tickangle=0,
+                tickfont=dict(size=9), outlinewidth=0)
+
+
+def _visible(text: str) -> str:
+    """A plain title's text as drawn: each entity ("&lt;") is one character on screen."""
+    return re.sub(r"&#?\w+;", "x", text)
 
 
 def _pixel_axes(layout: dict, cell: tuple[str, str], shape: tuple[int, int]) -> None:

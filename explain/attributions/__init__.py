@@ -15,15 +15,18 @@ mode restored, no hook or DeepLift scratch tensor left behind, even when somethi
 
 The rooms: ``methods`` (the table of methods, ``Settings``, ``Attribution``, what a model
 offers), ``calls`` (``attribute`` and the checks), ``images`` and ``sentences`` (each input
-kind's computation), ``sanity`` (the randomised copy).
+kind's computation), ``sanity`` (the randomised copy, Spearman and SSIM of two maps), ``cascade``
+(the cascading randomisation, layer by layer from the output back).
 """
 from .calls import (NO_CLASSIFIER, NO_IMAGE_CLASSIFIER, NOT_EXPLAINABLE, attribute, attribute_many,
                     predicted_class)
+from .cascade import Cascade, CascadeLayer, cascade_layers, cascading_copies, cascading_randomisation
 from .images import image_baseline
 from .methods import (IMAGE_METHODS, TEXT_METHODS, Attribution, Method, Settings, available_methods,
                       gradcam_layers)
-from .sanity import map_similarity, randomized_copy
+from .sanity import map_similarity, map_ssim, randomized_copy
 
-__all__ = ["IMAGE_METHODS", "NOT_EXPLAINABLE", "NO_CLASSIFIER", "NO_IMAGE_CLASSIFIER", "TEXT_METHODS", "Attribution",
-           "Method", "Settings", "attribute", "attribute_many", "available_methods", "gradcam_layers",
-           "image_baseline", "map_similarity", "predicted_class", "randomized_copy"]
+__all__ = ["Cascade", "CascadeLayer", "IMAGE_METHODS", "NOT_EXPLAINABLE", "NO_CLASSIFIER", "NO_IMAGE_CLASSIFIER",
+           "TEXT_METHODS", "Attribution", "Method", "Settings", "attribute", "attribute_many", "available_methods",
+           "cascade_layers", "cascading_copies", "cascading_randomisation", "gradcam_layers", "image_baseline",
+           "map_similarity", "map_ssim", "predicted_class", "randomized_copy"]
