@@ -58,6 +58,7 @@ LESSON_STEPS = "lesson_steps"  # {slug: 0-based step} where each lesson was left
 LESSON_SEEN = "lesson_seen"  # {slug: set of 0-based steps seen}: a lesson's progress
 LESSON_ANSWERS = "lesson_answers"  # {(slug, step)} whose answer was revealed
 LESSON_ADDRESS = "lesson_address"  # the (lesson, step) this session last put in the address; None: none yet
+MAP_CLICKED = "map_clicked"  # the validation row (0-based) a click on the data map asked to open; None: none
 NOBODY = Person(person_id="", name="")  # in class mode before a name is given: may see only shared runs, act on none
 # (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
 
@@ -90,6 +91,7 @@ def init_session_state() -> None:
         state[LESSON_SEEN] = {}
         state[LESSON_ANSWERS] = set()
         state[LESSON_ADDRESS] = None
+        state[MAP_CLICKED] = None
     keep_identity()
     follow_present_param()
 
@@ -310,4 +312,7 @@ PAGES = [
      "Which pixels or words made the model decide: Saliency, Integrated Gradients, GradientShap, DeepLift, "
      "Occlusion, Grad-CAM and more (Captum), side by side, for any class; and a sanity check against the "
      "same model with random weights."),
+    ("app_pages/learned.py", "What it learned", ":material/psychology:",
+     "What a CNN's filter wants to see (a picture grown to excite it, beside the examples that do most), "
+     "and the whole validation set as a map of what the classifier reads, its mistakes marked."),
 ]

@@ -1,0 +1,64 @@
+"""Figures of what a channel wants: the optimised picture beside the examples that excite the
+channel most, and how the channel's value climbed step by step.
+
+Pure functions: pictures ((H, W, C) or (H, W) arrays) and numbers in, a Plotly figure out. Titles
+may hold user text (class names) and go through ``viz.labels.plain``.
+"""
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+
+from .activations import axis_names, subplot_grid
+from .labels import FIRST, plain
+from .pictures import rgb_of_hwc
+
+TILE = 150  # pixels per picture: a 16×16 digit is blown up about 9 times, each pixel visible
+
+
+def pictures_row(pictures: Sequence[np.ndarray], titles: Sequence[str], tile: int = TILE,
+                 title: str = "") -> go.Figure:
+    """Pictures side by side, each under its title; ``pictures`` are (H, W, 3) or (H, W, 1) uint8
+    (drawn as they are) or (H, W) grey."""
+    if not len(pictures):
+        raise ValueError("there are no pictures to show")
+    if len(titles) != len(pictures):
+        raise ValueError(f"{len(pictures)} pictures but {len(titles)} titles")
+    count = len(pictures)
+    layout, cells = subplot_grid(1, count, [plain(t) for t in titles], horizontal_spacing=0.04 / max(count - 1, 1),
+                                 title_size=13)
+    data = []
+    for picture, cell in zip(pictures, cells):
+        picture = np.asarray(picture)
+        if picture.ndim == 3 and picture.shape[2] == 1:
+            picture = np.repeat(picture, 3, axis=2)  # grey: the same value in R, G and B
+        rgb = rgb_of_hwc(picture)
+        data.append(go.Image(z=rgb, xaxis=cell[0], yaxis=cell[1], hovertemplate="row %{y}, column %{x}<extra></extra>",
+                             x0=FIRST, y0=FIRST))
+        x_name, y_name = axis_names(cell)
+        layout[x_name].update(showticklabels=False, showgrid=False, zeroline=False)
+        layout[y_name].update(showticklabels=False, showgrid=False, zeroline=False, scaleanchor=cell[0])
+    layout.update(height=tile + 90, margin={"l": 10, "r": 10, "t": 70 if title else 50, "b": 10},
+                  title={"text": plain(title)} if title else None)
+    return go.Figure(data=data, layout=layout)
+
+
+def climb_figure(history: np.ndarray, start: float, average_example: float, best_example: float,
+                 what: str = "the channel") -> go.Figure:
+    """The objective at each step of the optimisation, against the average and the best
+    validation example's value (dashed lines)."""
+    history = np.asarray(history, dtype=float)
+    steps = np.arange(FIRST, len(history) + FIRST)
+    fig = go.Figure(go.Scatter(x=steps, y=history, mode="lines", name="the picture being optimised",
+                               hovertemplate="step %{x}: %{y:.3f}<extra></extra>"))
+    for value, label, dash in ((average_example, "the average validation example", "dash"),
+                               (best_example, "the strongest validation example", "dot"),
+                               (start, "the noise it started from", "dashdot")):
+        fig.add_hline(y=float(value), line_dash=dash, line_color="grey", annotation_text=label,
+                      annotation_position="top left")
+    fig.update_layout(height=300, showlegend=False, margin={"l": 60, "r": 20, "t": 50, "b": 50},
+                      title={"text": f"How {plain(what)} climbed, step by step"},
+                      xaxis_title="step", yaxis_title="value (mean over positions)")
+    return fig
