@@ -118,14 +118,14 @@ else:
     normalization = context.normalization
     vis = shared_picture(model_key(model), hook, channel, steps, repr(normalization), what, model, normalization)
     pictures = [vis.picture, vis.start_picture]
-    titles = [f"what it wants · {vis.activation:.2f}", f"the noise it began as · {vis.start_activation:.2f}"]
+    titles = [("what it wants", f"{vis.activation:.2f}"), ("the noise it began as", f"{vis.start_activation:.2f}")]
     top = None
     if pictures_fit:
         top = shared_top_examples(model_key(model), dataset_key(dataset), hook, channel, model, dataset.x_val)
         for row, value in zip(top.indices[:SHOWN_EXAMPLES], top.activations):
             truth = dataset.class_names[int(dataset.y_val[int(row)])]
             pictures.append(example_image(context, dataset.x_val[int(row)], "").seen)
-            titles.append(f"example {counted(row)} ({truth}) · {value:.2f}")
+            titles.append((f"example {counted(row)} ({truth})", f"{value:.2f}"))
     ui.show_figure(figure_once(pictures_row, pictures, titles), "learned_pictures", "what-it-wants",
                    caption=common.as_markdown_text(f"Left: a picture grown from noise in {steps} steps so that {what} responds as "
                            "strongly as it can (its value after each title: the mean over the map's positions"

@@ -12,22 +12,22 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .activations import axis_names, subplot_grid
-from .labels import FIRST, plain
+from .labels import FIRST, plain, plain_lines
 from .pictures import rgb_of_hwc
 
 TILE = 150  # pixels per picture: a 16×16 digit is blown up about 9 times, each pixel visible
 
 
-def pictures_row(pictures: Sequence[np.ndarray], titles: Sequence[str], tile: int = TILE,
+def pictures_row(pictures: Sequence[np.ndarray], titles: Sequence, tile: int = TILE,
                  title: str = "") -> go.Figure:
-    """Pictures side by side, each under its title; ``pictures`` are (H, W, 3) or (H, W, 1) uint8
-    (drawn as they are) or (H, W) grey."""
+    """Pictures side by side, each under its title (a text, or a tuple of lines); ``pictures``
+    are (H, W, 3) or (H, W, 1) uint8 (drawn as they are) or (H, W) grey."""
     if not len(pictures):
         raise ValueError("there are no pictures to show")
     if len(titles) != len(pictures):
         raise ValueError(f"{len(pictures)} pictures but {len(titles)} titles")
     count = len(pictures)
-    layout, cells = subplot_grid(1, count, [plain(t) for t in titles], horizontal_spacing=0.04 / max(count - 1, 1),
+    layout, cells = subplot_grid(1, count, [plain_lines(t) for t in titles], horizontal_spacing=0.04 / max(count - 1, 1),
                                  title_size=13)
     data = []
     for picture, cell in zip(pictures, cells):
@@ -38,9 +38,10 @@ def pictures_row(pictures: Sequence[np.ndarray], titles: Sequence[str], tile: in
         data.append(go.Image(z=rgb, xaxis=cell[0], yaxis=cell[1], hovertemplate="row %{y}, column %{x}<extra></extra>",
                              x0=FIRST, y0=FIRST))
         x_name, y_name = axis_names(cell)
-        layout[x_name].update(showticklabels=False, showgrid=False, zeroline=False)
-        layout[y_name].update(showticklabels=False, showgrid=False, zeroline=False, scaleanchor=cell[0])
-    layout.update(height=tile + 90, margin={"l": 10, "r": 10, "t": 70 if title else 50, "b": 10},
+        layout[x_name].update(showticklabels=False, showgrid=False, zeroline=False, ticks="")
+        layout[y_name].update(showticklabels=False, showgrid=False, zeroline=False, ticks="", scaleanchor=cell[0])
+    lines = max(len(t) if isinstance(t, (tuple, list)) else 1 for t in titles)
+    layout.update(height=tile + 40 + 20 * lines, margin={"l": 10, "r": 10, "t": 20 * lines + (40 if title else 10), "b": 10},
                   title={"text": plain(title)} if title else None)
     return go.Figure(data=data, layout=layout)
 
@@ -51,14 +52,17 @@ def climb_figure(history: np.ndarray, start: float, average_example: float, best
     validation example's value (dashed lines)."""
     history = np.asarray(history, dtype=float)
     steps = np.arange(FIRST, len(history) + FIRST)
-    fig = go.Figure(go.Scatter(x=steps, y=history, mode="lines", name="the picture being optimised",
+    fig = go.Figure(go.Scatter(x=steps, y=history, mode="lines", name="the picture being grown",
                                hovertemplate="step %{x}: %{y:.3f}<extra></extra>"))
-    for value, label, dash in ((average_example, "the average validation example", "dash"),
-                               (best_example, "the strongest validation example", "dot"),
+    ends = [FIRST, max(len(history), 1) + FIRST - 1]
+    for value, label, dash in ((best_example, "the strongest validation example", "dot"),
+                               (average_example, "the average validation example", "dash"),
                                (start, "the noise it started from", "dashdot")):
-        fig.add_hline(y=float(value), line_dash=dash, line_color="grey", annotation_text=label,
-                      annotation_position="top left")
-    fig.update_layout(height=300, showlegend=False, margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        fig.add_trace(go.Scatter(x=ends, y=[float(value)] * 2, mode="lines", name=label,
+                                 line={"dash": dash, "color": "grey" if dash != "dot" else "black", "width": 1.5},
+                                 hovertemplate=f"{label}: %{{y:.3f}}<extra></extra>"))
+    fig.update_layout(height=320, margin={"l": 60, "r": 20, "t": 50, "b": 50},
                       title={"text": f"How {plain(what)} climbed, step by step"},
-                      xaxis_title="step", yaxis_title="value (mean over positions)")
+                      xaxis_title="step", yaxis_title="value",
+                      legend={"orientation": "h", "y": -0.25})
     return fig
