@@ -42,6 +42,20 @@ def example_link(model, dataset, row: int) -> ExampleLink | None:
     return ExampleLink(KIND_PAGE[kind], PAGE_TITLES[kind], values)
 
 
+def clicked_row(point: dict) -> int | None:
+    """The 0-based row a clicked point of the data map carries (its ``customdata``: a number, or
+    a one-item list or typed-array object, as Plotly hands it back); None when it carries none."""
+    found = point.get("customdata")
+    if isinstance(found, dict):
+        found = list(found.values())
+    if isinstance(found, (list, tuple)):
+        found = found[0] if found else None
+    try:
+        return int(found)
+    except (TypeError, ValueError):
+        return None
+
+
 def open_example(link: ExampleLink) -> None:
     """Put the example into the target page's widgets and go there."""
     for key, value in link.values:

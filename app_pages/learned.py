@@ -4,7 +4,7 @@ import streamlit as st
 
 from app_pages import common
 from app_pages import inspect_ui as ui
-from app_pages.example_links import example_link, open_example
+from app_pages.example_links import clicked_row, example_link, open_example
 from app_pages.figures import plotly_chart
 from app_pages.inspect_target import examples_dataset, inspection_target
 from app_pages.shared_views import dataset_key, figure_once, model_key
@@ -57,8 +57,7 @@ def shared_map(key: str, data_key: str, dims: int, _model, _x, _y):
 def _clicked() -> None:
     points = st.session_state[MAP_KEY].selection.points
     if points:
-        row = points[0].get("customdata")
-        st.session_state[common.MAP_CLICKED] = int(row[0] if isinstance(row, (list, tuple)) else row)
+        st.session_state[common.MAP_CLICKED] = clicked_row(points[0])
 
 
 # ---- the page ----------------------------------------------------------------------------

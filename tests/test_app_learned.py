@@ -98,3 +98,12 @@ def test_a_pretrained_model_gets_plain_messages():
     assert any("grows pictures for the filters of a CNN" in m for m in messages)
     assert any("needs the data the model was trained on" in m for m in messages)
     assert not at.get("plotly_chart")
+
+
+def test_a_clicked_point_gives_back_its_row_however_plotly_hands_it_over():
+    from app_pages.example_links import clicked_row
+
+    assert clicked_row({"customdata": 12}) == 12
+    assert clicked_row({"customdata": [12]}) == 12
+    assert clicked_row({"customdata": {"0": 12}}) == 12
+    assert clicked_row({"point_index": 3}) is None and clicked_row({"customdata": "x"}) is None

@@ -97,8 +97,9 @@ def test_the_figure_colours_by_class_marks_mistakes_and_carries_each_row():
     points = [trace for trace in fig.data if trace.x[0] is not None]
     assert [trace.type for trace in fig.data] == ["scattergl"] * 3  # two classes and the crosses' legend entry
     assert [trace.name for trace in points] == ["&lt;b&gt;cat&lt;/b&gt;", "dog"]
-    by_row = {int(c[0]): (trace.marker.symbol[i], trace.hovertext[i]) for trace in points
+    by_row = {int(c): (trace.marker.symbol[i], trace.hovertext[i]) for trace in points
               for i, c in enumerate(trace.customdata)}
+    assert isinstance(fig.to_plotly_json()["data"][0]["customdata"], list)  # a click hands back the number itself
     assert {row: symbol for row, (symbol, _) in by_row.items()} == {10: "circle", 11: "x", 12: "circle", 13: "circle"}
     assert by_row[11][1] == "example 12<br>true: dog<br>predicted: &lt;b&gt;cat&lt;/b&gt; (wrong)"
     assert fig.layout.xaxis.title.text == "direction 1 (50% of the variance)"
@@ -112,3 +113,4 @@ def test_a_3d_map_of_sentences_shows_each_sentence_escaped():
     assert {trace.type for trace in fig.data} == {"scatter3d"}
     assert fig.data[0].hovertext[0].startswith("“a &lt;i&gt;b&lt;/i&gt; 100&#37;”")
     assert list(fig.data[0].z) == [2.0, 5.0]
+    assert list(fig.data[0].marker.symbol) == ["circle", "cross"]  # 3-D has no glyph-free "x"

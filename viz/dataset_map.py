@@ -2,8 +2,9 @@
 classifier reads (``explain.dataset_map``), coloured by true class, mistakes drawn as crosses.
 
 WebGL traces (``Scattergl``; ``Scatter3d`` is WebGL already) keep ten thousand points smooth.
-Every point carries its example's 0-based row as ``customdata``, so a page can open the example
-a click selects. Class names and example texts are user text: they go through ``plain``.
+Every point carries its example's 0-based row as ``customdata`` (a plain list: a NumPy array
+would be sent as a typed array, and a click would hand back an object instead of the number), so
+a page can open the example a click selects. Class names and example texts are user text: they go through ``plain``.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from .labels import counted, plain
 PALETTE = qualitative.Plotly + qualitative.Dark24  # 34 distinct colours; more classes cycle
 HOVER_CHARS = 90  # an example's text longer than this is cut in the hover label
 RIGHT, WRONG = "circle", "x"
+WRONG_3D = "cross"  # a 3-D scene draws "x" from a font glyph that many browsers lack (an empty box)
 
 
 def class_colour(index: int) -> str:
@@ -48,20 +50,21 @@ def dataset_map_figure(coords: np.ndarray, true: np.ndarray, predicted: np.ndarr
     hover = [f"{what}<br>true: {names[t]}<br>predicted: {names[p]}{' (wrong)' if w else ''}"
              for what, t, p, w in zip(described, true, predicted, wrong)]
     hover = np.asarray(hover, dtype=object)
+    cross = WRONG_3D if dims == 3 else WRONG
     data = []
     for cls in np.unique(true):
         rows = np.flatnonzero(true == cls)
-        marker = {"color": class_colour(cls), "symbol": [WRONG if wrong[r] else RIGHT for r in rows],
+        marker = {"color": class_colour(cls), "symbol": [cross if wrong[r] else RIGHT for r in rows],
                   "size": 4 if dims == 3 else 6, "opacity": 0.8}
         common = {"name": names[cls], "mode": "markers", "marker": marker, "hovertext": hover[rows],
-                  "hovertemplate": "%{hovertext}<extra></extra>", "customdata": indices[rows][:, None]}
+                  "hovertemplate": "%{hovertext}<extra></extra>", "customdata": [int(i) for i in indices[rows]]}
         if dims == 3:
             data.append(go.Scatter3d(x=coords[rows, 0], y=coords[rows, 1], z=coords[rows, 2], **common))
         else:
             data.append(go.Scattergl(x=coords[rows, 0], y=coords[rows, 1], **common))
     # A legend entry only: what the crosses mean.
-    key = {"name": f"✕ misclassified ({int(wrong.sum()):,} of {count:,})", "mode": "markers",
-           "marker": {"color": "grey", "symbol": WRONG}, "hoverinfo": "skip"}
+    key = {"name": f"misclassified ({int(wrong.sum()):,} of {count:,})", "mode": "markers",
+           "marker": {"color": "grey", "symbol": cross}, "hoverinfo": "skip"}
     data.append(go.Scatter3d(x=[None], y=[None], z=[None], **key) if dims == 3 else go.Scattergl(x=[None], y=[None], **key))
     axes = [_axis_title(k, explained) for k in range(dims)]
     fig = go.Figure(data=data)
