@@ -50,8 +50,14 @@ def shared_top_examples(key: str, data_key: str, hook: str, channel: int, _model
 
 
 @st.cache_resource(show_spinner="Mapping the validation data…", max_entries=8, ttl=KEPT_S)
-def shared_map(key: str, data_key: str, dims: int, _model, _x, _y):
-    return dataset_map(_model, _x, _y, dims=dims)
+def shared_map(key: str, data_key: str, dims: int, _model, _dataset):
+    """(the map, its figure) for one model (by content), data set and number of axes. The figure is
+    made here too: its hover texts (every sentence) and its digest would cost each page run."""
+    found = dataset_map(_model, _dataset.x_val, _dataset.y_val, dims=dims)
+    texts = None if _dataset.input_kind == "image" else \
+        [sentence_of(_dataset.x_val[int(row)], _dataset.vocab) for row in found.indices]
+    return found, dataset_map_figure(found.coords, found.true, found.predicted, found.indices,
+                                     list(_dataset.class_names), texts, found.explained_variance_ratio)
 
 
 def _clicked() -> None:
@@ -155,14 +161,10 @@ if dataset.input_kind != model.spec.input.kind or (dataset.input_kind == "image"
 dims = st.segmented_control("View", list(DIMENSIONS), format_func=DIMENSIONS.get, default=2, required=True,
                             key="learned_dims", persist_state="session")
 try:
-    found = shared_map(model_key(model), dataset_key(dataset), int(dims or 2), model, dataset.x_val, dataset.y_val)
+    found, figure = shared_map(model_key(model), dataset_key(dataset), int(dims or 2), model, dataset)
 except (ValueError, RuntimeError, IndexError) as err:
     st.error(f"The validation data could not be mapped: {sentence(err)}")
     st.stop()
-texts = None if dataset.input_kind == "image" else \
-    [sentence_of(dataset.x_val[int(row)], dataset.vocab) for row in found.indices]
-figure = figure_once(dataset_map_figure, found.coords, found.true, found.predicted, found.indices,
-                     list(dataset.class_names), texts, found.explained_variance_ratio)
 trained_here = model.meta.dataset == dataset.name
 note = "" if trained_here else f" The model was not trained on the {dataset.name} data, so expect no order."
 st.caption(common.as_markdown_text(

@@ -86,6 +86,17 @@ def test_the_models_weights_mode_and_hooks_are_left_as_they_were():
         torch.testing.assert_close(value, before[name], rtol=0, atol=0)
 
 
+def test_a_colour_cnn_with_batch_norm_keeps_its_running_statistics():
+    model = build_model(presets.get("shapes-cnn"), seed=0)
+    model.train()  # in train mode a forward pass would update the batch norms' running mean and variance
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    found = visualise(model, "conv.2.act", 3, {"mean": [0.5] * 3, "std": [0.29] * 3}, steps=3)
+    assert found.picture.shape == (32, 32, 3) and found.x.shape == (3, 32, 32)
+    assert model.training
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, before[name], rtol=0, atol=0)
+
+
 def test_an_error_midway_leaves_no_hook_and_restores_the_mode():
     model = build_model(presets.get("digits-cnn"), seed=0)
     model.train()
