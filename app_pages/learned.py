@@ -8,7 +8,7 @@ from app_pages.example_links import clicked_row, example_link, open_example
 from app_pages.figures import plotly_chart
 from app_pages.inspect_target import examples_dataset, inspection_target
 from app_pages.shared_views import dataset_key, figure_once, model_key
-from explain.dataset_map import MAX_POINTS, dataset_map
+from explain.dataset_map import dataset_map
 from explain.featurevis import CLASS_SCORE, channel_count, channel_layers, top_examples, visualise
 from explain.inputs import InputError, example_image, input_context
 from explain.tokens import sentence_of

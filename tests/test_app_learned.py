@@ -4,7 +4,6 @@ point (clicked or typed) opens its example on the page for the model's kind; pla
 where there is nothing to show."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from app_pages import common
@@ -107,3 +106,31 @@ def test_a_clicked_point_gives_back_its_row_however_plotly_hands_it_over():
     assert clicked_row({"customdata": [12]}) == 12
     assert clicked_row({"customdata": {"0": 12}}) == 12
     assert clicked_row({"point_index": 3}) is None and clicked_row({"customdata": "x"}) is None
+
+
+def test_two_sessions_on_copies_of_one_model_grow_the_picture_and_map_the_data_once(monkeypatch):
+    import copy
+
+    import streamlit as st
+
+    import explain.dataset_map
+    import explain.featurevis
+
+    calls = {"visualise": 0, "dataset_map": 0}
+
+    def counted_call(module, name):
+        original = getattr(module, name)
+
+        def call(*args, **kwargs):
+            calls[name] += 1
+            return original(*args, **kwargs)
+        monkeypatch.setattr(module, name, call)  # the page imports it afresh on every run
+
+    counted_call(explain.featurevis, "visualise")
+    counted_call(explain.dataset_map, "dataset_map")
+    st.cache_resource.clear()
+    model = trained("digits-cnn")
+    first = open_page("learned", copy.deepcopy(model))
+    second = open_page("learned", copy.deepcopy(model))  # another session, its own copy of the same weights
+    assert calls == {"visualise": 1, "dataset_map": 1}
+    assert figure(first, "learned_map") == figure(second, "learned_map")
