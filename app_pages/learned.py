@@ -106,19 +106,21 @@ else:
     layers = [*channel_layers(model), CLASS_SCORE]
     if st.session_state.get("learned_layer") not in layers:
         st.session_state.pop("learned_layer", None)  # left from another model
+    if st.session_state.get("learned_class") not in range(model.spec.num_classes):
+        st.session_state.pop("learned_class", None)
     pick = st.columns([2, 1, 2])
-    hook = pick[0].selectbox("Layer", layers, key="learned_layer",
+    hook = pick[0].selectbox("Layer", layers, key="learned_layer", persist_state="session",
                              format_func=lambda h: "The class score (the model's answer)" if h == CLASS_SCORE
                              else f"{stage_label(h.rsplit('.', 1)[0])} ({h})")
     if hook == CLASS_SCORE:
         classes = list(model.spec.class_names) or [str(counted(i)) for i in range(model.spec.num_classes)]
         channel = pick[1].selectbox("Class", range(len(classes)), format_func=lambda i: classes[i],
-                                    key="learned_class")
+                                    key="learned_class", persist_state="session")
         what = f"the class {classes[channel]}"
     else:
         channel = ui.index_input("Channel", channel_count(model, hook), 1, "learned_channel", pick[1])
         what = f"channel {counted(channel)} of {stage_label(hook.rsplit('.', 1)[0])}"
-    steps = pick[2].select_slider("Steps", STEP_CHOICES, value=256, key="learned_steps",
+    steps = pick[2].select_slider("Steps", STEP_CHOICES, value=256, key="learned_steps", persist_state="session",
                                   help="How long the picture is improved: more steps, a stronger picture.")
     normalization = context.normalization
     vis = shared_picture(model_key(model), hook, channel, steps, repr(normalization), what, model, normalization)
@@ -131,12 +133,13 @@ else:
             truth = dataset.class_names[int(dataset.y_val[int(row)])]
             pictures.append(example_image(context, dataset.x_val[int(row)], "").seen)
             titles.append((f"example {counted(row)} ({truth})", f"{value:.2f}"))
+    measured = "the class's score" if hook == CLASS_SCORE else "the mean over the map's positions"
+    shown = ("Then the validation examples it responds to most." if top is not None
+             else "The model's data is not at hand, so no examples are shown.")
     ui.show_figure(figure_once(pictures_row, pictures, titles), "learned_pictures", "what-it-wants",
-                   caption=common.as_markdown_text(f"Left: a picture grown from noise in {steps} steps so that {what} responds as "
-                           "strongly as it can (its value after each title: the mean over the map's positions"
-                           + (", or the class's score" if hook == CLASS_SCORE else "") + "). "
-                           + ("Then the validation examples it responds to most." if top is not None else
-                              "The model's data is not at hand, so no examples are shown.")))
+                   caption=common.as_markdown_text(
+                       f"Left: a picture grown from noise in {steps} steps so that {what} responds as strongly as "
+                       f"it can (the value under each title: {measured}). {shown}"))
     if top is not None:
         ui.show_figure(figure_once(climb_figure, vis.history, vis.start_activation, top.mean_activation,
                                    float(top.activations[0]), what), "learned_climb", "climb",
@@ -179,8 +182,8 @@ if kind_link is not None:
     st.caption(f"Click a point to open that example on the {kind_link.title} page"
                + (" (in 3-D, hover to read its number and open it below)." if int(dims or 2) == 3 else "."))
     open_at = st.columns([1, 2])
-    row = ui.index_input(f"Example (1 to {len(dataset.x_val):,})", len(dataset.x_val),
-                         int(found.indices[int(np.argmax(found.misclassified))]) + 1 if found.misclassified.any() else 1,
+    first_mistake = int(found.indices[int(np.argmax(found.misclassified))]) if found.misclassified.any() else 0
+    row = ui.index_input(f"Example (1 to {len(dataset.x_val):,})", len(dataset.x_val), counted(first_mistake),
                          OPEN_ROW, open_at[0])
     truth = dataset.class_names[int(dataset.y_val[row])]
     if open_at[1].button(common.as_markdown_text(f"Open example {counted(row)} ({with_article(truth)}) on the "

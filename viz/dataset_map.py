@@ -65,7 +65,8 @@ def dataset_map_figure(coords: np.ndarray, true: np.ndarray, predicted: np.ndarr
     # A legend entry only: what the crosses mean.
     key = {"name": f"misclassified ({int(wrong.sum()):,} of {count:,})", "mode": "markers",
            "marker": {"color": "grey", "symbol": cross}, "hoverinfo": "skip"}
-    data.append(go.Scatter3d(x=[None], y=[None], z=[None], **key) if dims == 3 else go.Scattergl(x=[None], y=[None], **key))
+    data.append(go.Scatter3d(x=[None], y=[None], z=[None], **key) if dims == 3
+                else go.Scattergl(x=[None], y=[None], **key))
     axes = [_axis_title(k, explained) for k in range(dims)]
     fig = go.Figure(data=data)
     if dims == 3:

@@ -27,8 +27,8 @@ def pictures_row(pictures: Sequence[np.ndarray], titles: Sequence, tile: int = T
     if len(titles) != len(pictures):
         raise ValueError(f"{len(pictures)} pictures but {len(titles)} titles")
     count = len(pictures)
-    layout, cells = subplot_grid(1, count, [plain_lines(t) for t in titles], horizontal_spacing=0.04 / max(count - 1, 1),
-                                 title_size=13)
+    layout, cells = subplot_grid(1, count, [plain_lines(t) for t in titles],
+                                 horizontal_spacing=0.04 / max(count - 1, 1), title_size=13)
     data = []
     for picture, cell in zip(pictures, cells):
         picture = np.asarray(picture)
@@ -41,7 +41,8 @@ def pictures_row(pictures: Sequence[np.ndarray], titles: Sequence, tile: int = T
         layout[x_name].update(showticklabels=False, showgrid=False, zeroline=False, ticks="")
         layout[y_name].update(showticklabels=False, showgrid=False, zeroline=False, ticks="", scaleanchor=cell[0])
     lines = max(len(t) if isinstance(t, (tuple, list)) else 1 for t in titles)
-    layout.update(height=tile + 40 + 20 * lines, margin={"l": 10, "r": 10, "t": 20 * lines + (40 if title else 10), "b": 10},
+    top = 20 * lines + (40 if title else 10)  # room for the tallest title, and the figure's own
+    layout.update(height=tile + 40 + 20 * lines, margin={"l": 10, "r": 10, "t": top, "b": 10},
                   title={"text": plain(title)} if title else None)
     return go.Figure(data=data, layout=layout)
 
