@@ -59,6 +59,7 @@ LESSON_SEEN = "lesson_seen"  # {slug: set of 0-based steps seen}: a lesson's pro
 LESSON_ANSWERS = "lesson_answers"  # {(slug, step)} whose answer was revealed
 LESSON_ADDRESS = "lesson_address"  # the (lesson, step) this session last put in the address; None: none yet
 EXPLAINED_FOR = "explained_for"  # model_key of the model the Attributions page's chosen class belongs to; None: none
+MAP_CLICKED = "map_clicked"  # the validation row (0-based) a click on the data map asked to open; None: none
 NOBODY = Person(person_id="", name="")  # in class mode before a name is given: may see only shared runs, act on none
 # (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
 
@@ -92,6 +93,7 @@ def init_session_state() -> None:
         state[LESSON_ANSWERS] = set()
         state[LESSON_ADDRESS] = None
         state[EXPLAINED_FOR] = None
+        state[MAP_CLICKED] = None
     keep_identity()
     follow_present_param()
 
@@ -315,4 +317,7 @@ PAGES = [
     ("app_pages/take_apart.py", "Take apart", ":material/build:",
      "Switch attention heads, conv channels or hidden units off and watch the answer move, see which parts this "
      "answer depends on, and read each block's answer (where a transformer's decision forms)."),
+    ("app_pages/learned.py", "What it learned", ":material/psychology:",
+     "What a CNN's filter wants to see (a picture grown to excite it, beside the examples that do most), "
+     "and the whole validation set as a map of what the classifier reads, its mistakes marked."),
 ]
