@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from app_pages import common
 from viz.labels import counted, numbered
 
 LAYER_KEY, HEAD_KEY, GRID_KEY, LINES_KEY = "attention_layer", "attention_head", "attention_grid", "attention_lines_heads"
@@ -46,10 +47,15 @@ def open_clicked_head() -> None:
 
 def opened(layers: int, heads: int, first: tuple[int, int]) -> tuple[int, int]:
     """(block, head), 0-based (head may be AVERAGE), that the page shows: the one last chosen,
-    brought into range for this model, or ``first`` before anyone has chosen."""
+    brought into range for this model, or ``first`` until someone chooses (a new input then
+    opens its own ``first``)."""
     state = st.session_state
-    if state.get(HEAD_KEY) is None or state.get(LAYER_KEY) is None:
+    auto = state.get(common.ATTENTION_AUTO_HEAD)
+    unchosen = state.get(HEAD_KEY) is None or state.get(LAYER_KEY) is None or \
+        (auto is not None and (state[LAYER_KEY], state[HEAD_KEY]) == (counted(auto[0]), auto[1]))
+    if unchosen:
         open_head(*first)
+        state[common.ATTENTION_AUTO_HEAD] = first
     # A choice left from a model with more blocks or heads is brought back into range.
     if not isinstance(state[LAYER_KEY], int) or not 1 <= state[LAYER_KEY] <= layers:
         state[LAYER_KEY] = min(max(int(state[LAYER_KEY] or 1), 1), layers)

@@ -58,6 +58,7 @@ LESSON_STEPS = "lesson_steps"  # {slug: 0-based step} where each lesson was left
 LESSON_SEEN = "lesson_seen"  # {slug: set of 0-based steps seen}: a lesson's progress
 LESSON_ANSWERS = "lesson_answers"  # {(slug, step)} whose answer was revealed
 LESSON_ADDRESS = "lesson_address"  # the (lesson, step) this session last put in the address; None: none yet
+ATTENTION_AUTO_HEAD = "attention_auto_head"  # (block, head) the Attention page opened by itself; None: none yet
 NOBODY = Person(person_id="", name="")  # in class mode before a name is given: may see only shared runs, act on none
 # (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
 
@@ -90,6 +91,7 @@ def init_session_state() -> None:
         state[LESSON_SEEN] = {}
         state[LESSON_ANSWERS] = set()
         state[LESSON_ADDRESS] = None
+        state[ATTENTION_AUTO_HEAD] = None
     keep_identity()
     follow_present_param()
 
