@@ -15,6 +15,7 @@ from explain.attention import most_concentrated_head
 from models import build_model, presets
 from training.datasets import load_dataset
 from tests.app_helpers import figure, open_page, run, texts, values
+from tests.test_viz_attention import bands
 from viz.attention import LEAST_LINE_WEIGHT, LINE_WIDTH_PER_WEIGHT
 
 SENTENCE = "the film was not good"
@@ -31,12 +32,12 @@ def patterns_of(model, ids: torch.Tensor) -> np.ndarray:
 
 
 def drawn_lines(at) -> dict[tuple[int, int, int], float]:
-    """{(head, query, key): width} of the lines view, 0-based."""
+    """{(head, query, key): width in pixels} of the lines view, 0-based."""
+    lines = figure(at, "attention_lines")
     found = {}
-    for trace in figure(at, "attention_lines")["data"]:
-        if trace.get("mode") == "lines" and trace["x"][0] is not None:
-            y = values(trace["y"])
-            found[int(trace["legendgroup"].removeprefix("head")) - 1, int(-y[0]), int(-y[1])] = trace["line"]["width"]
+    for trace in lines["data"]:
+        if trace.get("fill") == "toself":
+            found.update(bands(values(trace["x"]), values(trace["y"]), trace["legendgroup"], lines["layout"]))
     return found
 
 

@@ -176,13 +176,30 @@ def test_twenty_colours_are_far_apart_and_dark_enough_to_read_on_white():
     assert distinct_colours(21)[20] == colours[0]
 
 
+def bands(x, y, legendgroup: str, layout: dict) -> dict[tuple[int, int, int], float]:
+    """{(head, query, key): thickness in pixels} of one head's filled bands, read back from the
+    drawing: each band is 4 corners and a gap, its left side on the query's row, its right side on
+    the key's, and a row is as many pixels as the plot's height over the y axis' span."""
+    margin = layout["margin"]
+    pixels_per_row = (layout["height"] - margin["t"] - margin["b"]) / np.diff(layout["yaxis"]["range"])[0]
+    head = int(legendgroup.removeprefix("head")) - 1
+    found = {}
+    for corners in np.asarray(y, dtype=float).reshape(-1, 5):
+        assert np.isnan(corners[4]) and list(np.asarray(x, dtype=float).reshape(-1, 5)[0, :4]) == [0, 0, 1, 1]
+        query, key = -(corners[0] + corners[1]) / 2, -(corners[2] + corners[3]) / 2
+        assert query == pytest.approx(round(query)) and key == pytest.approx(round(key))
+        assert corners[1] - corners[0] == pytest.approx(corners[2] - corners[3])  # as thick at both ends
+        found[head, round(query), round(key)] = (corners[1] - corners[0]) * pixels_per_row
+    return found
+
+
 def lines_of(fig) -> dict[tuple[int, int, int], float]:
-    """{(head, query, key): line width} of a lines view (0-based, read back from the drawing)."""
+    """{(head, query, key): line width in pixels} of a lines view (0-based)."""
+    layout = fig.layout.to_plotly_json()
     found = {}
     for trace in fig.data:
-        if trace.mode == "lines" and trace.x[0] is not None:
-            head = int(trace.legendgroup.removeprefix("head")) - 1
-            found[head, int(-trace.y[0]), int(-trace.y[1])] = trace.line.width
+        if trace.fill == "toself":
+            found.update(bands(trace.x, trace.y, trace.legendgroup, layout))
     return found
 
 
@@ -200,12 +217,13 @@ def test_the_lines_view_draws_the_models_own_weights_as_widths():
     for line, weight in wanted.items():
         assert drawn[line] == pytest.approx(weight * LINE_WIDTH_PER_WEIGHT)
     heads = pattern.shape[0]
-    legend = [t for t in fig.data if t.showlegend is not False and t.mode == "lines"]
-    assert [t.name for t in legend] == [f"head {h}" for h in range(1, heads + 1)]
-    assert len({t.line.color for t in legend}) == heads  # one colour per head
-    for trace in fig.data:  # every line in its head's colour
-        if trace.mode == "lines":
-            assert trace.line.color == legend[int(trace.legendgroup.removeprefix("head")) - 1].line.color
+    legend = [t for t in fig.data if t.showlegend is not False and t.mode != "text"]
+    assert [t.name for t in legend] == [f"head {h}" for h in range(1, heads + 1)]  # one legend item per head
+    assert len({t.fillcolor for t in legend}) == heads  # one colour per head
+    hover = [t for t in fig.data if t.mode == "markers"]  # each band's weight, on hover
+    assert [t.legendgroup for t in hover] == [t.legendgroup for t in legend]
+    first = hover[0]
+    assert list(first.customdata) == [pattern[0, q, k] for q, k in zip(*np.nonzero(pattern[0] >= LEAST_LINE_WEIGHT))]
     sides = [t for t in fig.data if t.mode == "text"]
     assert [list(t.text) for t in sides] == [labels, labels] and [t.x[0] for t in sides] == [0, 1]
 
@@ -214,7 +232,7 @@ def test_the_lines_view_draws_only_the_heads_asked_for():
     pattern = random_patterns(1, 4, 5)[0]
     fig = attention_lines(pattern, list("abcde"), heads=[2])
     assert {head for head, _, _ in lines_of(fig)} == {2}
-    assert [t.name for t in fig.data if t.showlegend is not False and t.mode == "lines"] == ["head 3"]
+    assert [t.name for t in fig.data if t.showlegend is not False and t.mode != "text"] == ["head 3"]
     with pytest.raises(ValueError, match="heads, T, T"):
         attention_lines(pattern[0], list("abcde"))
     with pytest.raises(ValueError, match="4 labels for 5"):

@@ -103,6 +103,7 @@ DISTINCT_COLOURS = ["#2E91E5", "#FB0D0D", "#66AA00", "#FE00FA", "#8C564B", "#00A
                     "#984EA3", "#0D2A63", "#6C7C32", "#ED645A", "#222A2A", "#6E899C", "#6A76FC", "#511CFB", "#FF7F00",
                     "#620042", "#F781BF"]
 LINE_WIDTH_PER_WEIGHT = 10.0  # pixels of line for a weight of 1: a line's width is its weight × this
+ROW_PIXELS = 24  # the lines view's height per token: one row of its y axis
 LEAST_LINE_WEIGHT = 0.05  # weights below this get no line: hundreds of hairlines would hide the strong ones
 
 
@@ -114,9 +115,15 @@ def distinct_colours(count: int) -> list[str]:
 def attention_lines(patterns: np.ndarray, labels: Sequence[str], heads: Sequence[int] | None = None,
                     least: float = LEAST_LINE_WEIGHT) -> go.Figure:
     """One block's (heads, T, T) patterns as lines, as BertViz draws them: the tokens that look on
-    the left, the tokens looked at on the right, one line from query i to key j per head whose
-    weight is at least ``least``, its width ``weight × LINE_WIDTH_PER_WEIGHT`` pixels, one colour per
-    head. Only ``heads`` (0-based; all when None) are drawn; the legend switches each on and off."""
+    the left, the tokens looked at on the right, one band from query i to key j per head whose
+    weight is at least ``least``, ``weight × LINE_WIDTH_PER_WEIGHT`` pixels thick, one colour per
+    head. Only ``heads`` (0-based; all when None) are drawn; the legend switches each on and off.
+
+    Why bands, not lines: a Plotly line has one width per trace, and a trace per line took a
+    millisecond each (hundreds per block). A band is a four-cornered polygon; all of a head's
+    bands are one filled trace, and one row of the plot is exactly ROW_PIXELS high, so a band
+    ``weight × LINE_WIDTH_PER_WEIGHT / ROW_PIXELS`` rows thick (measured up and down) is that
+    many pixels."""
     patterns = np.asarray(patterns, dtype=float)
     if patterns.ndim != 3 or patterns.shape[1] != patterns.shape[2]:
         raise ValueError(f"attention_lines needs (heads, T, T) patterns, got shape {patterns.shape}")
@@ -126,26 +133,33 @@ def attention_lines(patterns: np.ndarray, labels: Sequence[str], heads: Sequence
     drawn = list(range(count)) if heads is None else [int(h) for h in heads]
     names = unique_labels(labels)
     colours = distinct_colours(count)
-    rows = -np.arange(length)  # token i at y = -i: the sentence reads downwards
+    rows = -np.arange(length, dtype=float)  # token i at y = -i: the sentence reads downwards
     traces = []
     for head in drawn:
         group, name = f"head{counted(head)}", numbered("head", head)
-        # A line-less entry per head, so each head has one legend item even when none of its weights is drawn.
-        traces.append(dict(type="scatter", x=[None], y=[None], mode="lines", name=name, legendgroup=group,
-                           line=dict(color=colours[head], width=4), hoverinfo="skip"))
-        for query, key in zip(*np.nonzero(patterns[head] >= least)):
-            weight = float(patterns[head, query, key])
-            traces.append(dict(type="scatter", x=[0, 1], y=[rows[query], rows[key]], mode="lines",
-                               line=dict(color=colours[head], width=weight * LINE_WIDTH_PER_WEIGHT), opacity=0.7,
-                               legendgroup=group, showlegend=False, name=name,
-                               hovertemplate=f"{name}: {names[query]} → {names[key]}: {weight:.3f}<extra></extra>"))
+        queries, keys = np.nonzero(patterns[head] >= least)
+        weights = patterns[head][queries, keys]
+        half = weights * LINE_WIDTH_PER_WEIGHT / ROW_PIXELS / 2  # (lines,) half a band's thickness, in rows
+        x = np.tile([0.0, 0.0, 1.0, 1.0, np.nan], len(weights))  # NaN: a gap, so each band is its own shape
+        y = np.stack([rows[queries] - half, rows[queries] + half, rows[keys] + half, rows[keys] - half,
+                      np.full(len(weights), np.nan)], axis=1).ravel()
+        traces.append(dict(type="scatter", x=x, y=y, mode="none", fill="toself", fillcolor=colours[head],
+                           opacity=0.6, name=name, legendgroup=group, hoverinfo="skip"))
+        # Filled shapes name only their trace on hover; a point in the middle of each band says its weight.
+        traces.append(dict(type="scatter", x=np.full(len(weights), 0.5), y=(rows[queries] + rows[keys]) / 2,
+                           mode="markers", marker=dict(size=10, color="rgba(0,0,0,0)"), legendgroup=group,
+                           showlegend=False, name=name, customdata=weights,
+                           text=[f"{names[q]} → {names[k]}" for q, k in zip(queries, keys)],
+                           hovertemplate=f"{name}: %{{text}}: %{{customdata:.3f}}<extra></extra>"))
     for side, position in ((0, "middle left"), (1, "middle right")):
         traces.append(dict(type="scatter", x=[side] * length, y=rows, mode="text", text=names, textposition=position,
                            showlegend=False, hoverinfo="skip", textfont=dict(size=13)))
-    layout = dict(height=90 + 24 * length, margin=dict(l=10, r=10, t=50, b=10),
+    top, bottom = 50, 10
+    span = (length - 1 + 0.6, 1.4)  # rows below the first token's (to the last, and some air) and above it
+    layout = dict(height=top + bottom + round(ROW_PIXELS * sum(span)), margin=dict(l=10, r=10, t=top, b=bottom),
                   legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, title="heads (click to hide or show):"),
                   xaxis=dict(range=[-0.9, 1.9], visible=False, fixedrange=True),
-                  yaxis=dict(range=[-length + 0.4, 1.4], visible=False, fixedrange=True),
+                  yaxis=dict(range=[-span[0], span[1]], visible=False, fixedrange=True),
                   annotations=[dict(text="token that looks", x=0, y=0.9, xref="x", yref="y", xanchor="right",
                                     yanchor="middle", showarrow=False, font=dict(color="#6b7280")),
                                dict(text="token looked at", x=1, y=0.9, xref="x", yref="y", xanchor="left",
