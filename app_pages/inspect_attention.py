@@ -6,7 +6,8 @@ from app_pages import common
 from app_pages import inspect_ui as ui
 from app_pages.shared_views import figure_once
 from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,
-                                most_concentrated_head, query_arithmetic)
+                                query_arithmetic)
+from explain.heads import head_habit, most_concentrated_head
 from explain.layers import residual_stream, token_paths
 from explain.probe import default_probe_sentence
 from viz.activations import attention_heatmap
@@ -91,7 +92,9 @@ ui.show_figure(figure_once(attention_heatmap, pattern, inspection.labels,
                            title=f"{numbered('Block', layer)}, {head_name}"),
                "attention_head_map",
                f"attention-block{counted(layer)}-{'mean' if head == AVERAGE else f'head{counted(head)}'}",
-               caption="Each row sums to 1: how one token shares its attention among all the tokens.")
+               caption="Each row sums to 1: how one token shares its attention among all the tokens." +
+                       ("" if head == AVERAGE else
+                        f" On this input: {common.as_markdown_text(head_habit(pattern, inspection.labels))}."))
 
 st.subheader(f"{numbered('Block', layer)} as lines")
 drawn_heads = heads_ui.lines_heads(heads, head)

@@ -40,8 +40,9 @@ import numpy as np  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 import torch  # noqa: E402
 
-from explain.attention import (cls_patch_attention, inspect_attention, mean_patch_attention, most_concentrated_head,  # noqa: E402
+from explain.attention import (cls_patch_attention, inspect_attention, mean_patch_attention,  # noqa: E402
                                query_arithmetic)
+from explain.heads import most_concentrated_head  # noqa: E402
 from explain.cnn import conv_arithmetic, inspect_cnn, pool_windows, receptive_field  # noqa: E402
 from explain.inputs import InputContext, example_image, input_context, prepare_sentence  # noqa: E402
 from explain.probe import default_probe_sentence  # noqa: E402

@@ -210,35 +210,6 @@ def head_average(inspection: AttentionInspection, layer: int) -> np.ndarray:
     return inspection.patterns[layer].mean(axis=0)
 
 
-SINK_SHARE = 0.5  # a head giving one token (or every token itself) over half its attention draws no pattern
-
-
-def row_entropies(patterns: np.ndarray) -> np.ndarray:
-    """(..., T, T) weights -> (...) each pattern's mean row entropy in nats: 0 when every token
-    looks at exactly one token, log T when it spreads evenly over all of them."""
-    weights = np.asarray(patterns, dtype=np.float64)
-    terms = np.where(weights > 0, -weights * np.log(np.where(weights > 0, weights, 1.0)), 0.0)
-    return terms.sum(axis=-1).mean(axis=-1)
-
-
-def most_concentrated_head(patterns: np.ndarray) -> tuple[int, int]:
-    """(block, head), 0-based, of the (L, heads, T, T) patterns' head with the lowest mean row
-    entropy: each token looks mostly at one other token, which draws a clear pattern.
-
-    Heads that pour more than SINK_SHARE of all their attention onto one token (every row a
-    stripe to [CLS] or [SEP], common in BERT-style models) or onto each token itself (the
-    diagonal) are passed over while any other head is left: their rows are concentrated, but the
-    picture says only "everyone looks there" or "each looks at itself"."""
-    patterns = np.asarray(patterns, dtype=np.float64)
-    entropy = row_entropies(patterns)  # (L, heads)
-    sink = patterns.mean(axis=-2).max(axis=-1) > SINK_SHARE  # (L, heads) the largest column's share
-    itself = np.diagonal(patterns, axis1=-2, axis2=-1).mean(axis=-1) > SINK_SHARE  # (L, heads)
-    plain = sink | itself
-    ranked = np.where(plain, np.inf, entropy) if not plain.all() else entropy
-    layer, head = np.unravel_index(int(np.argmin(ranked)), ranked.shape)
-    return int(layer), int(head)
-
-
 @dataclass
 class QueryArithmetic:
     """One query token's attention in one head, with the numbers that produce it."""

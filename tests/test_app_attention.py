@@ -11,7 +11,7 @@ import torch
 
 from app_pages import common
 from app_pages.attention_heads import GRID_KEY, HEAD_KEY, LAYER_KEY, LINES_KEY, clicked_head
-from explain.attention import most_concentrated_head
+from explain.heads import head_habit, most_concentrated_head
 from models import build_model, presets
 from training.datasets import load_dataset
 from tests.app_helpers import figure, open_page, run, texts, values
@@ -119,6 +119,8 @@ def test_minilm_on_ten_words_reads_well():
     assert head_map["layout"]["title"]["text"] == f"Block {layer + 1}, head {head + 1}"  # not a washed-out mean
     np.testing.assert_allclose(values(head_map["data"][0]["z"]), reference[layer, head], rtol=1e-4, atol=1e-6)
     assert list(head_map["data"][0]["x"])[:3] == ["[CLS]", "the", "students"]
+    habit = head_habit(reference[layer, head], tokens)  # what the opened head does, in words
+    assert any(f"On this input: {common.as_markdown_text(habit)}." in c for c in texts(at.caption)), habit
     grid = figure(at, GRID_KEY)
     assert [a["text"] for a in grid["layout"]["annotations"]][:12] == [f"head {h}" for h in range(1, 13)]
     assert len([t for t in grid["data"] if t["type"] == "scatter"]) == 72

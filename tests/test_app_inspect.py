@@ -17,7 +17,8 @@ from streamlit.testing.v1 import AppTest
 from app_pages import common
 from tests.app_helpers import figure, has_figure, open_page, run, texts, values
 from app_pages import inspect_target
-from explain.attention import cls_patch_attention, inspect_attention, most_concentrated_head
+from explain.attention import cls_patch_attention, inspect_attention
+from explain.heads import most_concentrated_head
 from explain.layers import residual_stream, token_paths
 from explain.cnn import inspect_cnn, receptive_field
 from explain.rnn import dataset_hidden_states, fit_pca, inspect_rnn, step_arithmetic

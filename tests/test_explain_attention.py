@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from explain.attention import (ATTENTION_FORMULA, cls_patch_attention, head_average, inspect_attention,
-                               mean_patch_attention, most_concentrated_head, query_arithmetic, row_entropies)
+                               mean_patch_attention, query_arithmetic)
 from models import build_model, count_hooks, example_input, presets
 
 VOCAB = ["<pad>", "<unk>", "the", "plot", "is", "boring", "but", "acting", "good", "film", "was", "not", "bad",
@@ -220,29 +220,4 @@ def test_wrong_models_and_inputs_are_refused_in_plain_words():
         cls_patch_attention(token_view, 0)
     with pytest.raises(ValueError, match="vision transformer"):
         mean_patch_attention(token_view, 0)
-
-
-def test_row_entropies_are_the_mean_shannon_entropy_of_the_rows():
-    from scipy.stats import entropy
-
-    rng = np.random.default_rng(0)
-    patterns = rng.dirichlet(np.ones(5) * 0.3, size=(2, 3, 5))  # (L, heads, T, T), some weights near 0
-    patterns[0, 0] = np.eye(5)  # exact zeros count as 0 · log 0 = 0
-    expected = np.array([[np.mean([entropy(row) for row in patterns[b, h]]) for h in range(3)] for b in range(2)])
-    np.testing.assert_allclose(row_entropies(patterns), expected, atol=1e-12)
-    assert row_entropies(np.full((4, 4), 0.25)) == pytest.approx(math.log(4))
-
-
-def test_the_most_concentrated_head_passes_over_sinks_and_heads_that_look_at_themselves():
-    length = 6
-    spread = np.full((length, length), 1 / length)
-    previous = np.eye(length)[np.maximum(np.arange(length) - 1, 0)]  # each token looks at the one before
-    sink = np.zeros((length, length))
-    sink[:, 0] = 1.0  # everyone looks at [CLS]: entropy 0, but says nothing
-    itself = np.eye(length)  # entropy 0 too
-    blurred = 0.8 * previous + 0.2 * spread
-    patterns = np.stack([np.stack([spread, sink, blurred]), np.stack([itself, previous * 0.9 + 0.1 * spread, spread])])
-    assert most_concentrated_head(patterns) == (1, 1)  # the sharper of the two previous-token heads
-    assert most_concentrated_head(np.stack([np.stack([sink, itself, spread])])) == (0, 2)
-    assert most_concentrated_head(np.stack([np.stack([sink, sink])])) == (0, 0)  # all sinks: the first of them
 

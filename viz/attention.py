@@ -158,7 +158,7 @@ def attention_lines(patterns: np.ndarray, labels: Sequence[str], heads: Sequence
     span = (length - 1 + 0.6, 1.4)  # rows below the first token's (to the last, and some air) and above it
     layout = dict(height=top + bottom + round(ROW_PIXELS * sum(span)), margin=dict(l=10, r=10, t=top, b=bottom),
                   legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, title="heads (click to hide or show):"),
-                  xaxis=dict(range=[-0.9, 1.9], visible=False, fixedrange=True),
+                  xaxis=dict(range=[-0.6, 1.6], visible=False, fixedrange=True),
                   yaxis=dict(range=[-span[0], span[1]], visible=False, fixedrange=True),
                   annotations=[dict(text="token that looks", x=0, y=0.9, xref="x", yref="y", xanchor="right",
                                     yanchor="middle", showarrow=False, font=dict(color="#6b7280")),
