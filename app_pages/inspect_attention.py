@@ -77,10 +77,10 @@ st.subheader("One head")
 layer, head = heads_ui.head_pickers(layers, heads)
 best = f"{numbered('block', concentrated[0])} · {numbered('head', concentrated[1])}"
 note = st.columns([3, 1], vertical_alignment="center")
-note[0].caption(f"Opened first: the most concentrated head on this input, **{best}** (each token looks mostly at "
-                "one other token, so its pattern is clear; heads where each token looks at itself, or everyone at "
-                "the same token such as [CLS] or [SEP], are passed over).")
-note[1].button("Open it again", key="attention_open_concentrated", on_click=heads_ui.open_head, args=concentrated,
+note[0].caption(f"Opened first: **{best}**, the head whose attention is most concentrated on this input (the "
+                "sharpest pattern; heads where each token looks at itself, or everyone at the same token such as "
+                "[CLS] or [SEP], are passed over).")
+note[1].button(f"Open {best}", key="attention_open_concentrated", on_click=heads_ui.open_head, args=concentrated,
                disabled=(layer, head) == concentrated, type="tertiary")
 pattern = head_average(inspection, layer) if head == AVERAGE else inspection.patterns[layer, head]
 head_name = "the mean of its heads" if head == AVERAGE else numbered("head", head)
