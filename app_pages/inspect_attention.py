@@ -7,7 +7,7 @@ from app_pages import inspect_ui as ui
 from app_pages.shared_views import figure_once
 from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,
                                 query_arithmetic)
-from explain.heads import head_habit, most_concentrated_head
+from explain.heads import head_habit
 from explain.layers import residual_stream, token_paths
 from explain.probe import default_probe_sentence
 from viz.activations import attention_heatmap
@@ -56,7 +56,7 @@ if model.spec.num_classes and inspection.prefix_probabilities is not None and le
                        "prediction-after-each-word")
 
 layers, heads = inspection.patterns.shape[:2]
-concentrated = most_concentrated_head(inspection.patterns)
+concentrated = inspection.clearest_head
 st.subheader("Every block and head at a glance")
 # At most GRID_CELLS values in all: 32 tokens for 12 × 12 heads, up to GRID_TOKENS for small models.
 shown = min(len(inspection.labels), GRID_TOKENS, max(16, int((GRID_CELLS / (layers * heads)) ** 0.5)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
+from scipy.special import entr
 
 SINK_SHARE = 0.5  # a head giving one token (or every token itself) over half its attention draws no pattern
 
@@ -16,9 +17,10 @@ SINK_SHARE = 0.5  # a head giving one token (or every token itself) over half it
 def row_entropies(patterns: np.ndarray) -> np.ndarray:
     """(..., T, T) weights -> (...) each pattern's mean row entropy in nats: 0 when every token
     looks at exactly one token, log T when it spreads evenly over all of them."""
-    weights = np.asarray(patterns, dtype=np.float64)
-    terms = np.where(weights > 0, -weights * np.log(np.where(weights > 0, weights, 1.0)), 0.0)
-    return terms.sum(axis=-1).mean(axis=-1)
+    weights = np.asarray(patterns)
+    if weights.ndim > 2:  # a pattern at a time: a 12 × 12-head model on 197 tokens is 45 MB per temporary array
+        return np.stack([row_entropies(part) for part in weights])
+    return entr(weights.astype(np.float64)).sum(axis=-1).mean(axis=-1)  # entr(p) = -p log p, and 0 at p = 0
 
 
 def most_concentrated_head(patterns: np.ndarray) -> tuple[int, int]:
@@ -29,7 +31,7 @@ def most_concentrated_head(patterns: np.ndarray) -> tuple[int, int]:
     stripe to [CLS] or [SEP], common in BERT-style models) or onto each token itself (the
     diagonal) are passed over while any other head is left: their rows are concentrated, but the
     picture says only "everyone looks there" or "each looks at itself"."""
-    patterns = np.asarray(patterns, dtype=np.float64)
+    patterns = np.asarray(patterns)
     entropy = row_entropies(patterns)  # (L, heads)
     sink = patterns.mean(axis=-2).max(axis=-1) > SINK_SHARE  # (L, heads) the largest column's share
     itself = np.diagonal(patterns, axis1=-2, axis2=-1).mean(axis=-1) > SINK_SHARE  # (L, heads)
