@@ -151,7 +151,7 @@ def attention_lines(patterns: np.ndarray, labels: Sequence[str], heads: Sequence
                            showlegend=False, name=name, customdata=weights,
                            text=[f"{names[q]} → {names[k]}" for q, k in zip(queries, keys)],
                            hovertemplate=f"{name}: %{{text}}: %{{customdata:.3f}}<extra></extra>"))
-    for side, position in ((0, "middle left"), (1, "middle right")):
+    for side, position in ((-0.02, "middle left"), (1.02, "middle right")):  # a little air between word and band
         traces.append(dict(type="scatter", x=[side] * length, y=rows, mode="text", text=names, textposition=position,
                            showlegend=False, hoverinfo="skip", textfont=dict(size=13)))
     top, bottom = 50, 10
