@@ -60,6 +60,7 @@ LESSON_ANSWERS = "lesson_answers"  # {(slug, step)} whose answer was revealed
 LESSON_ADDRESS = "lesson_address"  # the (lesson, step) this session last put in the address; None: none yet
 EXPLAINED_FOR = "explained_for"  # model_key of the model the Attributions page's chosen class belongs to; None: none
 MAP_CLICKED = "map_clicked"  # the validation row (0-based) a click on the data map asked to open; None: none
+ATTENTION_AUTO_HEAD = "attention_auto_head"  # (block, head) the Attention page opened by itself; None: none yet
 NOBODY = Person(person_id="", name="")  # in class mode before a name is given: may see only shared runs, act on none
 # (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
 
@@ -94,6 +95,7 @@ def init_session_state() -> None:
         state[LESSON_ADDRESS] = None
         state[EXPLAINED_FOR] = None
         state[MAP_CLICKED] = None
+        state[ATTENTION_AUTO_HEAD] = None
     keep_identity()
     follow_present_param()
 

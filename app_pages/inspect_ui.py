@@ -257,18 +257,21 @@ def familiarity_note(familiar: Familiarity | None, prefix: str = "") -> None:
         st.warning(common.as_markdown_text(prefix + familiar.reason), icon=":material/help:")
 
 
-def show_figure(fig, key: str, name: str, downloads: bool = True, caption: str | None = None) -> None:
+def show_figure(fig, key: str, name: str, downloads: bool = True, caption: str | None = None, **chart_options):
     """A Plotly figure (its toolbar saves a PNG) and, under it, a standalone HTML download (not in
-    presenter mode, which hides downloads)."""
+    presenter mode, which hides downloads). ``chart_options`` go to ``st.plotly_chart`` (e.g.
+    ``on_select``); what it returns (the selection, with ``on_select``) is returned."""
     if caption:
         st.caption(caption)
-    plotly_chart(fig, key=key, config={"displaylogo": False,
-                                       "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}})
+    event = plotly_chart(fig, key=key, config={"displaylogo": False,
+                                               "toImageButtonOptions": {"format": "png", "filename": name, "scale": 2}},
+                         **chart_options)
     if downloads and not common.presenting():
         st.download_button("Download as HTML", data=lambda: fig.to_html(include_plotlyjs=True, full_html=True),
                            file_name=f"{name}.html", mime="text/html", key=f"{key}_html", type="tertiary",
                            icon=":material/download:", on_click="ignore",
                            help="A standalone web page with this interactive figure (works offline).")
+    return event
 
 
 def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:

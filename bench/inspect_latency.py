@@ -46,8 +46,9 @@ import plotly.graph_objects as go  # noqa: E402
 import torch  # noqa: E402
 
 from explain.ablation import importance  # noqa: E402
-from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,  # noqa: E402
+from explain.attention import (cls_patch_attention, inspect_attention, mean_patch_attention,  # noqa: E402
                                query_arithmetic)
+from explain.heads import most_concentrated_head  # noqa: E402
 from explain.cnn import conv_arithmetic, inspect_cnn, pool_windows, receptive_field  # noqa: E402
 from explain.inputs import InputContext, example_image, input_context, prepare_sentence  # noqa: E402
 from explain.probe import default_probe_sentence  # noqa: E402
@@ -55,7 +56,7 @@ from explain.rnn import PCA, dataset_hidden_states, fit_pca, inspect_rnn, step_a
 from models import build_model, presets  # noqa: E402
 from training.datasets import load_dataset  # noqa: E402
 from viz.activations import attention_heatmap, probability_bars  # noqa: E402
-from viz.attention import attention_grid, patch_attention_figure, query_bars, scores_figure  # noqa: E402
+from viz.attention import attention_grid, attention_lines, patch_attention_figure, query_bars, scores_figure  # noqa: E402
 from viz.cnn import conv_arithmetic_figure, feature_maps_figure, pooling_figure, receptive_field_figure  # noqa: E402
 from viz.probe import filters_figure, prefix_predictions_figure  # noqa: E402
 from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap  # noqa: E402
@@ -171,12 +172,14 @@ def attention_page(model, context: InputContext, x: torch.Tensor | None = None, 
         show(shown, prefix_predictions_figure(inspection.tokens, inspection.prefix_probabilities,
                                               inspection.class_names))
     layers, heads = inspection.patterns.shape[:2]
-    show(shown, attention_grid(inspection.patterns, inspection.labels))
-    layer = layers - 1  # the page's default: the last block, the mean of its heads, the first token
-    pattern = head_average(inspection, layer)
-    show(shown, attention_heatmap(pattern, inspection.labels, title=f"Block {layer + 1}, the mean of its heads"))
+    layer, head = most_concentrated_head(inspection.patterns)  # the page's default head; the first token
+    show(shown, attention_grid(inspection.patterns, inspection.labels, tile=min(150, 860 // heads),
+                               chosen=(layer, head), clickable=True))
+    pattern = inspection.patterns[layer, head]
+    show(shown, attention_heatmap(pattern, inspection.labels, title=f"Block {layer + 1}, head {head + 1}"))
+    show(shown, attention_lines(inspection.patterns[layer], inspection.labels, heads=[head]))
     labels, query = inspection.labels, 0
-    arithmetic = query_arithmetic(inspection, layer, 0, query)
+    arithmetic = query_arithmetic(inspection, layer, head, query)
     show(shown, query_bars(arithmetic.weights, labels, labels[query]))
     show(shown, scores_figure(arithmetic.scores, arithmetic.weights, labels))
     arithmetic.numbers(top=3)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ from models.words import with_article
 from training.limits import size_words, view_memory_bytes
 
 from .counting import counted, one_to
+from .heads import most_concentrated_head
 from .predictions import class_names_of, prefix_probabilities, softmax
 from .tokens import PAD_ID, attention_labels, pad_id_of, strip_padding, words_of
 
@@ -83,6 +85,13 @@ class AttentionInspection:
     @property
     def predicted(self) -> int:
         return int(np.argmax(self.probabilities))
+
+    @cached_property
+    def clearest_head(self) -> tuple[int, int]:
+        """(block, head), 0-based: ``explain.heads.most_concentrated_head`` of the patterns, worked
+        out once per inspection (the inspection is shared; a ViT's 144 heads × 197² weights take
+        a good part of a second)."""
+        return most_concentrated_head(self.patterns)
 
 
 ATTENTION_POINTS = ("q", "k", "v", "scores", "pattern")  # kept stacked; activations holds views of them

@@ -43,7 +43,7 @@ def test_the_builtin_minilm_shows_every_head_on_a_sentence_of_unseen_words():
     model = at.session_state[common.CURRENT_MODEL]
     ids, tokens, _ = tokenize(model, SENTENCE)
     _, cache = model.run_with_cache(ids.unsqueeze(0), names=["blocks.5.attn.pattern"])
-    grid = figure(at, "attention_grid")["data"]
+    grid = [trace for trace in figure(at, "attention_grid")["data"] if trace["type"] == "heatmap"]
     assert len(grid) == 6 * 12
     np.testing.assert_allclose(values(grid[-1]["z"]), cache["blocks.5.attn.pattern"][0, 11].numpy(),
                                rtol=1e-4, atol=1e-6)
@@ -163,7 +163,7 @@ def test_a_pretrained_vit_shows_its_class_tokens_attention(folders):  # noqa: F8
     run(at)
     at, _ = upload_picture(at, "attention")
     layers, heads = model.spec.transformer.num_layers, model.spec.transformer.num_heads
-    assert len(figure(at, "attention_grid")["data"]) == layers * heads
+    assert len([t for t in figure(at, "attention_grid")["data"] if t["type"] == "heatmap"]) == layers * heads
     patches = [t for t in figure(at, "attention_patches")["data"] if t["type"] == "heatmap"]
     assert len(patches) == heads + 1 and not at.error
 
@@ -198,6 +198,6 @@ def test_twelve_by_twelve_heads_on_a_long_text_stay_light(tmp_path):
     at.text_area(key="attention_text").set_value(" ".join(["the film was good"] * 30))  # 120 words
     run(at)
     assert any("the last" in c and "were left out" in c for c in texts(at.caption)), texts(at.caption)
-    grid = figure(at, "attention_grid")["data"]
+    grid = [trace for trace in figure(at, "attention_grid")["data"] if trace["type"] == "heatmap"]
     assert len(grid) == 144 and values(grid[0]["z"]).shape == (32, 32)
     assert any("Only the first 32 of 80 tokens" in c for c in texts(at.caption))

@@ -220,3 +220,4 @@ def test_wrong_models_and_inputs_are_refused_in_plain_words():
         cls_patch_attention(token_view, 0)
     with pytest.raises(ValueError, match="vision transformer"):
         mean_patch_attention(token_view, 0)
+

@@ -125,5 +125,6 @@ def test_units_count_from_one():
 def test_the_attention_grid_says_block_as_the_pages_do():
     fig = attention_grid(np.full((2, 3, 2, 2), 0.5), ["a", "b"])
     titles = [a.text for a in fig.layout.annotations]
-    assert titles == [f"block {b} · head {h}" for b in (1, 2) for h in (1, 2, 3)]
+    assert titles == ["head 1", "head 2", "head 3", "block 1", "block 2"]
+    assert [t.name for t in fig.data] == [f"block {b} · head {h}" for b in (1, 2) for h in (1, 2, 3)]
     assert all("layer" not in trace.hovertemplate for trace in fig.data)

@@ -25,7 +25,7 @@ from explain.rnn import StepArithmetic
 from viz.ablation import before_after_bars, head_importance_grid, part_importance_bars
 from viz.lens import block_answers_figure, logit_lens_figure
 from viz.activations import attention_heatmap, heatmap_grid, probability_bars
-from viz.attention import attention_grid, patch_attention_figure, query_bars, scores_figure
+from viz.attention import attention_grid, attention_lines, patch_attention_figure, query_bars, scores_figure
 from viz.attributions import attribution_figure, attribution_grid, token_attribution_figure
 from viz.cnn import feature_maps_figure, receptive_field_figure
 from viz.faithfulness import faithfulness_curves
@@ -33,6 +33,7 @@ from viz.live import picture_panels, sentence_panels
 from viz.probe import hidden_states_figure, prefix_predictions_figure
 from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap
 from viz.sanity import similarity_curve_figure, word_cascade_figure
+from viz.token_paths import token_paths_figure
 from viz.training import confusion_figure, curves_figure, image_grid_figure
 
 BOLD, LINK, SCRIPT = "<b>x</b>", '<a href="http://e?a=1&b=2">y</a>', "<script>alert(1)</script>"
@@ -91,7 +92,10 @@ BUILDERS = {
     "attention_heatmap": lambda t: attention_heatmap(np.full((T, T), 1 / T), t, title=t[0]),
     "heatmap_grid": lambda t: heatmap_grid(np.zeros((T, 2, 2)), t),
     "probability_bars": lambda t: probability_bars(np.array([0.5, 0.3, 0.2]), t),
-    "attention_grid": lambda t: attention_grid(np.full((1, 1, T, T), 1 / T), t),
+    "attention_grid": lambda t: attention_grid(np.full((1, 1, T, T), 1 / T), t, clickable=True),
+    "attention_lines": lambda t: attention_lines(np.full((2, T, T), 1 / T), t),
+    "token_paths_figure": lambda t: token_paths_figure([{"label": text, "points": np.arange(2 * T).reshape(T, 2),
+                                                         "tokens": t} for text in t], axis_titles=t[:2]),
     "patch_attention_figure": lambda t: patch_attention_figure(PICTURE, np.ones((T, 2, 2)), 4, titles=t),
     "query_bars": lambda t: query_bars(np.full(T, 1 / T), t, t[0]),
     "scores_figure": lambda t: scores_figure(np.zeros(T), np.full(T, 1 / T), t),

@@ -13,19 +13,29 @@ import numpy as np
 import plotly.graph_objects as go
 
 from .activations import axis_names, subplot_grid
-from .labels import numbered, plain, plain_lines, unique_labels
+from .labels import counted, numbered, plain, plain_lines, unique_labels
 from .pictures import rgb_of_hwc
 
 WEIGHT_SCALE = "Blues"  # attention weights, 0..1, as in attention_heatmap
 WEIGHT_COLOUR = "#2563eb"
+CHOSEN_COLOUR = "#f97316"  # the frame around the head opened below the grid
 POSITIVE_COLOUR, NEGATIVE_COLOUR = "#dc2626", "#2563eb"  # signed scores: red above zero, blue below
 # Overlay on a picture: low attention fades out so the picture shows, high attention glows.
 OVERLAY_SCALE = [[0.0, "rgba(255,255,0,0.0)"], [0.5, "rgba(255,140,0,0.55)"], [1.0, "rgba(220,20,20,0.85)"]]
 
 
-def attention_grid(patterns: np.ndarray, labels: Sequence[str], tile: int = 150) -> go.Figure:
+def attention_grid(patterns: np.ndarray, labels: Sequence[str], tile: int = 150,
+                   chosen: tuple[int, int] | None = None, clickable: bool = False) -> go.Figure:
     """(L, heads, T, T) patterns as L rows (blocks) × heads columns of small heatmaps, all on one 0..1
-    colour scale (one shared colour axis keeps a 12×12 grid light: no colour bar per tile)."""
+    colour scale (one shared colour axis keeps a 12×12 grid light: no colour bar per tile).
+
+    Rows are labelled "block 1", "block 2", ... on the left and columns "head 1", ... on top;
+    ``tile`` is a row's height in pixels. ``chosen`` (block, head), 0-based, is framed.
+    ``clickable`` puts one click target on each tile (a point whose ``customdata`` is its
+    0-based [block, head]): Plotly selects points, never heatmap cells, so this is what a click
+    on a tile selects (``st.plotly_chart(on_select=...)``). Then hovering anywhere on a tile
+    names it and its strongest link; otherwise hovering a cell names its query and key.
+    """
     patterns = np.asarray(patterns, dtype=float)
     if patterns.ndim != 4 or patterns.shape[2] != patterns.shape[3]:
         raise ValueError(f"attention_grid needs (blocks, heads, T, T) patterns, got shape {patterns.shape}")
@@ -33,33 +43,128 @@ def attention_grid(patterns: np.ndarray, labels: Sequence[str], tile: int = 150)
     if len(labels) != length:
         raise ValueError(f"there are {len(labels)} labels for {length} positions")
     names = unique_labels(labels)
+    top, left = 30, 62  # pixels: room for the head labels above and the block labels on the left
+    height = layers * tile + top + 10
     # The layout is written out as one dict rather than through make_subplots and per-axis
     # updates: Plotly re-validates the figure on every such call, which takes seconds at 144 tiles.
-    layout = dict(height=layers * tile + 60, margin=dict(l=10, r=10, t=40, b=10), annotations=[],
+    layout = dict(height=height, margin=dict(l=left, r=10, t=top, b=10), annotations=[], shapes=[],
+                  showlegend=False, hovermode="closest",
                   coloraxis=dict(colorscale=WEIGHT_SCALE, cmin=0, cmax=1,
                                  colorbar=dict(title="weight", thickness=12, len=min(1.0, 300 / (layers * tile)))))
-    tiles = []
-    x_domains = _domains(heads, gap=min(0.03, 0.5 / heads))
-    # Past six heads a row's tiles are too narrow for "block 1 · head 1" on one line: the titles ran
-    # into each other (MiniLM's 12 heads), so they take two lines there.
-    joiner = " · " if heads <= 6 else "<br>"
-    y_domains = _domains(layers, gap=min(0.08, 0.5 / layers))[::-1]  # block 1 at the top
+    if clickable:
+        layout["hoverdistance"] = -1  # the tile's one target answers wherever the pointer is on the tile
+    traces = []
+    # Tiles fill their cells (not forced square), so the labels sit right against them; the
+    # caller picks ``tile`` near the width a column gets, which keeps them about square.
+    x_domains = _domains(heads, gap=min(0.01, 0.3 / heads))
+    y_domains = _domains(layers, gap=min(6 / (layers * tile), 0.3 / layers))[::-1]  # block 1 at the top
+    label_font = dict(size=11 if heads <= 16 else 9)
+    for head in range(heads):
+        layout["annotations"].append(dict(text=numbered("head", head), x=sum(x_domains[head]) / 2, y=1, xref="paper",
+                                          yref="paper", xanchor="center", yanchor="bottom", showarrow=False,
+                                          font=label_font))
+    for layer in range(layers):
+        layout["annotations"].append(dict(text=numbered("block", layer), x=0, y=sum(y_domains[layer]) / 2, xref="paper",
+                                          yref="paper", xanchor="right", yanchor="middle", xshift=-4,
+                                          showarrow=False, font=label_font))
+    # fixedrange: a zoomable axis puts drag handles along its ends, which on a 60-pixel tile cover
+    # most of it and swallow the hover and the click.
+    hidden = dict(type="category", showticklabels=False, ticks="", showgrid=False, zeroline=False, fixedrange=True)
+    middle = names[(length - 1) // 2]
     for layer, head in np.ndindex(layers, heads):
         suffix = "" if layer == head == 0 else str(layer * heads + head + 1)
         title = f"{numbered('block', layer)} · {numbered('head', head)}"
-        tiles.append(go.Heatmap(z=patterns[layer, head], x=names, y=names, coloraxis="coloraxis", name=title,
-                                xaxis=f"x{suffix}", yaxis=f"y{suffix}",
-                                hovertemplate=f"{title}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>"))
-        # Labels on every tile would be unreadable at this size; hovering names the query and key.
-        # Each tile stays square because its y axis follows its own x axis.
-        hidden = dict(type="category", showticklabels=False, ticks="", constrain="domain")
-        layout[f"xaxis{suffix}"] = dict(hidden, domain=x_domains[head], anchor=f"y{suffix}")
-        layout[f"yaxis{suffix}"] = dict(hidden, domain=y_domains[layer], anchor=f"x{suffix}",
-                                        autorange="reversed", scaleanchor=f"x{suffix}")
-        layout["annotations"].append(dict(text=title.replace(" · ", joiner), x=sum(x_domains[head]) / 2, y=y_domains[layer][1],
-                                          xref="paper", yref="paper", xanchor="center", yanchor="bottom",
-                                          showarrow=False, font=dict(size=10)))
-    return go.Figure(data=tiles, layout=layout)
+        x_axis, y_axis = f"x{suffix}", f"y{suffix}"
+        pattern = patterns[layer, head]
+        traces.append(dict(type="heatmap", z=pattern, x=names, y=names, coloraxis="coloraxis", name=title,
+                           xaxis=x_axis, yaxis=y_axis,
+                           hovertemplate=f"{title}<br>%{{y}} → %{{x}}: %{{z:.3f}}<extra></extra>"))
+        if clickable:
+            query, key = np.unravel_index(int(np.argmax(pattern)), pattern.shape)
+            traces.append(dict(type="scatter", x=[middle], y=[middle], mode="markers", name=title,
+                               marker=dict(size=max(8, tile // 2), color="rgba(0,0,0,0)"),
+                               customdata=[[layer, head]], xaxis=x_axis, yaxis=y_axis,
+                               hovertemplate=f"<b>{title}</b><br>strongest: {names[query]} → {names[key]} "
+                                             f"({pattern[query, key]:.2f})<br>click to open this head<extra></extra>"))
+        layout[f"xaxis{suffix}"] = dict(hidden, domain=x_domains[head], anchor=y_axis)
+        layout[f"yaxis{suffix}"] = dict(hidden, domain=y_domains[layer], anchor=x_axis, autorange="reversed")
+    if chosen is not None:
+        layer, head = chosen
+        if 0 <= layer < layers and 0 <= head < heads:
+            layout["shapes"].append(dict(type="rect", xref="paper", yref="paper", x0=x_domains[head][0],
+                                         x1=x_domains[head][1], y0=y_domains[layer][0], y1=y_domains[layer][1],
+                                         line=dict(color=CHOSEN_COLOUR, width=3)))
+    return go.Figure(data=traces, layout=layout)
+
+
+# 20 colours that read on white, each far from the others (CIELAB distance over 30; picked greedily,
+# farthest first, from Plotly's qualitative palettes): heads, and tokens in viz.token_paths.
+DISTINCT_COLOURS = ["#2E91E5", "#FB0D0D", "#66AA00", "#FE00FA", "#8C564B", "#00A08B", "#1616A7", "#FC0080", "#B68100",
+                    "#984EA3", "#0D2A63", "#6C7C32", "#ED645A", "#222A2A", "#6E899C", "#6A76FC", "#511CFB", "#FF7F00",
+                    "#620042", "#F781BF"]
+LINE_WIDTH_PER_WEIGHT = 10.0  # pixels of line for a weight of 1: a line's width is its weight × this
+ROW_PIXELS = 24  # the lines view's height per token: one row of its y axis
+LEAST_LINE_WEIGHT = 0.05  # weights below this get no line: hundreds of hairlines would hide the strong ones
+
+
+def distinct_colours(count: int) -> list[str]:
+    """``count`` colours, all different up to 20 (then they repeat)."""
+    return [DISTINCT_COLOURS[index % len(DISTINCT_COLOURS)] for index in range(count)]
+
+
+def attention_lines(patterns: np.ndarray, labels: Sequence[str], heads: Sequence[int] | None = None,
+                    least: float = LEAST_LINE_WEIGHT) -> go.Figure:
+    """One block's (heads, T, T) patterns as lines, as BertViz draws them: the tokens that look on
+    the left, the tokens looked at on the right, one band from query i to key j per head whose
+    weight is at least ``least``, ``weight × LINE_WIDTH_PER_WEIGHT`` pixels thick, one colour per
+    head. Only ``heads`` (0-based; all when None) are drawn; the legend switches each on and off.
+
+    Why bands, not lines: a Plotly line has one width per trace, and a trace per line took a
+    millisecond each (hundreds per block). A band is a four-cornered polygon; all of a head's
+    bands are one filled trace, and one row of the plot is exactly ROW_PIXELS high, so a band
+    ``weight × LINE_WIDTH_PER_WEIGHT / ROW_PIXELS`` rows thick (measured up and down) is that
+    many pixels."""
+    patterns = np.asarray(patterns, dtype=float)
+    if patterns.ndim != 3 or patterns.shape[1] != patterns.shape[2]:
+        raise ValueError(f"attention_lines needs (heads, T, T) patterns, got shape {patterns.shape}")
+    count, length, _ = patterns.shape
+    if len(labels) != length:
+        raise ValueError(f"there are {len(labels)} labels for {length} positions")
+    drawn = list(range(count)) if heads is None else [int(h) for h in heads]
+    names = unique_labels(labels)
+    colours = distinct_colours(count)
+    rows = -np.arange(length, dtype=float)  # token i at y = -i: the sentence reads downwards
+    traces = []
+    for head in drawn:
+        group, name = f"head{counted(head)}", numbered("head", head)
+        queries, keys = np.nonzero(patterns[head] >= least)
+        weights = patterns[head][queries, keys]
+        half = weights * LINE_WIDTH_PER_WEIGHT / ROW_PIXELS / 2  # (lines,) half a band's thickness, in rows
+        x = np.tile([0.0, 0.0, 1.0, 1.0, np.nan], len(weights))  # NaN: a gap, so each band is its own shape
+        y = np.stack([rows[queries] - half, rows[queries] + half, rows[keys] + half, rows[keys] - half,
+                      np.full(len(weights), np.nan)], axis=1).ravel()
+        traces.append(dict(type="scatter", x=x, y=y, mode="none", fill="toself", fillcolor=colours[head],
+                           opacity=0.6, name=name, legendgroup=group, hoverinfo="skip"))
+        # Filled shapes name only their trace on hover; a point in the middle of each band says its weight.
+        traces.append(dict(type="scatter", x=np.full(len(weights), 0.5), y=(rows[queries] + rows[keys]) / 2,
+                           mode="markers", marker=dict(size=10, color="rgba(0,0,0,0)"), legendgroup=group,
+                           showlegend=False, name=name, customdata=weights,
+                           text=[f"{names[q]} → {names[k]}" for q, k in zip(queries, keys)],
+                           hovertemplate=f"{name}: %{{text}}: %{{customdata:.3f}}<extra></extra>"))
+    for side, position in ((-0.02, "middle left"), (1.02, "middle right")):  # a little air between word and band
+        traces.append(dict(type="scatter", x=[side] * length, y=rows, mode="text", text=names, textposition=position,
+                           showlegend=False, hoverinfo="skip", textfont=dict(size=13)))
+    top, bottom = 50, 10
+    span = (length - 1 + 0.6, 1.4)  # rows below the first token's (to the last, and some air) and above it
+    layout = dict(height=top + bottom + round(ROW_PIXELS * sum(span)), margin=dict(l=10, r=10, t=top, b=bottom),
+                  legend=dict(orientation="h", yanchor="bottom", y=1.0, x=0, title="heads (click to hide or show):"),
+                  xaxis=dict(range=[-0.6, 1.6], visible=False, fixedrange=True),
+                  yaxis=dict(range=[-span[0], span[1]], visible=False, fixedrange=True),
+                  annotations=[dict(text="token that looks", x=0, y=0.9, xref="x", yref="y", xanchor="right",
+                                    yanchor="middle", showarrow=False, font=dict(color="#6b7280")),
+                               dict(text="token looked at", x=1, y=0.9, xref="x", yref="y", xanchor="left",
+                                    yanchor="middle", showarrow=False, font=dict(color="#6b7280"))])
+    return go.Figure(data=traces, layout=layout)
 
 
 def _domains(count: int, gap: float) -> list[list[float]]:

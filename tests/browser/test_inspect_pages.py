@@ -108,7 +108,7 @@ def test_typed_sentences_show_attention_and_hidden_state_paths(app_server, page)
     _use_preset(page)  # the session starts on digits-cnn
     _type(page, "attention_text", "the film was not good")
     grid = _plot(page, "attention_grid")
-    assert grid["traces"] == 2 * 4  # sentiment-transformer: 2 blocks × 4 heads
+    assert grid["types"].count("heatmap") == 2 * 4  # sentiment-transformer: 2 blocks × 4 heads (and a click target each)
     head = _plot(page, "attention_head_map")
     assert head["y"] == ["[CLS]", "the", "film", "was", "not", "good"]
     assert head["x"] == head["y"]
