@@ -28,7 +28,9 @@ from viz.activations import attention_heatmap, heatmap_grid, probability_bars
 from viz.attention import attention_grid, attention_lines, patch_attention_figure, query_bars, scores_figure
 from viz.attributions import attribution_figure, attribution_grid, token_attribution_figure
 from viz.cnn import feature_maps_figure, receptive_field_figure
+from viz.dataset_map import dataset_map_figure
 from viz.faithfulness import faithfulness_curves
+from viz.featurevis import climb_figure, pictures_row
 from viz.live import picture_panels, sentence_panels
 from viz.probe import hidden_states_figure, prefix_predictions_figure
 from viz.rnn import gates_figure, step_figure, trajectory_figure, units_heatmap
@@ -128,6 +130,10 @@ BUILDERS = {
     "before_after_bars": lambda t: before_after_bars(np.full(T, 1 / T), np.full(T, 1 / T), t),
     "block_answers_figure": lambda t: block_answers_figure(np.full((2, T), 1 / T), t),
     "logit_lens_figure": lambda t: logit_lens_figure(t, [[t] * T] * 2, np.full((2, T, T), 1 / T)),
+    "pictures_row": lambda t: pictures_row([np.zeros((2, 2))] * T, t, title=t[0]),
+    "climb_figure": lambda t: climb_figure(np.arange(3.0), 0.0, 1.0, 2.0, what=" ".join(t)),
+    "dataset_map_figure": lambda t: dataset_map_figure(np.zeros((T, 2)), np.arange(T), np.arange(T), np.arange(T), t,
+                                                       examples=t, title=t[0]),
 }
 BUILDERS["step_figure"] = lambda t: step_figure(step(t[0]))
 NO_USER_TEXT = {  # figure functions whose every text is made in viz/ itself, never typed by a user
