@@ -396,6 +396,40 @@ def test_no_ray_spare_holds_the_slot_a_run_waits_for(make_jobs, ray_spares, monk
     assert ray_spares.wait_ready(WAIT_S) and len(spare_names()) == 1  # nobody waits: a spare again
 
 
+def test_the_train_page_shows_a_waiting_ray_runs_place_in_line_and_cancels_it(ray_spares, monkeypatch):
+    import re
+
+    from app_pages import train_run
+    from tests.app_helpers import run, texts
+    from tests.test_app_train import click_train, student
+    from tests.test_app_train import long_run as digits_run
+    from training import jobs as jobs_module
+
+    blocker = digits_run()  # nobody's run holds the cluster's one slot
+    try:
+        until(lambda: jobs_module.status(blocker).step > 0, WAIT_S)  # its pace is known: the wait can be estimated
+        at = student(monkeypatch, "Ben")
+        mine = click_train(at)
+        assert jobs_module.status(mine).status == "queued" and queue_place(jobs_module.default_jobs().store.root, mine)
+
+        def place() -> list[str]:
+            return [c for c in texts(run(at).caption) if c.startswith("Number ")]
+
+        until(lambda: place(), WAIT_S)
+        (line,) = place()
+        assert re.fullmatch(r"Number 1 in line for the cpu \(runs take turns, one person after another\): nothing "
+                            r"waits before it; it should start in about \d[\w ]*\. Cancel takes it out of the line\.",
+                            line), line
+        at.button(key=train_run.CANCEL).click()
+        run(at)
+        assert not jobs_module.default_jobs().store.exists(mine)
+        assert queue_place(jobs_module.default_jobs().store.root, mine) is None
+        assert jobs_module.status(blocker).status == "running"  # the run training was not touched
+        assert jobs_module.stop(blocker, wait_s=10).status == "stopped"
+    finally:
+        jobs_module.default_jobs().backend.kill(jobs_module.default_jobs().store.path(blocker))
+
+
 def test_a_restarted_server_adopts_the_spare_it_wants_and_ends_the_others(ray_spares):
     from training.backends.ray import RayBackend
     from training.backends.ray_shapes import line_key, shape_for
@@ -405,11 +439,11 @@ def test_a_restarted_server_adopts_the_spare_it_wants_and_ends_the_others(ray_sp
     assert ray_spares.wait_ready(WAIT_S)
     [spare] = spare_names()
     shape = shape_for("auto", 0)
-    restarted = Turns(lambda: False)  # a new server process: it knows of no spare
+    restarted = Turns()  # a new server process: it knows of no spare
     restarted.warm_up(shape)
     assert restarted.spares[line_key(shape)].name == spare and spare_names() == [spare]
     ray_spares.spares.clear()  # the first "server" is gone
-    another = Turns(lambda: False)
+    another = Turns()
     another.warm_up({**shape, "CPU": 2.0})  # wants another shape: the spare is of no use to it
     until(lambda: spare not in spare_names(), WAIT_S)
     another.shut()

@@ -2,16 +2,18 @@
 
     GLASSBOX_BACKEND=ray RAY_ADDRESS=10.0.0.5:6379 make run
 
-No filesystem is shared with the server. ``launch`` reads the files of the run that training
-needs from its folder (run.json, an uploaded dataset's tensors, the checkpoint a resume starts
-from) and hands them to a new actor (``training.backends.ray_actor.RunActor``) through Ray. A
-follower thread in the server then pulls what the actor's worker records (metrics lines,
+``launch`` puts the run in Glassbox's own line (``training.backends.ray_turns``); at its turn,
+when the cluster has room, the run's actor is made. No filesystem is shared with the server: the
+files of the run that training needs (run.json, an uploaded dataset's tensors, the checkpoint a
+resume starts from) are read from its folder and handed to the actor
+(``training.backends.ray_actor.RunActor``) through Ray. A follower thread in the server then pulls what the actor's worker records (metrics lines,
 checkpoints, the optimizer state, run.json) four times a second and writes it into the run
 folder with the run store's own code, atomically, so the app reads a Ray run exactly like a
 local one; a ``ray.json`` in the folder says which actor the run has and how far it has been
 followed.
 
-The actor is detached and named (``run-<run_id>-<attempt>`` in the ``glassbox`` namespace), so it
+The actor is detached and named (``run-<run_id>-<attempt>``, or ``spare-...`` for a spare that
+took the run, in the ``glassbox`` namespace), so it
 outlives a restart of the server: a new server finds it by name the first time ``Jobs.reconcile``
 looks at the run, and carries on following from where ``ray.json`` says. When the actor's run has
 ended and its last records are written, the follower ends the actor. A stop is a call on the
@@ -32,6 +34,7 @@ import os
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from training.backends.ray_follow import FOLLOW_FILE, NAMESPACE, Follower, kill_actor, read_follow_state
@@ -135,8 +138,13 @@ class RayBackend:
     def launch(self, run_dir: Path, resume: bool) -> None:
         """Put the run in its line (``ray_turns``); it gets its actor, now if the cluster has room."""
         self._connect()
-        record = RunStore(run_dir.parent.parent).read(run_dir.name)
+        store = RunStore(run_dir.parent.parent)
+        record = store.read(run_dir.name)
         shape = shape_for(record.hyperparameters.get("device", "auto"), self._cluster_gpus())
+        waits_for = "cuda" if "GPU" in shape else "cpu"  # the page says whose line it is in (the actor says more)
+        if record.device != waits_for:
+            record = replace(record, device=waits_for)
+            store.write(record)
         with _followers_lock:  # the last attempt's follower (its actor is gone) is not this one's
             _followers.pop(str(run_dir), None)
         (run_dir / FOLLOW_FILE).unlink(missing_ok=True)
@@ -265,13 +273,7 @@ class RayBackend:
         return follower
 
 
-def _placing() -> bool:
-    """Whether a run actor followed here has yet to answer (Ray has not placed it yet)."""
-    with _followers_lock:
-        return any(not f.started and f.gone is None and not f.detached.is_set() for f in _followers.values())
-
-
-turns = Turns(_placing)  # one per process, like the followers
+turns = Turns()  # one per process, like the followers
 
 
 def _age(path: Path) -> float:

@@ -99,12 +99,14 @@ class Spare:
 class Turns:
     """Serves the Ray lines of this process's run stores, and keeps its spares (one per process)."""
 
-    def __init__(self, placing):
-        self.placing = placing  # () -> bool: a run actor this process made is not yet placed
-        self.lock = threading.RLock()
+    def __init__(self):
+        self.lock = threading.RLock()  # one round of serving at a time
+        self.roots_lock = threading.Lock()
         # The stores whose lines this process serves, each with how to follow a run's actor once
-        # it has one ((run_dir, handle, state); the backend that launched or watched it last).
+        # it has one ((run_dir, handle, state) -> Follower; the backend that launched or watched
+        # it last).
         self.roots: dict[Path, object] = {}
+        self.asked: list = []  # followers of the run actors made here, until Ray has placed them
         self.wanted: dict[str, dict[str, float]] = {}  # line key -> shape, the last used last
         self.spares: dict[str, Spare] = {}  # by line key
         self.adopted = False
@@ -121,7 +123,7 @@ class Turns:
                 self.wanted[key] = shape
                 while len(self.wanted) > MAX_SHAPES_WARM:
                     self.wanted.pop(next(iter(self.wanted)))
-        self.watch(root, follow)
+        self.watch(root, follow, now=True)  # on an idle cluster the run starts at once
 
     @staticmethod
     def holders(root: Path, key: str) -> list:
@@ -150,14 +152,17 @@ class Turns:
             ticket.unlink(missing_ok=True)
         return True
 
-    def watch(self, root: Path, follow) -> None:
-        """Serve the Ray lines of the store at ``root`` (now, and from a thread while runs wait)."""
-        with self.lock:
+    def watch(self, root: Path, follow, now: bool = False) -> None:
+        """Serve the Ray lines of the store at ``root`` from a thread while runs wait there (and
+        at once if ``now``, or if they were not served here yet: after a restart of the server)."""
+        with self.roots_lock:
+            new = root not in self.roots
             self.roots[root] = follow
             if self.thread is None or not self.thread.is_alive():
                 self.thread = threading.Thread(target=self._serve_forever, name="ray-turns", daemon=True)
                 self.thread.start()
-        self.serve()
+        if now or new:
+            self.serve()
 
     def _serve_forever(self) -> None:
         while True:
@@ -172,18 +177,29 @@ class Turns:
         spares are started where nobody waits."""
         import ray
 
-        if not ray.is_initialized():
-            return
+        with self.roots_lock:
+            idle = not self.roots
+        if not ray.is_initialized() or (idle and not self.wanted and not self.spares):
+            return  # nothing waits and no spare is wanted: nothing to ask Ray
         with self.lock:
             free = dict(ray.available_resources())
             gpus = int(ray.cluster_resources().get("GPU", 0))
             waiting = False
-            for root, follow in list(self.roots.items()):
+            with self.roots_lock:
+                roots = list(self.roots.items())
+            for root, follow in roots:
                 served = self._serve_root(root, follow, free, gpus)
                 waiting = waiting or served
                 if not served:
-                    del self.roots[root]
+                    with self.roots_lock:
+                        if self.roots.get(root) is follow:
+                            del self.roots[root]
             self._keep_spares(waiting, free)
+
+    def placing(self) -> bool:
+        """Whether something asked of Ray here is not placed yet (then what is free is not known)."""
+        self.asked = [f for f in self.asked if not f.started and f.gone is None and not f.detached.is_set()]
+        return bool(self.asked) or any(not spare.placed() for spare in self.spares.values())
 
     def _serve_root(self, root: Path, follow, free: dict, gpus: int) -> bool:
         """Serve the lines of one store; whether a run still waits there."""
@@ -204,7 +220,7 @@ class Turns:
                     del self.spares[key]
                     if self._hand_over(run_dir, record, entry, key, spare, follow):
                         continue
-                if self.placing() or any(not s.placed() for s in self.spares.values()):
+                if self.placing():
                     continue  # what was asked for is not placed yet: the free resources are not known
                 lacking = fits(shape, free)
                 if not lacking:
@@ -243,19 +259,23 @@ class Turns:
 
         resume = record.resumes > 0
         files, steps = run_files(run_dir, resume)
-        state = {"actor": spare.name, "metrics_offset": 0, "steps": steps, "line": key, "round": entry.round}
-        write_atomically(run_dir / FOLLOW_FILE, json.dumps(state).encode())
         try:
             taken = ray.get(spare.handle.begin.remote(record.run_id, files, resume), timeout=HAND_OVER_WAIT_S)
         except ray.exceptions.RayError:
             taken = False
         if not taken:
-            (run_dir / FOLLOW_FILE).unlink(missing_ok=True)
             kill_actor(spare.handle)
             return False
-        (run_dir.parent.parent / "queue" / key / entry.ticket).unlink(missing_ok=True)
-        follow(run_dir, spare.handle, state)
+        self._started(run_dir, spare.handle, {"actor": spare.name, "metrics_offset": 0, "steps": steps, "line": key,
+                                              "round": entry.round}, entry, follow)
         return True
+
+    def _started(self, run_dir: Path, handle, state: dict, entry, follow) -> None:
+        """The run has its actor: say so in ray.json, and only then take its ticket out of the
+        line (``RayBackend.worker_gone`` looks at them in the other order), then follow it."""
+        write_atomically(run_dir / FOLLOW_FILE, json.dumps(state).encode())
+        (run_dir.parent.parent / "queue" / state["line"] / entry.ticket).unlink(missing_ok=True)
+        self.asked.append(follow(run_dir, handle, state))
 
     def _start(self, run_dir: Path, record, entry, key: str, shape: dict[str, float], follow) -> None:
         """Make the run's own actor (a cold start)."""
@@ -266,9 +286,6 @@ class Turns:
         resume = record.resumes > 0
         files, steps = run_files(run_dir, resume)
         name = f"run-{record.run_id}-{record.resumes}"
-        state = {"actor": name, "metrics_offset": 0, "steps": steps, "line": key, "round": entry.round}
-        write_atomically(run_dir / FOLLOW_FILE, json.dumps(state).encode())
-        (run_dir.parent.parent / "queue" / key / entry.ticket).unlink(missing_ok=True)
         try:
             handle = ray.remote(RunActor).options(
                 name=name, namespace=NAMESPACE, lifetime="detached", max_restarts=0, max_concurrency=4,
@@ -279,8 +296,10 @@ class Turns:
             store.write(replace(store.read(record.run_id), status=RunState.FAILED,
                                 message=f"Ray could not start the run's actor ({err}).",
                                 times=replace(record.times, finished=now, updated=now)))
+            (run_dir.parent.parent / "queue" / key / entry.ticket).unlink(missing_ok=True)
             return
-        follow(run_dir, handle, state)
+        self._started(run_dir, handle, {"actor": name, "metrics_offset": 0, "steps": steps, "line": key,
+                                        "round": entry.round}, entry, follow)
 
     # ---- the spares ------------------------------------------------------------------------------
     def warm_up(self, shape: dict[str, float]) -> None:
@@ -317,7 +336,7 @@ class Turns:
             return
         if not self.adopted:
             self._adopt()
-        if waiting or self.placing() or any(not s.placed() for s in self.spares.values()):
+        if waiting or self.placing():
             return  # a run waits (a spare would take what it needs), or the free resources are not known yet
         for key, shape in self.wanted.items():
             if key not in self.spares and not fits(shape, free):
