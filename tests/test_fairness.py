@@ -13,7 +13,7 @@
   run's log, and is replaced after use; killing it fails the run, not this process. With Ray, the
   warm worker is a spare actor: it takes the next run (its name in ray.json, its pid), trains it
   as a cold actor does, and is replaced; it is killed at once when a run needs what it holds, no
-  spare holds the slot while a run waits for it, and a restarted server adopts it.
+  spare holds the slot while a run waits for it, and a restarted server adopts it (or ends it).
 - Uploads and an attention view are refused past their limits, with the numbers in words; the
   bytes an attention view holds equal a count made by hand from the model's sizes.
 """
@@ -241,14 +241,14 @@ def test_runs_submitted_by_three_owners_take_turns_round_robin_with_their_place_
     blocker = long_run(jobs, owner=ADA)
     until(lambda: any(r["type"] == "train" for r in jobs.read_metrics(blocker)[0]), WAIT_S)  # Ada's run trains
     names = {}
-    for name, owner in [("a1", ADA), ("a2", ADA), ("b1", BEN), ("c1", CAL)]:
+    for name, owner in [("a1", ADA), ("b1", BEN), ("c1", CAL)]:
         names[name] = short_run(jobs, owner)
         until(lambda: queue_place(root, names[name]) is not None, WAIT_S)  # in line before the next joins
     # By hand (as in test_rounds_...): Ada trains, so Ben's and Cal's first runs come before her
-    # waiting ones, which take one round each.
-    expected = ["b1", "c1", "a1", "a2"]
-    assert queue_place(root, names["a2"])[1:] == (4, [names["b1"], names["c1"], names["a1"]])
-    assert queue_place(root, names["b1"])[1:] == (1, [])
+    # waiting one, though she asked first.
+    expected = ["b1", "c1", "a1"]
+    assert queue_place(root, names["a1"])[1:] == (3, [names["b1"], names["c1"]])
+    assert queue_place(root, names["c1"])[1:] == (2, [names["b1"]])
     assert all(jobs.status(run_id).status == "queued" for run_id in names.values())
     assert jobs.stop(blocker, wait_s=10).status == "stopped"
     finals = {name: jobs.wait(run_id, timeout_s=WAIT_S) for name, run_id in names.items()}
@@ -336,8 +336,12 @@ def actor_of(jobs: Jobs, run_id: str) -> str:
     return json.loads((jobs.store.path(run_id) / "ray.json").read_text())["actor"]
 
 
-def test_a_ray_spare_takes_the_next_run_trains_it_like_a_cold_actor_and_is_replaced(make_jobs, ray_spares):
+def test_a_ray_spare_takes_the_next_run_trains_it_like_a_cold_actor_is_replaced_and_is_found_after_a_restart(
+        make_jobs, ray_spares):
     import ray
+
+    from training.backends.ray_shapes import line_key, shape_for
+    from training.backends.ray_turns import Turns
 
     jobs = make_jobs()
     data = quadrant_images(n_train=128, n_val=32)
@@ -364,6 +368,22 @@ def test_a_ray_spare_takes_the_next_run_trains_it_like_a_cold_actor_and_is_repla
     assert ray_spares.wait_ready(WAIT_S) and spare_names() != [spare]  # a fresh spare for the next run
     with pytest.raises(ValueError):  # the used one ended with its run
         ray.get_actor(spare, namespace="glassbox")
+
+    # A restarted server finds the spare by its name: it adopts it if it wants its shape, and
+    # ends it if it wants another one.
+    [fresh] = spare_names()
+    shape = shape_for("auto", 0)
+    restarted = Turns()
+    restarted.warm_up(shape)
+    assert restarted.spares[line_key(shape)].name == fresh and spare_names() == [fresh]
+    with ray_spares.lock:  # the first two servers are gone (their spare lives on, a detached actor)
+        ray_spares.wanted.clear()
+        ray_spares.spares.clear()
+    restarted.spares.clear()
+    other = Turns()
+    other.warm_up({**shape, "CPU": 2.0})
+    until(lambda: fresh not in spare_names(), WAIT_S)
+    other.shut()
 
 
 def test_no_ray_spare_holds_the_slot_a_run_waits_for(make_jobs, ray_spares, monkeypatch):
@@ -428,26 +448,6 @@ def test_the_train_page_shows_a_waiting_ray_runs_place_in_line_and_cancels_it(ra
         assert jobs_module.stop(blocker, wait_s=10).status == "stopped"
     finally:
         jobs_module.default_jobs().backend.kill(jobs_module.default_jobs().store.path(blocker))
-
-
-def test_a_restarted_server_adopts_the_spare_it_wants_and_ends_the_others(ray_spares):
-    from training.backends.ray import RayBackend
-    from training.backends.ray_shapes import line_key, shape_for
-    from training.backends.ray_turns import Turns
-
-    RayBackend().warm_up()
-    assert ray_spares.wait_ready(WAIT_S)
-    [spare] = spare_names()
-    shape = shape_for("auto", 0)
-    restarted = Turns()  # a new server process: it knows of no spare
-    restarted.warm_up(shape)
-    assert restarted.spares[line_key(shape)].name == spare and spare_names() == [spare]
-    ray_spares.spares.clear()  # the first "server" is gone
-    another = Turns()
-    another.warm_up({**shape, "CPU": 2.0})  # wants another shape: the spare is of no use to it
-    until(lambda: spare not in spare_names(), WAIT_S)
-    another.shut()
-    restarted.shut()
 
 
 # ---- uploads and views ------------------------------------------------------------------------
