@@ -220,6 +220,12 @@ class Turns:
                     del self.spares[key]
                     if self._hand_over(run_dir, record, entry, key, spare, follow):
                         continue
+                elif spare is not None and spare.placed():
+                    continue  # it is loading what a new actor would load too: it will be the sooner
+                for other_key, other in list(self.spares.items()):
+                    if not other.placed():  # Ray could give it what this run needs at any moment
+                        del self.spares[other_key]
+                        kill_actor(other.handle)
                 if self.placing():
                     continue  # what was asked for is not placed yet: the free resources are not known
                 lacking = fits(shape, free)
@@ -229,7 +235,7 @@ class Turns:
                         free[name] = free.get(name, 0.0) - amount
                     continue
                 for other_key, other in list(self.spares.items()):  # spares never hold what a run waits for
-                    if (other_key != key or not other.placed()) and set(other.shape) & set(lacking):
+                    if other_key != key and set(other.shape) & set(lacking):
                         del self.spares[other_key]
                         kill_actor(other.handle)
         return waiting
