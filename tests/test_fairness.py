@@ -369,21 +369,22 @@ def test_a_ray_spare_takes_the_next_run_trains_it_like_a_cold_actor_is_replaced_
     with pytest.raises(ValueError):  # the used one ended with its run
         ray.get_actor(spare, namespace="glassbox")
 
-    # A restarted server finds the spare by its name: it adopts it if it wants its shape, and
-    # ends it if it wants another one.
+    # A restarted server finds the spare by its name and adopts it (it wants its shape).
     [fresh] = spare_names()
     shape = shape_for("auto", 0)
     restarted = Turns()
     restarted.warm_up(shape)
     assert restarted.spares[line_key(shape)].name == fresh and spare_names() == [fresh]
-    with ray_spares.lock:  # the first two servers are gone (their spare lives on, a detached actor)
+    # Both servers are gone, and their spare lives on (a detached actor), holding the slot: a
+    # process that wants no spares (this one now; the command line) ends it when a run needs it.
+    with ray_spares.lock:
         ray_spares.wanted.clear()
         ray_spares.spares.clear()
     restarted.spares.clear()
-    other = Turns()
-    other.warm_up({**shape, "CPU": 2.0})
-    until(lambda: fresh not in spare_names(), WAIT_S)
-    other.shut()
+    needs_slot = jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=1000))
+    until(lambda: any(r["type"] == "train" for r in jobs.read_metrics(needs_slot)[0]), WAIT_S)
+    assert actor_of(jobs, needs_slot) == f"run-{needs_slot}-0" and spare_names() == []
+    assert jobs.stop(needs_slot, wait_s=10).status == "stopped"
 
 
 def test_no_ray_spare_holds_the_slot_a_run_waits_for(make_jobs, ray_spares, monkeypatch):

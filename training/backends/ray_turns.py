@@ -26,7 +26,8 @@ rules that keep this fair, and keep a spare from holding a GPU a waiting run nee
   killed at once (a spare of the run's own shape is handed the run instead);
 - spares are detached actors named ``spare-<shape>-<random>`` in the ``glassbox`` namespace, so a
   restarted server finds them (``ray.util.list_named_actors``) and adopts one per shape it wants,
-  killing the rest; a spare writes no file before it has a run, so ``ray stop`` (which ends every
+  killing the rest, and any process that serves a line (the command line too) kills the idle
+  spares of others while a run lacks room; a spare writes no file before it has a run, so ``ray stop`` (which ends every
   actor) leaves nothing behind.
 
 Why a spare actor and not a pool of worker processes or a placement group: a spare is exactly
@@ -52,6 +53,7 @@ SPARE_PREFIX = "spare-"
 SERVE_EVERY_S = 0.25
 HAND_OVER_WAIT_S = 30.0
 ANSWER_WAIT_S = 2.0
+SWEEP_EVERY_S = 2.0  # while a run lacks room, other servers' idle spares are looked for this often
 MAX_SHAPES_WARM = 2  # spares are kept for at most this many shapes: the ones used last
 
 
@@ -110,6 +112,7 @@ class Turns:
         self.wanted: dict[str, dict[str, float]] = {}  # line key -> shape, the last used last
         self.spares: dict[str, Spare] = {}  # by line key
         self.adopted = False
+        self.swept_at = 0.0  # when the cluster's spares were last looked for
         self.thread: threading.Thread | None = None
 
     # ---- the lines -------------------------------------------------------------------------------
@@ -238,6 +241,8 @@ class Turns:
                     if other_key != key and set(other.shape) & set(lacking):
                         del self.spares[other_key]
                         kill_actor(other.handle)
+                if time.time() - self.swept_at > SWEEP_EVERY_S:  # nor do those of a server that has gone
+                    self._sweep(adopt=False)
         return waiting
 
     @staticmethod
@@ -341,7 +346,7 @@ class Turns:
         if not self.wanted:
             return
         if not self.adopted:
-            self._adopt()
+            self._sweep(adopt=True)
         if waiting or self.placing():
             return  # a run waits (a spare would take what it needs), or the free resources are not known yet
         for key, shape in self.wanted.items():
@@ -360,14 +365,17 @@ class Turns:
                                               max_concurrency=4, **actor_options(shape)).remote(int(shape["CPU"]))
         return Spare(handle, name, shape)
 
-    def _adopt(self) -> None:
-        """Find the spares a server before this one left: keep one per wanted shape, end the rest."""
+    def _sweep(self, adopt: bool) -> None:
+        """Find the idle spares that are not this process's (a server before this one left them):
+        keep one per wanted shape if ``adopt``, and end the rest."""
         import ray
         from ray.util import list_named_actors
 
-        self.adopted = True
+        self.adopted = self.adopted or adopt
+        self.swept_at = time.time()
+        mine = {spare.name for spare in self.spares.values()}
         for name in list_named_actors():
-            if not name.startswith(SPARE_PREFIX):
+            if not name.startswith(SPARE_PREFIX) or name in mine:
                 continue
             try:
                 handle = ray.get_actor(name, namespace=NAMESPACE)
@@ -381,7 +389,7 @@ class Turns:
             if run_id is not None:
                 continue  # it trains a run now: its follower looks after it
             key = name[len(SPARE_PREFIX):].rsplit("-", 1)[0]
-            if key in self.wanted and key not in self.spares:
+            if adopt and key in self.wanted and key not in self.spares:
                 self.spares[key] = Spare(handle, name, self.wanted[key])
             else:
                 kill_actor(handle)
