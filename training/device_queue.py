@@ -12,7 +12,9 @@ order); without owners it is first come, first served.
 Waiting tickets are files in $GLASSBOX_HOME/queue/<device>/, named so that they sort in submit
 order and holding "pid round owner"; a slot is an exclusive lock on a file in
 $GLASSBOX_HOME/locks/, and beside it a ``.holder`` file says whose run holds it, in which round.
-``queue_place`` tells a page where a run stands in line. Only the standard library: a worker
+``queue_place`` tells a page where a run stands in line. Ray runs wait in lines of their own here
+(``ray-<shape>``, tickets of no process: ``join_line(..., pid=0)``), served by
+``training.backends.ray_turns``. Only the standard library: a worker
 waits here before torch has loaded.
 """
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 The Ray backend (``training.backends.ray``) makes one detached, named actor of this class per
 run attempt, or hands the attempt to a spare one that has loaded torch already
-(``training.backends.ray_turns``). No filesystem is shared with the server: the actor is given the files of the run
-that training reads (run.json, an uploaded dataset's tensors, and for a resume the checkpoint
+(``training.backends.ray_turns``). No filesystem is shared with the server: the actor is given
+the files of the run that training reads (run.json, an uploaded dataset's tensors, and for a resume the checkpoint
 and optimizer state to continue from) as bytes, writes them into a run folder of its own in a
 temporary directory on its node, and trains there with the same code as the local worker
 (``training.worker.train_run``, without the file-based device queue: Ray gave the actor its
