@@ -1,13 +1,14 @@
 """A real, local Ray cluster for the tests of the Ray backend: one per test session.
 
-``ray start --head --block`` in a session of its own, with few CPUs, no dashboard and its own
-temporary directory; its ports are free ones (or, with GLASSBOX_TEST_RAY_PORT=P, P+1 to P+8 and
+``ray start --head --block`` in a session of its own, with few CPUs, one ``glassbox_slot`` (a
+stand-in for a GPU), no dashboard and its own temporary directory (under $GLASSBOX_TEST_RAY_TMP); its ports are free ones (or, with GLASSBOX_TEST_RAY_PORT=P, P+1 to P+8 and
 workers from P+10, for a machine where ports are handed out). It is ended by process ids: SIGINT
 makes ``ray start --block`` end what it started, and anything left in the session it was started
 in is ended after it; never with ``ray stop``, which would end every Ray on the machine.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -19,6 +20,9 @@ import time
 from pathlib import Path
 
 START_TIMEOUT_S = 120
+# One of a resource the head has besides its CPUs: a test that makes every run ask for it
+# (GLASSBOX_RAY_RESOURCES) has a cluster with room for one run at a time, as a one-GPU machine.
+SLOT = "glassbox_slot"
 
 
 def free_port() -> int:
@@ -38,14 +42,18 @@ class RayHead:
             workers = None
         self.port = ports[0]
         self.address = f"127.0.0.1:{self.port}"
-        self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir="/tmp"))  # short: Ray's socket paths are long
+        # Short (Ray's socket paths are long); GLASSBOX_TEST_RAY_TMP: under a folder of one's own.
+        parent = os.environ.get("GLASSBOX_TEST_RAY_TMP", "").strip() or "/tmp"
+        os.makedirs(parent, exist_ok=True)
+        self.temp_dir = Path(tempfile.mkdtemp(prefix="ray-", dir=parent))
         options = dict(zip(["port", "node-manager-port", "object-manager-port", "dashboard-agent-listen-port",
                             "dashboard-agent-grpc-port", "runtime-env-agent-port", "metrics-export-port",
                             "dashboard-port"], ports))
         if workers:
             options.update({"min-worker-port": workers[0], "max-worker-port": workers[1]})
         command = [str(Path(sys.executable).with_name("ray")), "start", "--head", "--block",
-                   f"--num-cpus={cpus}", "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats",
+                   f"--num-cpus={cpus}", "--num-gpus=0", f"--resources={json.dumps({SLOT: 1})}",
+                   "--include-dashboard=false", "--disable-usage-stats",
                    "--node-ip-address=127.0.0.1", f"--temp-dir={self.temp_dir}"]
         command += [f"--{name}={value}" for name, value in options.items()]
         self.log = open(self.temp_dir / "head.log", "wb")

@@ -1,19 +1,26 @@
 """Fair training for a class (issue 13, part 2), against hand-computed references.
 
 - The device's line is round-robin over owners: the queue's own functions, and real processes
-  waiting in ``device_slot``, take the device in the order worked out by hand for three owners.
+  waiting in ``device_slot``, take the device in the order worked out by hand for three owners;
+  so do runs submitted through ``Jobs`` on both backends (``turns_backend``: a local device with
+  one slot, and the test session's real Ray cluster where every run asks for its one
+  ``glassbox_slot``), each shown its place in line while it waits.
 - A person has one active run at a time (``GLASSBOX_RUNS_PER_PERSON``): a second submit raises
   ``TooManyRuns`` (a ``JobError``) naming the first; they keep ``GLASSBOX_RUNS_KEPT_PER_PERSON``
   runs, their oldest ended ones removed first (never a shared one, never someone else's).
 - A queued run can be cancelled (it leaves the line and is removed); a training one cannot.
 - A warm worker (torch already imported) trains a run exactly as a fresh one does, writes to the
-  run's log, and is replaced after use; killing it fails the run, not this process.
+  run's log, and is replaced after use; killing it fails the run, not this process. With Ray, the
+  warm worker is a spare actor: it takes the next run (its name in ray.json, its pid), trains it
+  as a cold actor does, and is replaced; it is killed at once when a run needs what it holds, no
+  spare holds the slot while a run waits for it, and a restarted server adopts it (or ends it).
 - Uploads and an attention view are refused past their limits, with the numbers in words; the
   bytes an attention view holds equal a count made by hand from the model's sizes.
 """
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -55,6 +62,19 @@ def one_thread_workers(monkeypatch):
     for name in limits.DEFAULTS:
         monkeypatch.delenv(name, raising=False)
 
+
+@pytest.fixture(params=["local", "ray"])
+def turns_backend(request, monkeypatch):
+    """Each backend in turn, with room for one run at a time: a local device with one slot
+    (``max_per_device=1``), or the session's Ray cluster, where every run then asks for its one
+    ``glassbox_slot`` (a stand-in for a GPU: CPUs are left over, as on a one-GPU machine)."""
+    if request.param == "ray":
+        from tests.ray_cluster import SLOT
+
+        request.getfixturevalue("ray_address")
+        monkeypatch.setenv("GLASSBOX_RAY_RESOURCES", json.dumps({SLOT: 1}))
+    monkeypatch.setenv("GLASSBOX_BACKEND", request.param)
+    return request.param
 
 
 
@@ -139,7 +159,7 @@ def long_run(jobs: Jobs, owner=None, epochs: int = 1000) -> str:
     return jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=epochs), owner=owner)
 
 
-def test_one_active_run_per_person_a_second_is_refused_with_the_first_named(make_jobs, monkeypatch):
+def test_one_active_run_per_person_a_second_is_refused_with_the_first_named(make_jobs, monkeypatch, turns_backend):
     jobs = make_jobs(max_per_device=1)
     first = long_run(jobs, owner=ADA)
     with pytest.raises(TooManyRuns) as refused:
@@ -192,7 +212,7 @@ def test_runs_kept_per_person_remove_their_oldest_ended_runs_first(make_jobs, mo
     assert limits.make_room(jobs, None) == []  # nobody's runs are not limited
 
 
-def test_a_queued_run_can_be_cancelled_by_its_owner_and_a_training_one_cannot(make_jobs):
+def test_a_queued_run_can_be_cancelled_by_its_owner_and_a_training_one_cannot(make_jobs, turns_backend):
     jobs = make_jobs(max_per_device=1)
     training = long_run(jobs, owner=ADA)
     until(lambda: any(r["type"] == "train" for r in jobs.read_metrics(training)[0]), WAIT_S)
@@ -206,6 +226,37 @@ def test_a_queued_run_can_be_cancelled_by_its_owner_and_a_training_one_cannot(ma
     jobs.cancel(waiting, by=BEN)
     assert not jobs.store.exists(waiting) and queue_place(jobs.store.root, waiting) is None
     assert jobs.status(training).status == "running"
+
+
+def short_run(jobs: Jobs, owner: Person) -> str:
+    data = quadrant_images(n_train=32, n_val=16)
+    return jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=1), owner=owner)
+
+
+def test_runs_submitted_by_three_owners_take_turns_round_robin_with_their_place_shown(make_jobs, monkeypatch,
+                                                                                      turns_backend):
+    monkeypatch.setenv("GLASSBOX_RUNS_PER_PERSON", "3")
+    jobs = make_jobs(max_per_device=1)
+    root = jobs.store.root
+    blocker = long_run(jobs, owner=ADA)
+    until(lambda: any(r["type"] == "train" for r in jobs.read_metrics(blocker)[0]), WAIT_S)  # Ada's run trains
+    names = {}
+    for name, owner in [("a1", ADA), ("b1", BEN), ("c1", CAL)]:
+        names[name] = short_run(jobs, owner)
+        until(lambda: queue_place(root, names[name]) is not None, WAIT_S)  # in line before the next joins
+    # By hand (as in test_rounds_...): Ada trains, so Ben's and Cal's first runs come before her
+    # waiting one, though she asked first.
+    expected = ["b1", "c1", "a1"]
+    assert queue_place(root, names["a1"])[1:] == (3, [names["b1"], names["c1"]])
+    assert queue_place(root, names["c1"])[1:] == (2, [names["b1"]])
+    assert all(jobs.status(run_id).status == "queued" for run_id in names.values())
+    assert jobs.stop(blocker, wait_s=10).status == "stopped"
+    finals = {name: jobs.wait(run_id, timeout_s=WAIT_S) for name, run_id in names.items()}
+    assert all(final.status == "finished" for final in finals.values()), finals
+    assert sorted(finals, key=lambda name: finals[name].started_at) == expected
+    for earlier, later in zip(expected, expected[1:]):  # one at a time: each began after the one before ended
+        assert finals[earlier].finished_at <= finals[later].started_at
+    assert all(queue_place(root, run_id) is None for run_id in names.values())
 
 
 # ---- warm workers ------------------------------------------------------------------------------
@@ -258,6 +309,146 @@ def test_a_changed_setting_is_not_served_by_a_spare_started_before_it(make_jobs,
     assert spares.wait_ready(WAIT_S)
     monkeypatch.setenv("GLASSBOX_WORKER_THREADS", "1")  # read by torch's set-up, which the spare already did
     assert spares.take(jobs.store.root / "none", resume=False) is None
+
+
+@pytest.fixture
+def ray_spares(ray_address, monkeypatch):
+    """The Ray backend's turns and spares, every run asking for the test cluster's one slot; no
+    spare is left at the end."""
+    from tests.ray_cluster import SLOT
+    from training.backends.ray import turns
+
+    monkeypatch.setenv("GLASSBOX_BACKEND", "ray")
+    monkeypatch.setenv("GLASSBOX_RAY_RESOURCES", json.dumps({SLOT: 1}))
+    turns.shut()
+    yield turns
+    turns.shut()
+
+
+def spare_names() -> list[str]:
+    """The spare actors alive on the cluster (found by name, as a restarted server finds them)."""
+    from ray.util import list_named_actors
+
+    return sorted(name for name in list_named_actors() if name.startswith("spare-"))
+
+
+def actor_of(jobs: Jobs, run_id: str) -> str:
+    return json.loads((jobs.store.path(run_id) / "ray.json").read_text())["actor"]
+
+
+def test_a_ray_spare_takes_the_next_run_trains_it_like_a_cold_actor_is_replaced_and_is_found_after_a_restart(
+        make_jobs, ray_spares):
+    import ray
+
+    from training.backends.ray_shapes import line_key, shape_for
+    from training.backends.ray_turns import Turns
+
+    jobs = make_jobs()
+    data = quadrant_images(n_train=128, n_val=32)
+    hp = Hyperparameters(batch_size=16, epochs=3, lr=3e-3)
+    cold = jobs.submit(tiny_cnn(data), data, hp)
+    assert jobs.wait(cold, timeout_s=WAIT_S).status == "finished"
+    assert actor_of(jobs, cold) == f"run-{cold}-0" and spare_names() == []  # no spare unless warm_up
+
+    jobs.backend.warm_up()
+    assert ray_spares.wait_ready(WAIT_S)
+    [spare] = spare_names()
+    spare_pid = ray.get(ray.get_actor(spare, namespace="glassbox").where.remote())["pid"]
+    warm = jobs.submit(tiny_cnn(data), data, hp)
+    assert actor_of(jobs, warm) == spare  # the spare took it
+    final = jobs.wait(warm, timeout_s=WAIT_S)
+    assert final.status == "finished" and final.message == "Finished 24 steps."
+    assert jobs.store.read(warm).pid == spare_pid
+
+    def fixed(run_id):  # step 1's record and every validation (which records fall between depends on time)
+        return [{k: v for k, v in r.items() if k not in ("time", "samples_per_s", "val_time_s")}
+                for r in jobs.metrics(run_id) if r["type"] == "val" or (r["type"] == "train" and r["step"] == 1)]
+
+    assert len(fixed(warm)) == 4 and fixed(warm) == fixed(cold)  # same seed and data: the same numbers
+    assert ray_spares.wait_ready(WAIT_S) and spare_names() != [spare]  # a fresh spare for the next run
+    with pytest.raises(ValueError):  # the used one ended with its run
+        ray.get_actor(spare, namespace="glassbox")
+
+    # A restarted server finds the spare by its name and adopts it (it wants its shape).
+    [fresh] = spare_names()
+    shape = shape_for("auto", 0)
+    restarted = Turns()
+    restarted.warm_up(shape)
+    assert restarted.spares[line_key(shape)].name == fresh and spare_names() == [fresh]
+    # Both servers are gone, and their spare lives on (a detached actor), holding the slot: a
+    # process that wants no spares (this one now; the command line) ends it when a run needs it.
+    with ray_spares.lock:
+        ray_spares.wanted.clear()
+        ray_spares.spares.clear()
+    restarted.spares.clear()
+    needs_slot = jobs.submit(tiny_cnn(data), data, Hyperparameters(batch_size=16, epochs=1000))
+    until(lambda: any(r["type"] == "train" for r in jobs.read_metrics(needs_slot)[0]), WAIT_S)
+    assert actor_of(jobs, needs_slot) == f"run-{needs_slot}-0" and spare_names() == []
+    assert jobs.stop(needs_slot, wait_s=10).status == "stopped"
+
+
+def test_no_ray_spare_holds_the_slot_a_run_waits_for(make_jobs, ray_spares, monkeypatch):
+    import ray
+
+    jobs = make_jobs()
+    jobs.backend.warm_up()
+    assert ray_spares.wait_ready(WAIT_S)
+    [spare] = spare_names()  # it holds the cluster's one slot (and one of its two CPUs)
+    assert ray.available_resources().get("glassbox_slot", 0) == 0
+    # A run of another shape (two CPUs and the slot) would wait for what the spare holds: the
+    # spare is killed at once, and the run gets an actor of its own.
+    monkeypatch.setenv("GLASSBOX_RAY_CPUS", "2")
+    first = long_run(jobs, owner=ADA)
+    until(lambda: any(r["type"] == "train" for r in jobs.read_metrics(first)[0]), WAIT_S)
+    assert actor_of(jobs, first) == f"run-{first}-0"
+    with pytest.raises(ValueError):
+        ray.get_actor(spare, namespace="glassbox")
+    # While a run waits for the slot, no spare is started (one would take the slot first).
+    waiting = long_run(jobs, owner=BEN)
+    assert queue_place(jobs.store.root, waiting)[1:] == (1, [])
+    for _ in range(8):
+        time.sleep(0.25)
+        ray_spares.serve()
+        assert spare_names() == [] and jobs.status(waiting).status == "queued"
+    assert jobs.stop(first, wait_s=10).status == "stopped"
+    until(lambda: any(r["type"] == "train" for r in jobs.read_metrics(waiting)[0]), WAIT_S)
+    assert actor_of(jobs, waiting) == f"run-{waiting}-0" and spare_names() == []  # the slot is taken again
+    assert jobs.stop(waiting, wait_s=10).status == "stopped"
+    assert ray_spares.wait_ready(WAIT_S) and len(spare_names()) == 1  # nobody waits: a spare again
+
+
+def test_the_train_page_shows_a_waiting_ray_runs_place_in_line_and_cancels_it(ray_spares, monkeypatch):
+    import re
+
+    from app_pages import train_run
+    from tests.app_helpers import run, texts
+    from tests.test_app_train import click_train, student
+    from tests.test_app_train import long_run as digits_run
+    from training import jobs as jobs_module
+
+    blocker = digits_run()  # nobody's run holds the cluster's one slot
+    try:
+        until(lambda: jobs_module.status(blocker).step > 0, WAIT_S)  # its pace is known: the wait can be estimated
+        at = student(monkeypatch, "Ben")
+        mine = click_train(at)
+        assert jobs_module.status(mine).status == "queued" and queue_place(jobs_module.default_jobs().store.root, mine)
+
+        def place() -> list[str]:
+            return [c for c in texts(run(at).caption) if c.startswith("Number ")]
+
+        until(lambda: place(), WAIT_S)
+        (line,) = place()
+        assert re.fullmatch(r"Number 1 in line for the cpu \(runs take turns, one person after another\): nothing "
+                            r"waits before it; it should start in about \d[\w ]*\. Cancel takes it out of the line\.",
+                            line), line
+        at.button(key=train_run.CANCEL).click()
+        run(at)
+        assert not jobs_module.default_jobs().store.exists(mine)
+        assert queue_place(jobs_module.default_jobs().store.root, mine) is None
+        assert jobs_module.status(blocker).status == "running"  # the run training was not touched
+        assert jobs_module.stop(blocker, wait_s=10).status == "stopped"
+    finally:
+        jobs_module.default_jobs().backend.kill(jobs_module.default_jobs().store.path(blocker))
 
 
 # ---- uploads and views ------------------------------------------------------------------------

@@ -27,6 +27,7 @@ import torch
 from tests.waiting import until as wait_until
 from training import jobs as jobs_module
 from training.backends.local import LocalProcessBackend, track_child
+from training.device_queue import queue_place
 from training.jobs import JobError, Jobs
 from training.people import Person
 from training.record import RunState
@@ -218,15 +219,16 @@ def test_a_new_jobs_object_finds_a_running_worker_and_follows_it_to_the_end(make
 
 def test_ray_runs_beyond_the_clusters_cpus_wait_queued_and_can_be_stopped_while_waiting(make_jobs, ray_address,
                                                                                          monkeypatch):
-    """Ray places an actor when a machine has the CPUs it asks for (one each; the test cluster has
-    two): a third run waits as ``queued``, a stop takes it out of Ray's queue at once."""
+    """A run gets its actor when the cluster has the CPUs it asks for (one each; the test cluster
+    has two): a third run waits as ``queued`` in Glassbox's line, a stop takes it out at once."""
     monkeypatch.setenv("GLASSBOX_BACKEND", "ray")
     jobs = make_jobs()
     first, second = long_run(jobs), long_run(jobs)
     until(lambda: training_has_begun(jobs, first) and training_has_begun(jobs, second))
     third = long_run(jobs)
     time.sleep(1.0)
-    assert reconciled_status(jobs, third).status == "queued" and jobs.status(third).device is None
+    assert reconciled_status(jobs, third).status == "queued" and jobs.status(third).device == "cpu"
+    assert queue_place(jobs.store.root, third)[1:] == (1, [])  # in Glassbox's line, not Ray's
     assert jobs.stop(third, wait_s=3.0).status == "stopped"
     assert jobs.metrics(third) == [] and jobs.status(first).status == "running"
     for run_id in (first, second):

@@ -12,7 +12,9 @@ order); without owners it is first come, first served.
 Waiting tickets are files in $GLASSBOX_HOME/queue/<device>/, named so that they sort in submit
 order and holding "pid round owner"; a slot is an exclusive lock on a file in
 $GLASSBOX_HOME/locks/, and beside it a ``.holder`` file says whose run holds it, in which round.
-``queue_place`` tells a page where a run stands in line. Only the standard library: a worker
+``queue_place`` tells a page where a run stands in line. Ray runs wait in lines of their own here
+(``ray-<shape>``, tickets of no process: ``join_line(..., pid=0)``), served by
+``training.backends.ray_turns``. Only the standard library: a worker
 waits here before torch has loaded.
 """
 from __future__ import annotations
@@ -40,14 +42,9 @@ def device_slot(root: Path, device_key: str, limit: int, ticket: str, should_sto
     it is killed, so a crashed run never blocks the queue, and the queue outlives a restart of
     the server. Raises StopRequested if a stop arrives while waiting.
     """
-    queue = root / "queue" / device_key
     locks = root / "locks"
-    queue.mkdir(parents=True, exist_ok=True)
-    locks.mkdir(parents=True, exist_ok=True)
-    my_ticket = queue / ticket
-    with exclusive(locks / f"{device_key}.line.lock"):  # one joins at a time: each sees the others' rounds
-        turn = round_for(owner, waiting_tickets(root, device_key), holders(root, device_key))
-        _write_entry(my_ticket, owner, turn)
+    my_ticket = root / "queue" / device_key / ticket
+    turn = join_line(root, device_key, ticket, owner)
     held = None
     try:
         while held is None:
@@ -68,10 +65,27 @@ def device_slot(root: Path, device_key: str, limit: int, ticket: str, should_sto
             os.close(held[0])  # closing the file releases its lock
 
 
-def _write_entry(path: Path, owner: str | None, turn: int) -> None:
+def join_line(root: Path, device_key: str, ticket: str, owner: str | None, holding=None, pid: int | None = None) -> int:
+    """Put ``ticket`` in the device's line, in its round (``round_for``), and return the round.
+
+    ``holding``: a function giving the runs that hold the device now (default: the holders of its
+    slots, ``holders``). ``pid``: whose ticket it is (default: this process, and the ticket goes
+    when the process dies); 0 for a ticket that no process holds and the keeper of the line
+    removes itself (the Ray backend's: its runs wait for an actor, not in a process)."""
+    queue, locks = root / "queue" / device_key, root / "locks"
+    queue.mkdir(parents=True, exist_ok=True)
+    locks.mkdir(parents=True, exist_ok=True)
+    with exclusive(locks / f"{device_key}.line.lock"):  # one joins at a time: each sees the others' rounds
+        held = holders(root, device_key) if holding is None else holding()
+        turn = round_for(owner, waiting_tickets(root, device_key), held)
+        _write_entry(queue / ticket, owner, turn, os.getpid() if pid is None else pid)
+    return turn
+
+
+def _write_entry(path: Path, owner: str | None, turn: int, pid: int | None = None) -> None:
     """Write "pid round owner" to ``path`` whole (a hidden temporary file renamed over it)."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
-    temporary.write_text(f"{os.getpid()} {turn} {owner or ''}")
+    temporary.write_text(f"{os.getpid() if pid is None else pid} {turn} {owner or ''}")
     os.replace(temporary, path)
 
 

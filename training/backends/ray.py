@@ -2,16 +2,18 @@
 
     GLASSBOX_BACKEND=ray RAY_ADDRESS=10.0.0.5:6379 make run
 
-No filesystem is shared with the server. ``launch`` reads the files of the run that training
-needs from its folder (run.json, an uploaded dataset's tensors, the checkpoint a resume starts
-from) and hands them to a new actor (``training.backends.ray_actor.RunActor``) through Ray. A
-follower thread in the server then pulls what the actor's worker records (metrics lines,
+``launch`` puts the run in Glassbox's own line (``training.backends.ray_turns``); at its turn,
+when the cluster has room, the run's actor is made. No filesystem is shared with the server: the
+files of the run that training needs (run.json, an uploaded dataset's tensors, the checkpoint a
+resume starts from) are read from its folder and handed to the actor
+(``training.backends.ray_actor.RunActor``) through Ray. A follower thread in the server then pulls what the actor's worker records (metrics lines,
 checkpoints, the optimizer state, run.json) four times a second and writes it into the run
 folder with the run store's own code, atomically, so the app reads a Ray run exactly like a
 local one; a ``ray.json`` in the folder says which actor the run has and how far it has been
 followed.
 
-The actor is detached and named (``run-<run_id>-<attempt>`` in the ``glassbox`` namespace), so it
+The actor is detached and named (``run-<run_id>-<attempt>``, or ``spare-...`` for a spare that
+took the run, in the ``glassbox`` namespace), so it
 outlives a restart of the server: a new server finds it by name the first time ``Jobs.reconcile``
 looks at the run, and carries on following from where ``ray.json`` says. When the actor's run has
 ended and its last records are written, the follower ends the actor. A stop is a call on the
@@ -20,24 +22,25 @@ memory, its machine lost) fails its pulls, and the run is recorded as failed wit
 keeping everything already pulled.
 
 Devices: a run whose device is ``cuda``, or ``auto`` on a cluster with GPUs, asks Ray for one GPU;
-otherwise for GLASSBOX_RAY_CPUS CPUs (default 1). Ray starts the actor when a machine has them
-free, and Ray's scheduler, not the file queue of ``training.device_queue``, decides the order;
-the per-person limits of ``Jobs.submit`` hold as for the local backend.
+otherwise for GLASSBOX_RAY_CPUS CPUs (default 1); and every run also for GLASSBOX_RAY_RESOURCES.
+
+Turns: a run waits ``queued`` in Glassbox's own line (round-robin across owners, as local runs),
+and gets its actor only when the cluster has room for it; with ``warm_up``, a spare actor that
+has torch loaded takes the next run. See ``training.backends.ray_turns`` for both, and why.
 """
 from __future__ import annotations
 
-import json
 import os
 import socket
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 
-from models.files import write_atomically
-from training.backends.ray_follow import FOLLOW_FILE, Follower, kill_actor, read_follow_state
-from training.store import CHECKPOINTS_DIR, DATA_FILE, DATASET_FILE, OPTIMIZER_FILE, RUN_FILE, RunStore
-
-NAMESPACE = "glassbox"
+from training.backends.ray_follow import FOLLOW_FILE, NAMESPACE, Follower, kill_actor, read_follow_state
+from training.backends.ray_shapes import shape_for
+from training.backends.ray_turns import Turns, waiting_ticket
+from training.store import RUN_FILE, STOP_FILE, RunStore
 START_GRACE_S = 30.0  # a run with no actor yet is presumed lost after this long
 FORGET_AFTER_S = 60.0  # a follower whose actor is gone is dropped after this long
 KILL_WAIT_S = 5.0
@@ -133,42 +136,28 @@ class RayBackend:
             raise DeviceError("the Ray cluster has no GPU; choose the device 'auto' or 'cpu'")
 
     def launch(self, run_dir: Path, resume: bool) -> None:
-        import ray
-
-        from training.backends.ray_actor import RunActor
-        from training.worker import resume_point
-
+        """Put the run in its line (``ray_turns``); it gets its actor, now if the cluster has room."""
         self._connect()
-        store, run_id = RunStore(run_dir.parent.parent), run_dir.name
-        record = store.read(run_id)
-        files = {name: (run_dir / name).read_bytes() for name in (RUN_FILE, DATA_FILE, DATASET_FILE)
-                 if (run_dir / name).is_file()}
-        steps = []
-        if resume:
-            step, _ = resume_point(store, run_id)
-            if step in store.checkpoint_steps(run_id):  # step 0 too: the first checkpoint is before any training
-                folder = store.checkpoint_path(run_id, step)
-                files.update({f"{CHECKPOINTS_DIR}/{folder.name}/{p.name}": p.read_bytes() for p in folder.iterdir()})
-                steps.append(step)
-            optimizer = run_dir / CHECKPOINTS_DIR / OPTIMIZER_FILE
-            if optimizer.is_file():
-                files[f"{CHECKPOINTS_DIR}/{OPTIMIZER_FILE}"] = optimizer.read_bytes()
-        name = f"run-{run_id}-{record.resumes}"
-        device = record.hyperparameters.get("device", "auto")
-        cpus = max(1, int(os.environ.get("GLASSBOX_RAY_CPUS", "1")))
-        wants_gpu = device == "cuda" or (device == "auto" and self._cluster_gpus() > 0)
-        resources = {"num_gpus": 1, "num_cpus": 1} if wants_gpu else {"num_cpus": cpus}
-        state = {"actor": name, "metrics_offset": 0, "steps": steps}
-        write_atomically(run_dir / FOLLOW_FILE, json.dumps(state).encode())
-        try:
-            handle = ray.remote(RunActor).options(
-                name=name, namespace=NAMESPACE, lifetime="detached", max_restarts=0, max_concurrency=4,
-                **resources).remote(run_id, files, resume, resources["num_cpus"])
-        except (ValueError, ray.exceptions.RayError) as err:
-            raise OSError(f"Ray could not start the run's actor ({err})") from err
-        self._follow(run_dir, handle, state)
+        store = RunStore(run_dir.parent.parent)
+        record = store.read(run_dir.name)
+        shape = shape_for(record.hyperparameters.get("device", "auto"), self._cluster_gpus())
+        waits_for = "cuda" if "GPU" in shape else "cpu"  # the page says whose line it is in (the actor says more)
+        if record.device != waits_for:
+            record = replace(record, device=waits_for)
+            store.write(record)
+        with _followers_lock:  # the last attempt's follower (its actor is gone) is not this one's
+            _followers.pop(str(run_dir), None)
+        (run_dir / FOLLOW_FILE).unlink(missing_ok=True)
+        turns.join(run_dir, record, shape, self.follow)
+
+    def warm_up(self) -> None:
+        """Keep a spare actor with torch loaded for the next run (the app calls this; see ``ray_turns``)."""
+        self._connect()
+        turns.warm_up(shape_for("auto", self._cluster_gpus()))
 
     def request_stop(self, run_dir: Path) -> None:
+        if turns.leave(run_dir):  # still waiting for its turn: nothing to save
+            return
         follower = self._follower_for(run_dir)
         if follower is None:
             return
@@ -178,6 +167,7 @@ class RayBackend:
             kill_actor(follower.handle)
 
     def kill(self, run_dir: Path) -> None:
+        turns.leave(run_dir)
         follower = self._follower_for(run_dir)
         if follower is None:
             return
@@ -185,12 +175,19 @@ class RayBackend:
         follower.thread.join(KILL_WAIT_S)
 
     def worker_gone(self, run_dir: Path) -> str | None:
-        """None while the actor lives (or Ray has yet to place it). A follower of this process
-        is started here for a run whose actor another server process started (a restart)."""
+        """None while the run waits for its turn, or its actor lives (or Ray has yet to place it).
+        A follower of this process is started here for a run whose actor another server process
+        started (a restart), and its line is served here from now on."""
+        if waiting_ticket(run_dir) is not None:  # first: a ticket leaves the line only after ray.json is written
+            self._connect()
+            turns.watch(run_dir.parent.parent, self.follow)
+            return None
         follower = self._follower_for(run_dir)
         if follower is not None:
             return follower.gone
         if read_follow_state(run_dir) is None:
+            if (run_dir / STOP_FILE).exists():
+                return "it was stopped while it waited for its turn"
             return None if _age(run_dir / RUN_FILE) < START_GRACE_S else "the Ray actor never started"
         return ("the Ray actor of this run is gone (its machine may have been lost, or Ray was "
                 "restarted)")
@@ -262,9 +259,10 @@ class RayBackend:
             handle = ray.get_actor(state["actor"], namespace=NAMESPACE)
         except ValueError:
             return None
-        return self._follow(run_dir, handle, state)
+        return self.follow(run_dir, handle, state)
 
-    def _follow(self, run_dir: Path, handle, state: dict) -> "Follower":
+    def follow(self, run_dir: Path, handle, state: dict) -> "Follower":
+        """Follow the run's actor from this process (unless a follower of that actor is there)."""
         with _followers_lock:
             follower = _followers.get(str(run_dir))
             if follower is None or follower.state["actor"] != state["actor"]:
@@ -273,6 +271,9 @@ class RayBackend:
                 follower = _followers[str(run_dir)] = Follower(self, run_dir, handle, state)
                 follower.thread.start()
         return follower
+
+
+turns = Turns()  # one per process, like the followers
 
 
 def _age(path: Path) -> float:

@@ -1,8 +1,9 @@
 """What runs on a Ray node for one run: ``RunActor`` trains it and hands its records back.
 
 The Ray backend (``training.backends.ray``) makes one detached, named actor of this class per
-run attempt. No filesystem is shared with the server: the actor is given the files of the run
-that training reads (run.json, an uploaded dataset's tensors, and for a resume the checkpoint
+run attempt, or hands the attempt to a spare one that has loaded torch already
+(``training.backends.ray_turns``). No filesystem is shared with the server: the actor is given
+the files of the run that training reads (run.json, an uploaded dataset's tensors, and for a resume the checkpoint
 and optimizer state to continue from) as bytes, writes them into a run folder of its own in a
 temporary directory on its node, and trains there with the same code as the local worker
 (``training.worker.train_run``, without the file-based device queue: Ray gave the actor its
@@ -25,11 +26,53 @@ METRICS_CHUNK_BYTES = 4 * 1024 * 1024  # at most this much of metrics.jsonl per 
 
 
 class RunActor:
-    """Trains one run in a thread of its own; every method answers at once (a threaded actor)."""
+    """Trains one run in a thread of its own; every method answers at once (a threaded actor).
 
-    def __init__(self, run_id: str, files: dict[str, bytes], resume: bool, cpu_threads: int = 1):
+    Made with ``run`` (run_id, files, resume), it starts on that run at once (a cold start). Made
+    without, it is a spare (``training.backends.ray_turns``): it loads what training needs (torch,
+    the trainer, the built-in datasets; ``training.worker.preload``) and waits, holding no file,
+    until ``begin`` hands it a run.
+    """
+
+    def __init__(self, cpu_threads: int = 1, run: tuple | None = None):
         os.environ["GLASSBOX_WORKER_THREADS"] = str(max(1, cpu_threads))  # the CPUs Ray gave this actor
-        self.run_id, self.resume = run_id, resume
+        self.run_id: str | None = None
+        self.taken = threading.Lock()
+        self.warm = threading.Event()  # preloading is over (a cold actor loads as it trains)
+        self.done = threading.Event()
+        if run is None:
+            threading.Thread(target=self._preload, name="preload", daemon=True).start()
+        else:
+            self.warm.set()
+            self.begin(*run)
+
+    def _preload(self) -> None:
+        try:
+            from training.worker import preload
+
+            preload()
+        except BaseException:  # noqa: BLE001 - a run handed over loads what it needs itself, and says what fails
+            traceback.print_exc()
+        finally:
+            self.warm.set()
+
+    def ready(self) -> bool:
+        """Answers once the spare has loaded everything (at once for a cold actor)."""
+        self.warm.wait()
+        return True
+
+    def run_of(self) -> str | None:
+        """The run this actor trains, or None while it is a spare."""
+        return self.run_id
+
+    def begin(self, run_id: str, files: dict[str, bytes], resume: bool) -> bool:
+        """Take the run (its files, as bytes) and start training it; False if this actor already
+        has a run (two servers handed the same spare a run: only the first gets it)."""
+        with self.taken:
+            if self.run_id is not None:
+                return False
+            self.run_id = run_id
+        self.resume = resume
         self.home = Path(tempfile.mkdtemp(prefix="glassbox-ray-"))
         self.folder = self.home / "runs" / run_id
         for name, payload in files.items():
@@ -39,8 +82,8 @@ class RunActor:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(payload)
         (self.folder / "checkpoints").mkdir(exist_ok=True)
-        self.done = threading.Event()
         threading.Thread(target=self._train, name=f"train-{run_id}", daemon=True).start()
+        return True
 
     def _train(self) -> None:
         from training.device_queue import StopRequested
@@ -48,8 +91,9 @@ class RunActor:
         from training.worker import RunFile, explain_failure, record_end, train_run
 
         run = None
+        self.warm.wait()  # a spare handed a run early finishes loading first
         try:
-            from training.store import RunStore  # torch loads here
+            from training.store import RunStore  # torch loads here (or was, by a spare)
 
             store = RunStore(self.home)
             run = RunFile(store, self.run_id)
@@ -67,7 +111,8 @@ class RunActor:
 
     def stop(self) -> None:
         """Ask training to stop (the trainer looks for the stop file between steps)."""
-        (self.folder / "stop").write_text("stop")
+        if self.run_id is not None:
+            (self.folder / "stop").write_text("stop")
 
     def where(self) -> dict:
         """The node and the process this actor trains in (tests kill the process)."""
@@ -117,7 +162,8 @@ class RunActor:
 
     def close(self) -> None:
         """Remove this actor's copy of the run (the server has everything by now)."""
-        shutil.rmtree(self.home, ignore_errors=True)
+        if self.run_id is not None:
+            shutil.rmtree(self.home, ignore_errors=True)
 
 
 def node_name() -> str:

@@ -22,7 +22,10 @@ from training.store import RunStore
 # pulling while the server shuts down): never here, where a cluster is always joined on purpose.
 os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
 
-FOLLOW_FILE = "ray.json"  # {"actor": name, "metrics_offset": bytes pulled, "steps": checkpoints pulled}
+NAMESPACE = "glassbox"  # of every actor Glassbox makes: runs' and spares
+# {"actor": name, "metrics_offset": bytes pulled, "steps": checkpoints pulled, "line": the line it
+# waited in (training.backends.ray_turns), "round": its round there}
+FOLLOW_FILE = "ray.json"
 FOLLOW_LOCK = "ray.lock"  # held by the one process that follows the run's actor
 LOCK_WAIT_S = 0.5
 PULL_EVERY_S = 0.25  # the worker records metrics every 0.25 s; a pull costs the training process a little
@@ -77,7 +80,7 @@ class Follower:
     def __init__(self, backend, run_dir: Path, handle, state: dict):
         self.backend, self.run_dir, self.handle = backend, run_dir, handle
         self.store, self.run_id = RunStore(run_dir.parent.parent), run_dir.name
-        self.state = {"actor": state["actor"], "metrics_offset": int(state.get("metrics_offset", 0)),
+        self.state = {**state, "metrics_offset": int(state.get("metrics_offset", 0)),  # and its line, its round
                       "steps": [int(s) for s in state.get("steps", [])]}
         self.optimizer_token: str | None = None
         self.optimizer_at = float("-inf")  # when the optimizer state was last brought in
@@ -130,7 +133,6 @@ class Follower:
                 self._release()
                 raise
             if reply["done"]:
-                self._release()
                 self._end("the worker ended")
                 return
             self.detached.wait(PULL_EVERY_S)
@@ -157,6 +159,8 @@ class Follower:
             changed = True
         if changed:
             write_atomically(self.run_dir / FOLLOW_FILE, json.dumps(self.state).encode())
+        if reply["done"]:  # before run.json says so: a run seen ended has let go of its device
+            self._release()
         if reply["record"] != self.record_bytes:
             from training.record import RunRecord
 
