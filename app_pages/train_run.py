@@ -14,7 +14,6 @@ import streamlit as st
 from app_pages import common
 from app_pages.run_data import UNREADABLE, all_runs, safe_status, store, visible_runs
 from training import jobs
-from training.backends.local import LocalProcessBackend
 from training.jobs import JobError, RunStatus
 from training.limits import runs_kept_per_person, runs_per_person
 from training.people import can_see, refusal
@@ -46,10 +45,13 @@ def attach(run_id: str | None) -> None:
 
 
 def keep_a_worker_warm() -> None:
-    """Have a warm worker ready, so that Train starts training at once (``training.backends.local``)."""
-    backend = jobs.default_jobs().backend
-    if isinstance(backend, LocalProcessBackend):
-        backend.warm_up()
+    """Have a warm worker ready, so that Train starts training at once (a spare process, or with
+    Ray a spare actor: ``training.backends``). A cluster that cannot be reached is said where the
+    devices are listed; here it only means no spare."""
+    try:
+        jobs.default_jobs().backend.warm_up()
+    except OSError:
+        pass
 
 
 def attached_run() -> RunStatus | None:

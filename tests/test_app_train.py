@@ -357,6 +357,7 @@ class IdleBackend:
     name = "idle"
 
     def check_device(self, device): pass
+    def warm_up(self): pass
     def launch(self, run_dir, resume): pass
     def request_stop(self, run_dir): pass
     def kill(self, run_dir): pass

@@ -26,6 +26,10 @@ class Backend(Protocol):
         """Raise ``training.devices.DeviceError`` (in words) if runs cannot train on ``device``
         ("auto", "cpu", "cuda", "mps") where this backend runs them."""
 
+    def warm_up(self) -> None:
+        """Have a worker ready ahead of the next run, so Train starts training at once (a spare
+        process here, a spare actor on the cluster); raise ``OSError`` if that cannot be done."""
+
     def launch(self, run_dir: Path, resume: bool) -> None:
         """Start a worker for the run and return at once."""
 
