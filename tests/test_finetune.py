@@ -1,0 +1,209 @@
+"""Fine-tuning a pretrained encoder (training.finetune, models.pretrained.finetuned), offline, on a
+tiny random BERT saved to a temporary folder as tests/test_pretrained.py's ``tiny`` fixture does.
+
+References: the base folder's own safetensors (what must not change, byte for byte), an
+uninterrupted run's weights (what a stopped and resumed one must end on), the in-memory model's
+logits (what a reloaded checkpoint must give), and the learning-rate formula by hand.
+"""
+from __future__ import annotations
+
+import random
+
+import pytest
+import safetensors.torch
+import torch
+from transformers import BertConfig, BertModel, BertTokenizer
+
+from models.checkpoint import load_checkpoint
+from models.pretrained import load_pretrained
+from models.pretrained.finetuned import (block_parameters, finetuned_zip, freeze, head_parameters, save_finetuned,
+                                         start_model)
+from training import finetune
+from training.finetune import Recipe
+from training.hyperparameters import Hyperparameters
+from training.trainer import Callback, Trainer
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "film", "movie", "was", "not", "bad", "good",
+         "and", "acting", ",", "plot", "is", "very", "a"]
+FILLER = ["the", "film", "movie", "was", "and", "acting", "plot", "is", "very", "a"]
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory):
+    """A bare 2-block BERT encoder (no head) with its WordPiece tokenizer, as a model folder."""
+    folder = tmp_path_factory.mktemp("base") / "tiny-bert"
+    torch.manual_seed(0)
+    model = BertModel(BertConfig(vocab_size=len(WORDS), num_hidden_layers=2, num_attention_heads=2, hidden_size=32,
+                                 intermediate_size=64, max_position_embeddings=64))
+    model.save_pretrained(folder)
+    BertTokenizer(vocab={w: i for i, w in enumerate(WORDS)}).save_pretrained(folder)
+    return folder
+
+
+def sentences(n=96, seed=0):
+    """Positive exactly when 'good' is in the sentence: a rule a tiny encoder can learn."""
+    rng = random.Random(seed)
+    texts, labels = [], []
+    for i in range(n):
+        words = [rng.choice(FILLER) for _ in range(rng.randint(3, 7))]
+        if i % 2:
+            words.insert(rng.randrange(len(words)), "good")
+        texts.append(" ".join(words))
+        labels.append(i % 2)
+    return "keyword", texts, labels, ["negative", "positive"], "keyword sentences", []
+
+
+def data_for(model):
+    return finetune.finetune_dataset(model.tokenizer, *sentences(), model_max_len=model.spec.input.max_len)
+
+
+class Collect(Callback):
+    def __init__(self, stop_after_step=None):
+        self.steps, self.checkpoints, self.optimizer_states, self.stop_after_step = [], {}, {}, stop_after_step
+        self.records = []
+
+    def on_metrics(self, record):
+        self.records.append(record)
+        if record["type"] == "train":
+            self.steps.append(record["step"])
+
+    def on_checkpoint(self, step, epoch, model, optimizer_state):
+        self.checkpoints[step] = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        self.optimizer_states[step] = optimizer_state
+
+    def should_stop(self):
+        return self.stop_after_step is not None and bool(self.steps) and self.steps[-1] >= self.stop_after_step
+
+
+def trained(base, recipe: Recipe, hp: Hyperparameters, callback=None, model=None, start_step=0, optimizer_state=None):
+    """A fine-tune in this process, as the worker runs it (start_run_model, trainer_options, Trainer)."""
+    model = model or finetune.start_run_model(recipe.to_dict(), ["negative", "positive"], hp.seed, "tiny")
+    dataset = data_for(model)
+    callback = callback or Collect()
+    trainer = Trainer(model, dataset, hp, [callback], log_every_s=0.0,
+                      **finetune.trainer_options(model, recipe.to_dict(), hp))
+    return trainer, trainer.fit(start_step, optimizer_state), callback
+
+
+HP = Hyperparameters(optimizer="adamw", lr=1e-3, batch_size=16, epochs=2, seed=3)
+
+
+def base_weights(base) -> dict[str, torch.Tensor]:
+    return safetensors.torch.load_file(str(base / "model.safetensors"))
+
+
+def test_head_only_changes_only_the_head(base):
+    recipe = Recipe(base=str(base), train="head", head_lr=1e-2)
+    trainer, result, _ = trained(base, recipe, HP)
+    assert result.status == "finished"
+    state = trainer.model.hf.state_dict()
+    head = set(head_parameters(trainer.model))
+    assert head == {"bert.pooler.dense.weight", "bert.pooler.dense.bias", "classifier.weight", "classifier.bias"}
+    for name, tensor in base_weights(base).items():  # the saved base: byte for byte
+        mine = state["bert." + name.removeprefix("bert.")]
+        if "bert." + name.removeprefix("bert.") in head:
+            continue
+        assert mine.numpy().tobytes() == tensor.numpy().tobytes(), name
+    start = finetune.start_run_model(recipe.to_dict(), ["negative", "positive"], HP.seed, "tiny").hf.state_dict()
+    assert not torch.equal(state["classifier.weight"], start["classifier.weight"])  # the head did learn
+    assert not torch.equal(state["bert.pooler.dense.weight"], start["bert.pooler.dense.weight"])
+
+
+def test_the_top_block_changes_only_that_block_and_the_head(base):
+    recipe = Recipe(base=str(base), train="top", top_blocks=1)
+    trainer, _, callback = trained(base, recipe, HP)
+    before, after = callback.checkpoints[0], trainer.model.state_dict()
+    top = {"hf." + name for name in block_parameters(trainer.model, 1)}
+    head = {"hf." + name for name in head_parameters(trainer.model)}
+    assert top and all(".layer.1." in name for name in top)
+    for name, tensor in after.items():
+        if name in top | head:
+            continue
+        assert tensor.numpy().tobytes() == before[name].numpy().tobytes(), name  # block 1 of 2 and the embeddings
+    assert all(not torch.equal(after[name], before[name]) for name in top if name.endswith("weight"))
+
+
+def test_freeze_counts_what_trains_and_plan_says_it_before_training(base):
+    model = start_model(str(base), ["a", "b", "c"], seed=0)
+    assert model.spec.num_classes == 3 and model.hf.config.id2label == {0: "a", 1: "b", 2: "c"}
+    everything = sum(p.numel() for p in model.hf.parameters())
+    head = sum(p.numel() for p in head_parameters(model).values())
+    block = sum(p.numel() for p in block_parameters(model, 1).values())
+    assert finetune.trained_count(model, Recipe(str(base), "head")) == head == freeze(model, "head")
+    assert finetune.trained_count(model, Recipe(str(base), "top", 1)) == head + block == freeze(model, "top", 1)
+    assert finetune.trained_count(model, Recipe(str(base), "all")) == everything == freeze(model, "all")
+    plan = finetune.plan_for(model, data_for(model), HP, Recipe(str(base), "all"))
+    assert plan.parameters == everything and plan.trained == everything
+    assert plan.memory_bytes > 16 * everything  # weights, gradients and AdamW's moments at least
+    assert "MB of memory" in plan.words()
+
+
+def test_a_run_that_would_not_fit_is_refused_in_words(base, monkeypatch):
+    model = load_pretrained(str(base))
+    monkeypatch.setattr(finetune, "available_memory", lambda device="auto": 10 * 2**20)
+    with pytest.raises(finetune.FinetuneError, match="needs about .* MB of memory and only 10 MB is free"):
+        finetune.submit(model, data_for(model), HP, Recipe(str(base)))
+
+
+def test_a_checkpoint_reloads_offline_with_the_same_logits(base, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    trainer, _, _ = trained(base, Recipe(base=str(base), train="all"), HP)
+    model = trainer.model.eval()
+    ids = data_for(model).x_val[:8]
+    with torch.no_grad():
+        expected = model(ids)
+    folder = save_finetuned(model, tmp_path / "step_4", meta={"dataset": "keyword", "run_id": "r", "step": 4})
+    assert {"config.json", "model.safetensors", "meta.json"} <= {p.name for p in folder.iterdir()}
+    assert not [p for p in folder.iterdir() if p.suffix in (".bin", ".pt", ".pth", ".pkl", ".py")]
+    for loaded in (load_checkpoint(folder), load_checkpoint((finetuned_zip(model), "tiny.zip"))):
+        with torch.no_grad():
+            torch.testing.assert_close(loaded(ids), expected, rtol=0, atol=1e-6)
+        assert loaded.meta.pretrained == str(base) and loaded.spec.class_names == ["negative", "positive"]
+    assert load_checkpoint(folder).meta.step == 4
+
+
+def test_stop_and_resume_land_on_the_weights_of_an_uninterrupted_run(base, tmp_path):
+    recipe = Recipe(base=str(base), train="top", top_blocks=1)
+    hp = Hyperparameters(optimizer="adamw", lr=1e-3, batch_size=16, epochs=3, seed=5, schedule="cosine")
+    whole, whole_result, _ = trained(base, recipe, hp)
+    stopping = Collect(stop_after_step=5)
+    first, result, _ = trained(base, recipe, hp, stopping)
+    assert result.status == "stopped" and 5 <= result.step < whole_result.total_steps
+    saved = save_finetuned(first.model, tmp_path / "stopped")  # resumed from its checkpoint folder, as the worker does
+    resumed, end, _ = trained(base, recipe, hp, model=load_checkpoint(saved), start_step=result.step,
+                              optimizer_state=stopping.optimizer_states[result.step])
+    assert end.status == "finished" and end.step == whole_result.total_steps
+    for name, tensor in whole.model.state_dict().items():
+        torch.testing.assert_close(resumed.model.state_dict()[name], tensor, rtol=1e-5, atol=1e-6)
+
+
+def test_the_head_keeps_its_own_learning_rate_under_a_schedule(base):
+    recipe = Recipe(base=str(base), train="all", head_lr=1e-2)
+    hp = Hyperparameters(optimizer="adamw", lr=1e-3, batch_size=16, epochs=1, seed=0, schedule="cosine")
+    trainer, _, _ = trained(base, recipe, hp)
+    rates = sorted(group["lr"] / group["lr_scale"] for group in trainer.optimizer.param_groups)
+    assert rates[0] == pytest.approx(rates[1])  # both groups follow the same schedule
+    scales = sorted(group["lr_scale"] for group in trainer.optimizer.param_groups)
+    assert scales == pytest.approx([1.0, 10.0])
+
+
+def test_a_fine_tune_runs_through_the_jobs_and_its_checkpoints_load(base, make_jobs, monkeypatch):
+    from training import jobs as job_module
+
+    jobs = make_jobs()
+    monkeypatch.setattr(job_module, "default_jobs", lambda: jobs)
+    model = load_pretrained(str(base))
+    dataset = data_for(model)
+    hp = Hyperparameters(optimizer="adamw", lr=1e-3, batch_size=16, epochs=1, seed=1)
+    run_id = finetune.submit(model, dataset, hp, Recipe(base=str(base), train="head"))
+    status = jobs.wait(run_id, timeout_s=240)
+    assert status.status == "finished", status.message
+    record = jobs.store.read(run_id)
+    assert record.extra["finetune"]["train"] == "head"
+    steps = jobs.store.checkpoint_steps(run_id)
+    assert steps[0] == 0 and steps[-1] == status.total_steps
+    first, last = jobs.store.load_model(run_id, 0), jobs.store.load_model(run_id)
+    assert first.meta.run_id == run_id and last.meta.step == status.total_steps
+    encoder = [n for n in first.hf.state_dict() if n.startswith("bert.encoder.")]
+    assert encoder and all(torch.equal(first.hf.state_dict()[n], last.hf.state_dict()[n]) for n in encoder)
+    assert not torch.equal(first.hf.classifier.weight, last.hf.classifier.weight)
