@@ -57,6 +57,7 @@ LESSON_OPEN = "lesson_open"  # slug of the lesson open on the Lessons page; None
 LESSON_STEPS = "lesson_steps"  # {slug: 0-based step} where each lesson was left
 LESSON_SEEN = "lesson_seen"  # {slug: set of 0-based steps seen}: a lesson's progress
 LESSON_ANSWERS = "lesson_answers"  # {(slug, step)} whose answer was revealed
+FINETUNE_SETTINGS = "finetune_settings"  # the Train page's fine-tuning choices, by widget key (app_pages.train_finetune)
 LESSON_ADDRESS = "lesson_address"  # the (lesson, step) this session last put in the address; None: none yet
 NOBODY = Person(person_id="", name="")  # in class mode before a name is given: may see only shared runs, act on none
 # (and the Model page editor's: editor_state.WORKING_SPEC, WORKING_PRESET, LAYER_ROWS, ...)
@@ -78,6 +79,7 @@ def init_session_state() -> None:
         state[RUNS_WATCHED] = set()
         state[RUNS_ADOPTED] = set()
         state[TRAIN_SETTINGS] = None
+        state[FINETUNE_SETTINGS] = {}
         state[TRAIN_ERROR] = None
         state[TRAIN_BUSY] = None
         state[INSPECT_STEPS] = {}

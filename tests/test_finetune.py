@@ -207,3 +207,18 @@ def test_a_fine_tune_runs_through_the_jobs_and_its_checkpoints_load(base, make_j
     encoder = [n for n in first.hf.state_dict() if n.startswith("bert.encoder.")]
     assert encoder and all(torch.equal(first.hf.state_dict()[n], last.hf.state_dict()[n]) for n in encoder)
     assert not torch.equal(first.hf.classifier.weight, last.hf.classifier.weight)
+
+
+def test_the_train_page_offers_fine_tuning_for_a_pretrained_model_instead_of_declining(base):
+    from app_pages import train_finetune
+    from tests.app_helpers import open_page, texts
+
+    at = open_page("train", model=load_pretrained(str(base)))
+    assert not any("does not train" in text for text in texts(at.info))
+    assert any(e.label.startswith("**Fine-tune tiny-bert**") for e in at.expander)
+    assert at.button(key=train_finetune.START).disabled is False
+    assert at.radio(key=train_finetune.TRAIN_PART).value == "all"
+    said = " ".join(texts(at.caption))
+    assert "MB of memory" in said and "1,200 to train on, 300 to check on · 2 classes" in said
+    at.radio(key=train_finetune.TRAIN_PART).set_value("top").run()
+    assert at.number_input(key=train_finetune.TOP_BLOCKS).value == 2

@@ -27,6 +27,7 @@ from training.data import Dataset, DatasetError
 from training.hyperparameters import Hyperparameters, steps_per_epoch
 
 FINETUNE_CHECKPOINTS = 6  # a checkpoint is the whole model (MiniLM: 87 MB); 6 keep the replay and the disk sane
+SAFETY_CHECKPOINT_S = 300.0  # a killed worker loses at most this; more often would cost 87 MB each time
 MAX_TOKENS = 128  # longest sentence kept, in the tokenizer's pieces (the class's sentences are far shorter)
 PROCESS_OVERHEAD_BYTES = 600 * 2**20  # python, torch and transformers in the worker, before any tensor
 TRAIN_LABELS = {"head": "the head only (fast; the encoder stays as it was)",
@@ -237,4 +238,5 @@ def trainer_options(model, finetune: dict, hp: Hyperparameters) -> dict:
 
     recipe = Recipe.from_dict(finetune)
     freeze(model, recipe.train, recipe.top_blocks)
-    return {"param_groups": parameter_groups(model, hp.lr, recipe.head_lr), "checkpoints": FINETUNE_CHECKPOINTS}
+    return {"param_groups": parameter_groups(model, hp.lr, recipe.head_lr), "checkpoints": FINETUNE_CHECKPOINTS,
+            "safety_checkpoint_s": SAFETY_CHECKPOINT_S}

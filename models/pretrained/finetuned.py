@@ -123,10 +123,9 @@ def parameter_groups(model: PretrainedText, lr: float, head_lr: float) -> list[d
     head = [p for p in head_parameters(model).values() if p.requires_grad]
     head_ids = {id(p) for p in head}
     encoder = [p for p in model.hf.parameters() if p.requires_grad and id(p) not in head_ids]
-    groups = [{"params": head, "lr": head_lr, "lr_scale": head_lr / lr}]
-    if encoder:
-        groups.append({"params": encoder, "lr": lr, "lr_scale": 1.0})
-    return groups
+    head_group = {"params": head, "lr": head_lr, "lr_scale": head_lr / lr}
+    # The encoder's first: a metrics record's "lr" is the first group's, which is then the run's lr.
+    return [{"params": encoder, "lr": lr, "lr_scale": 1.0}, head_group] if encoder else [head_group]
 
 
 # ---- checkpoints ----------------------------------------------------------------------------
