@@ -1,7 +1,7 @@
 """Attention: where every token (or image patch) of the current Transformer looks."""
 import streamlit as st
 
-from app_pages import common
+from app_pages import attention_compare, common
 from app_pages import inspect_ui as ui
 from app_pages.shared_views import figure_once
 from explain.attention import (cls_patch_attention, head_average, inspect_attention, mean_patch_attention,
@@ -82,6 +82,7 @@ ui.show_figure(figure_once(attention_heatmap, pattern, inspection.labels,
                "attention_head_map",
                f"attention-block{counted(layer)}-{'mean' if head == AVERAGE else f'head{counted(head)}'}",
                caption="Each row sums to 1: how one token shares its attention among all the tokens.")
+attention_compare.before_and_after(model, None if picture is not None else sentences[0].ids, context.vocab, layer, head)
 
 st.subheader("One token's attention, with the numbers")
 labels = inspection.labels

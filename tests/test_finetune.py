@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
+
 import pytest
 import safetensors.torch
 import torch
@@ -222,3 +224,41 @@ def test_the_train_page_offers_fine_tuning_for_a_pretrained_model_instead_of_dec
     assert "MB of memory" in said and "1,200 to train on, 300 to check on · 2 classes" in said
     at.radio(key=train_finetune.TRAIN_PART).set_value("top").run()
     assert at.number_input(key=train_finetune.TOP_BLOCKS).value == 2
+
+
+def test_the_attention_page_shows_the_same_head_before_and_after_fine_tuning(base, home):
+    from transformers import AutoModel
+
+    from tests.app_helpers import figure, open_page, values
+    from training.record import RunProgress, RunRecord, RunState
+    from training.store import RunStore
+
+    store = RunStore(home)
+    recipe = Recipe(base=str(base), train="all")
+    trainer, result, _ = trained(base, recipe, HP)
+    model, dataset = trainer.model.eval(), data_for(trainer.model)
+    record = RunRecord(run_id="", status=RunState.FINISHED, model="tiny-bert", family="Transformer",
+                       spec=finetune.finetune_spec(model, dataset).to_dict(),
+                       dataset={"name": dataset.name, "source": None, "meta": dataset.meta(), "train_size": 1,
+                                "val_size": 1}, hyperparameters=HP.to_dict(),
+                       progress=RunProgress(step=result.step, total_steps=result.step), extra={"finetune": recipe.to_dict()})
+    run_id = store.create("tiny-bert", record)
+    store.save_dataset(run_id, dataset)
+    store.save_checkpoint(run_id, 0, start_model(str(base), dataset.class_names, HP.seed, "tiny-bert"),
+                          {**dataset.meta(), "run_id": run_id, "step": 0})
+    store.save_checkpoint(run_id, result.step, model, {**dataset.meta(), "run_id": run_id, "step": result.step})
+
+    at = open_page("inspect_attention", model=store.load_model(run_id))
+    assert any("before and after fine-tuning" in s.value for s in at.subheader)
+    before, after = figure(at, "attention_before"), figure(at, "attention_after")
+    tokens = [t.strip() for t in before["data"][0]["x"]]
+    ids = torch.tensor([WORDS.index(t) if t in WORDS else 1 for t in tokens])
+    reference = AutoModel.from_pretrained(base, attn_implementation="eager").eval()  # the base, untouched
+    with torch.no_grad():
+        patterns = reference(input_ids=ids[None], output_attentions=True).attentions
+    block = len(patterns) - 1  # the page's default: the last block, the mean of the heads
+    np_before = values(before["data"][0]["z"])
+    # the figure carries its numbers rounded to a thousandth (a smaller page)
+    torch.testing.assert_close(torch.tensor(np.array(np_before), dtype=torch.float32), patterns[block][0].mean(0),
+                               rtol=0, atol=1.5e-3)
+    assert not np.allclose(values(after["data"][0]["z"]), np_before)  # fine-tuning changed where it looks
