@@ -20,7 +20,7 @@ from models.checkpoint import load_checkpoint
 from models.pretrained import load_pretrained
 from models.pretrained.finetuned import (block_parameters, finetuned_zip, freeze, head_parameters, save_finetuned,
                                          start_model)
-from training import finetune
+from training import finetune, finetune_run
 from training.finetune import Recipe
 from training.hyperparameters import Hyperparameters
 from training.trainer import Callback, Trainer
@@ -79,11 +79,11 @@ class Collect(Callback):
 
 def trained(base, recipe: Recipe, hp: Hyperparameters, callback=None, model=None, start_step=0, optimizer_state=None):
     """A fine-tune in this process, as the worker runs it (start_run_model, trainer_options, Trainer)."""
-    model = model or finetune.start_run_model(recipe.to_dict(), ["negative", "positive"], hp.seed, "tiny")
+    model = model or finetune_run.start_run_model(recipe.to_dict(), ["negative", "positive"], hp.seed, "tiny")
     dataset = data_for(model)
     callback = callback or Collect()
     trainer = Trainer(model, dataset, hp, [callback], log_every_s=0.0,
-                      **finetune.trainer_options(model, recipe.to_dict(), hp))
+                      **finetune_run.trainer_options(model, recipe.to_dict(), hp))
     return trainer, trainer.fit(start_step, optimizer_state), callback
 
 
@@ -106,7 +106,7 @@ def test_head_only_changes_only_the_head(base):
         if "bert." + name.removeprefix("bert.") in head:
             continue
         assert mine.numpy().tobytes() == tensor.numpy().tobytes(), name
-    start = finetune.start_run_model(recipe.to_dict(), ["negative", "positive"], HP.seed, "tiny").hf.state_dict()
+    start = finetune_run.start_run_model(recipe.to_dict(), ["negative", "positive"], HP.seed, "tiny").hf.state_dict()
     assert not torch.equal(state["classifier.weight"], start["classifier.weight"])  # the head did learn
     assert not torch.equal(state["bert.pooler.dense.weight"], start["bert.pooler.dense.weight"])
 

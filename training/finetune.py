@@ -8,7 +8,7 @@
 A fine-tune run is an ordinary run (``training.jobs``): its run.json holds the recipe under
 ``finetune``, its dataset is the token ids of the model's own tokenizer (saved in the run folder,
 so a worker anywhere, a Ray actor too, reads exactly what was tokenized here), and the worker
-asks ``start_run_model`` and ``trainer_options`` for the model and the Trainer's settings. Its
+asks ``training.finetune_run`` for the model and the Trainer's settings. Its
 checkpoints are Hugging Face folders (``models.pretrained.finetuned``).
 
 Dropout is switched off in the fine-tuned model (``models.pretrained.finetuned.start_model``),
@@ -18,49 +18,21 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from training.data import Dataset, DatasetError
+from training.finetune_run import FINETUNE_CHECKPOINTS, TRAIN_LABELS, Recipe  # noqa: F401 - Recipe, TRAIN_LABELS: the public face
 from training.hyperparameters import Hyperparameters, steps_per_epoch
 
-FINETUNE_CHECKPOINTS = 6  # a checkpoint is the whole model (MiniLM: 87 MB); 6 keep the replay and the disk sane
-SAFETY_CHECKPOINT_S = 300.0  # a killed worker loses at most this; more often would cost 87 MB each time
 MAX_TOKENS = 128  # longest sentence kept, in the tokenizer's pieces (the class's sentences are far shorter)
 PROCESS_OVERHEAD_BYTES = 600 * 2**20  # python, torch and transformers in the worker, before any tensor
-TRAIN_LABELS = {"head": "the head only (fast; the encoder stays as it was)",
-                "top": "the head and the top blocks", "all": "everything (all blocks and the head)"}
 
 
 class FinetuneError(DatasetError):
     """A fine-tune that cannot start (it would not fit, a bad recipe); the message is for the user."""
-
-
-@dataclass
-class Recipe:
-    base: str  # the pretrained model: the built-in name or a local folder
-    train: str = "all"  # head | top | all: what training changes (models.pretrained.finetuned.freeze)
-    top_blocks: int = 2  # with train="top": how many of the last blocks train with the head
-    head_lr: float = 1e-3  # the new head's learning rate (the encoder's is the run's lr)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "Recipe":
-        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
-
-    def problems(self, blocks: int) -> list[str]:
-        said = []
-        if self.train not in TRAIN_LABELS:
-            said.append(f"choose what to train: {', '.join(TRAIN_LABELS)}, not {self.train!r}")
-        if self.train == "top" and not 1 <= int(self.top_blocks) <= blocks:
-            said.append(f"the number of top blocks to train must be from 1 to {blocks}, not {self.top_blocks}")
-        if not (isinstance(self.head_lr, (int, float)) and 0 < self.head_lr < 1):
-            said.append(f"the head's learning rate must be above 0 and below 1, not {self.head_lr}")
-        return said
 
 
 def default_hyperparameters() -> Hyperparameters:
@@ -222,21 +194,3 @@ def submit(model, dataset: Dataset, hp: Hyperparameters, recipe: Recipe, owner=N
                             f"of memory and only {plan.available_bytes / 2**20:,.0f} MB is free; train the head "
                             "only or fewer blocks, or use a smaller batch size")
     return jobs.submit(finetune_spec(model, dataset), dataset, hp, owner=owner, finetune=recipe.to_dict())
-
-
-# ---- the worker's side ------------------------------------------------------------------------
-def start_run_model(finetune: dict, class_names: list[str], seed: int, name: str):
-    """A new run's model: the base encoder with a fresh head drawn from ``seed``."""
-    from models.pretrained.finetuned import start_model
-
-    return start_model(Recipe.from_dict(finetune).base, class_names, seed, name=name)
-
-
-def trainer_options(model, finetune: dict, hp: Hyperparameters) -> dict:
-    """Freeze what does not train, and the Trainer's settings: the head's own learning rate, fewer checkpoints."""
-    from models.pretrained.finetuned import freeze, parameter_groups
-
-    recipe = Recipe.from_dict(finetune)
-    freeze(model, recipe.train, recipe.top_blocks)
-    return {"param_groups": parameter_groups(model, hp.lr, recipe.head_lr), "checkpoints": FINETUNE_CHECKPOINTS,
-            "safety_checkpoint_s": SAFETY_CHECKPOINT_S}

@@ -163,7 +163,7 @@ def train_run(run: "RunFile", store, resume: bool, device_queue: bool = True) ->
         if start_step or optimizer_state:
             model = store.load_model(run.run_id, start_step)
         elif finetune:
-            from training.finetune import start_run_model
+            from training.finetune_run import start_run_model
 
             model = start_run_model(finetune, dataset.class_names, hp.seed, run.record.model)
         else:
@@ -172,7 +172,7 @@ def train_run(run: "RunFile", store, resume: bool, device_queue: bool = True) ->
             recorder.writer.write({"type": "resume", "step": start_step, "optimizer_restored": optimizer_state is not None,
                                    "time": time.time()})
         if finetune:
-            from training.finetune import trainer_options
+            from training.finetune_run import trainer_options
 
             options = trainer_options(model, finetune, hp)
         trainer = Trainer(model, dataset, hp, [recorder], **(options if finetune else {}))
