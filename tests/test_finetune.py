@@ -7,7 +7,9 @@ logits (what a reloaded checkpoint must give), and the learning-rate formula by 
 """
 from __future__ import annotations
 
+import json
 import random
+from pathlib import Path
 
 import numpy as np
 
@@ -262,3 +264,34 @@ def test_the_attention_page_shows_the_same_head_before_and_after_fine_tuning(bas
     torch.testing.assert_close(torch.tensor(np.array(np_before), dtype=torch.float32), patterns[block][0].mean(0),
                                rtol=0, atol=1.5e-3)
     assert not np.allclose(values(after["data"][0]["z"]), np_before)  # fine-tuning changed where it looks
+
+
+def test_the_command_line_fine_tunes_on_a_csv_of_the_users_own(base, home, tmp_path, monkeypatch, capsys):
+    from training import train
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    _, texts, labels, names, _, _ = sentences(n=48)
+    csv = tmp_path / "reviews.csv"
+    csv.write_text("text,label\n" + "".join(f"{t},{names[y]}\n" for t, y in zip(texts, labels)))
+    code = train.main(["--pretrained", str(base), "--dataset", str(csv), "--train", "top", "--top-blocks", "1",
+                       "--epochs", "1", "--batch-size", "16", "--lr", "0.001"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "MB of memory" in out and "finished on cpu" in out
+    lines = out.strip().splitlines()
+    assert next(line for line in lines if line.startswith("Training tiny-bert on reviews.csv (38 training / 10 validation"))
+    folder = lines[-1].removeprefix("run folder: ")
+    run = json.loads((Path(folder) / "run.json").read_text())
+    assert run["finetune"] == {"base": str(base), "train": "top", "top_blocks": 1, "head_lr": 1e-3}
+    model = load_checkpoint(Path(folder) / "checkpoints" / f"step_{run['progress']['step']}")
+    assert model.spec.class_names == ["negative", "positive"] and model.meta.dataset == "reviews.csv"
+
+
+def test_bad_recipes_and_files_are_refused_in_words(base, tmp_path, capsys):
+    from training import train
+
+    assert Recipe(str(base), train="some").problems(2) == ["choose what to train: head, top, all, not 'some'"]
+    assert "from 1 to 2, not 3" in Recipe(str(base), train="top", top_blocks=3).problems(2)[0]
+    assert train.main(["--pretrained", str(base), "--dataset", str(tmp_path / "missing.csv")]) == 2
+    assert train.main(["--pretrained", str(base), "--dataset", "digits"]) == 2
+    assert "fine-tuning reads sentences" in capsys.readouterr().err
