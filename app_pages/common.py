@@ -201,8 +201,8 @@ def sentence(text) -> str:
 def model_summary(model) -> str:
     """'digits-cnn · CNN · 18,346 parameters', plus ' · trained on digits' once it has been trained."""
     summary = f"{model.spec.name} · {model.spec.family()} · {parameter_count(model):,} parameters"
-    if model.is_pretrained:
-        return f"{summary} · pretrained"
+    if model.is_pretrained:  # fine-tuned here: it also knows the data it was fine-tuned on
+        return f"{summary} · pretrained" + (f", fine-tuned on {model.meta.dataset}" if model.meta.dataset else "")
     trained_on = model.meta.dataset
     return f"{summary} · trained on {trained_on}" if trained_on else summary
 

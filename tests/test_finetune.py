@@ -133,11 +133,13 @@ def test_freeze_counts_what_trains_and_plan_says_it_before_training(base):
     everything = sum(p.numel() for p in model.hf.parameters())
     head = sum(p.numel() for p in head_parameters(model).values())
     block = sum(p.numel() for p in block_parameters(model, 1).values())
-    assert finetune.trained_count(model, Recipe(str(base), "head")) == head == freeze(model, "head")
-    assert finetune.trained_count(model, Recipe(str(base), "top", 1)) == head + block == freeze(model, "top", 1)
-    assert finetune.trained_count(model, Recipe(str(base), "all")) == everything == freeze(model, "all")
-    plan = finetune.plan_for(model, data_for(model), HP, Recipe(str(base), "all"))
-    assert plan.parameters == everything and plan.trained == everything
+    bare = load_pretrained(str(base))  # the encoder without a head: counted as it will be, with its new head
+    assert finetune.parameter_counts(bare, 3, Recipe(str(base), "head")) == (everything, head) and head == freeze(model, "head")
+    assert finetune.parameter_counts(bare, 3, Recipe(str(base), "top", 1))[1] == head + block == freeze(model, "top", 1)
+    assert finetune.parameter_counts(bare, 3, Recipe(str(base), "all"))[1] == everything == freeze(model, "all")
+    assert head == 32 * 32 + 32 + 32 * 3 + 3  # the pooler and the new 3-class layer, by hand
+    plan = finetune.plan_for(bare, data_for(model), HP, Recipe(str(base), "all"))
+    assert plan.parameters == everything - 32 * 3 - 3 + 32 * 2 + 2 and plan.trained == plan.parameters  # 2 classes
     assert plan.memory_bytes > 16 * everything  # weights, gradients and AdamW's moments at least
     assert "MB of memory" in plan.words()
 
@@ -295,3 +297,26 @@ def test_bad_recipes_and_files_are_refused_in_words(base, tmp_path, capsys):
     assert train.main(["--pretrained", str(base), "--dataset", str(tmp_path / "missing.csv")]) == 2
     assert train.main(["--pretrained", str(base), "--dataset", "digits"]) == 2
     assert "fine-tuning reads sentences" in capsys.readouterr().err
+
+
+def test_train_on_the_page_submits_the_chosen_recipe_and_settings(base, monkeypatch):
+    from app_pages import train_finetune
+    from tests.app_helpers import open_page
+
+    submitted = []
+
+    def fake_submit(model, dataset, hp, recipe, owner=None):
+        submitted.append((model.spec.name, dataset.name, len(dataset.x_train), hp, recipe))
+        raise finetune.FinetuneError("not now: this is a test")
+
+    monkeypatch.setattr(finetune, "submit", fake_submit)
+    at = open_page("train", model=load_pretrained(str(base)))
+    at.radio(key=train_finetune.TRAIN_PART).set_value("top").run()
+    at.number_input(key=train_finetune.TOP_BLOCKS).set_value(1).run()
+    at.number_input(key=train_finetune.HEAD_LR).set_value(0.01).run()
+    at.button(key=train_finetune.START).click().run()
+    (name, data, size, hp, recipe), = submitted
+    assert (name, data, size) == ("tiny-bert", "sentiment", 1200)
+    assert recipe == Recipe(base=str(base), train="top", top_blocks=1, head_lr=0.01)
+    assert (hp.optimizer, hp.lr, hp.batch_size, hp.epochs) == ("adamw", 5e-5, 32, 1)
+    assert any("Not now: this is a test." in e.value for e in at.error)  # a refusal is said in words

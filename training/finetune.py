@@ -122,26 +122,36 @@ class Plan:
                 f"of {self.checkpoint_bytes / mb:,.0f} MB.")
 
 
-def trained_count(model, recipe: Recipe) -> int:
-    """How many numbers ``recipe`` trains in ``model``, counted without changing the model."""
-    from models.pretrained.finetuned import block_parameters, head_parameters
+def parameter_counts(model, num_classes: int, recipe: Recipe) -> tuple[int, int]:
+    """(numbers in the fine-tuned model, numbers ``recipe`` trains): ``model`` with a new head for
+    ``num_classes`` classes, counted on a copy built on the meta device (no memory, no weights)."""
+    import copy as copying
 
+    from transformers import AutoModelForSequenceClassification
+
+    config = copying.deepcopy(model.hf.config)
+    config.num_labels = int(num_classes)
+    with torch.device("meta"):
+        hf = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")
+    base = hf.base_model
+    inside = {id(p) for p in base.parameters()}
+    pooler = {id(p) for p in base.pooler.parameters()} if getattr(base, "pooler", None) is not None else set()
+    trained = {id(p) for p in hf.parameters() if id(p) not in inside or id(p) in pooler}
     if recipe.train == "all":
-        return sum(p.numel() for p in model.hf.parameters())
-    count = sum(p.numel() for p in head_parameters(model).values())
-    if recipe.train == "top":
-        blocks = model.spec.transformer.num_layers
-        for block in range(max(0, blocks - int(recipe.top_blocks)), blocks):
-            count += sum(p.numel() for p in block_parameters(model, block).values())
-    return count
+        trained = {id(p) for p in hf.parameters()}
+    elif recipe.train == "top":
+        layers = base.get_submodule(model.family.layers)
+        for layer in list(layers)[max(0, len(layers) - int(recipe.top_blocks)):]:
+            trained |= {id(p) for p in layer.parameters()}
+    every = list(hf.parameters())
+    return sum(p.numel() for p in every), sum(p.numel() for p in every if id(p) in trained)
 
 
 def plan_for(model, dataset: Dataset, hp: Hyperparameters, recipe: Recipe) -> Plan:
     """The memory a fine-tune of ``model`` needs (weights; gradients and AdamW's two moments for
     what trains; the activations a step keeps for backward), the disk its checkpoints take."""
     tf = model.spec.transformer
-    parameters = sum(p.numel() for p in model.hf.parameters())
-    trained = trained_count(model, recipe)
+    parameters, trained = parameter_counts(model, dataset.num_classes, recipe)
     batch, tokens = min(hp.batch_size, len(dataset.x_train)), dataset.input_shape[0]
     blocks_kept = tf.num_layers if recipe.train == "all" else int(recipe.top_blocks) if recipe.train == "top" else 0
     # Per block and token: q, k, v, outputs, two norms and the MLP's widened middle (×2 for the
