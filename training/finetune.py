@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from training.data import Dataset, DatasetError
-from training.finetune_run import FINETUNE_CHECKPOINTS, TRAIN_LABELS, Recipe  # noqa: F401 - Recipe, TRAIN_LABELS: the public face
+from training.finetune_run import FINETUNE_CHECKPOINTS, TRAIN_LABELS, Recipe  # noqa: F401 - TRAIN_LABELS: for the page
 from training.hyperparameters import Hyperparameters, steps_per_epoch
 
 MAX_TOKENS = 128  # longest sentence kept, in the tokenizer's pieces (the class's sentences are far shorter)
@@ -125,11 +125,9 @@ class Plan:
 def parameter_counts(model, num_classes: int, recipe: Recipe) -> tuple[int, int]:
     """(numbers in the fine-tuned model, numbers ``recipe`` trains): ``model`` with a new head for
     ``num_classes`` classes, counted on a copy built on the meta device (no memory, no weights)."""
-    import copy as copying
-
     from transformers import AutoModelForSequenceClassification
 
-    config = copying.deepcopy(model.hf.config)
+    config = copy.deepcopy(model.hf.config)
     config.num_labels = int(num_classes)
     with torch.device("meta"):
         hf = AutoModelForSequenceClassification.from_config(config, attn_implementation="eager")

@@ -52,7 +52,6 @@ def start_model(base: str, class_names: list[str], seed: int, name: str | None =
     """The base encoder with a new classification head for ``class_names``, its head drawn from ``seed``."""
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
-    from .load import BUILTIN_TEXT  # noqa: F401 - base_folder's check names it
     from .text import FAMILIES
 
     folder = base_folder(base)
