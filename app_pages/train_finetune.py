@@ -77,8 +77,9 @@ def finetune_section(model, open_by_default: bool) -> None:
         common.show_problems(problems)
         plan = finetune.plan_for(model, dataset, hp, recipe) if dataset is not None and not problems else None
         if plan is not None:
-            (st.caption if plan.fits else st.error)(plan.words() + ("" if plan.fits else
-                                                                    " That does not fit: train fewer blocks or use a smaller batch size."))
+            st.caption(plan.words())
+            if not plan.fits:
+                st.error(common.sentence(plan.refusal(model.spec.name)))
         st.button("Train", key=START, type="primary", disabled=plan is None or not plan.fits,
                   icon=":material/play_arrow:", on_click=_start, args=(model,),
                   help="Starts fine-tuning in the background: you can keep using the other pages.")

@@ -149,6 +149,12 @@ def test_a_run_that_would_not_fit_is_refused_in_words(base, monkeypatch):
     monkeypatch.setattr(finetune, "available_memory", lambda device="auto": 10 * 2**20)
     with pytest.raises(finetune.FinetuneError, match="needs about .* MB of memory and only 10 MB is free"):
         finetune.submit(model, data_for(model), HP, Recipe(str(base)))
+    monkeypatch.setattr(finetune, "available_memory", lambda device="auto": None)
+    monkeypatch.setattr(finetune, "free_disk", lambda: 2**20)
+    plan = finetune.plan_for(model, data_for(model), HP, Recipe(str(base)))
+    assert plan.disk_bytes == plan.checkpoint_bytes * plan.checkpoints + 8 * plan.trained  # weights + AdamW's state
+    with pytest.raises(finetune.FinetuneError, match="MB of checkpoints and only 1 MB of disk is free"):
+        finetune.submit(model, data_for(model), HP, Recipe(str(base)))
 
 
 def test_a_checkpoint_reloads_offline_with_the_same_logits(base, tmp_path, monkeypatch):

@@ -108,18 +108,36 @@ class Plan:
     checkpoint_bytes: int  # one checkpoint on disk
     checkpoints: int  # about how many the run keeps
     steps: int
+    disk_free_bytes: int | None = None  # free on the run store's disk now; None: unknown
+
+    @property
+    def disk_bytes(self) -> int:
+        """The checkpoints, and the optimizer state a resume needs (AdamW: two numbers per trained one)."""
+        return self.checkpoint_bytes * self.checkpoints + 8 * self.trained
 
     @property
     def fits(self) -> bool:
-        return self.available_bytes is None or self.memory_bytes <= self.available_bytes
+        return self.refusal("it") is None
+
+    def refusal(self, name: str) -> str | None:
+        """Why fine-tuning ``name`` this way cannot start, in words; None when it fits."""
+        mb = 2**20
+        if self.available_bytes is not None and self.memory_bytes > self.available_bytes:
+            return (f"fine-tuning {name} this way needs about {self.memory_bytes / mb:,.0f} MB of memory and only "
+                    f"{self.available_bytes / mb:,.0f} MB is free; train the head only or fewer blocks, or use a "
+                    "smaller batch size")
+        if self.disk_free_bytes is not None and self.disk_bytes > self.disk_free_bytes:
+            return (f"fine-tuning {name} keeps about {self.disk_bytes / mb:,.0f} MB of checkpoints and only "
+                    f"{self.disk_free_bytes / mb:,.0f} MB of disk is free on the server; delete old runs first")
+        return None
 
     def words(self) -> str:
         mb = 2**20
         free = f" of the {self.available_bytes / mb:,.0f} MB free now" if self.available_bytes is not None else ""
         return (f"Trains {self.trained:,} of {self.parameters:,} numbers over {self.steps:,} steps; needs about "
                 f"{self.memory_bytes / mb:,.0f} MB of memory{free}, and about "
-                f"{self.checkpoint_bytes * self.checkpoints / mb:,.0f} MB of disk for {self.checkpoints} checkpoints "
-                f"of {self.checkpoint_bytes / mb:,.0f} MB.")
+                f"{self.disk_bytes / mb:,.0f} MB of disk for {self.checkpoints} checkpoints of "
+                f"{self.checkpoint_bytes / mb:,.0f} MB and the optimizer's state.")
 
 
 def parameter_counts(model, num_classes: int, recipe: Recipe) -> tuple[int, int]:
@@ -160,7 +178,22 @@ def plan_for(model, dataset: Dataset, hp: Hyperparameters, recipe: Recipe) -> Pl
     steps = steps_per_epoch(len(dataset.x_train), hp.batch_size) * hp.epochs
     return Plan(parameters=parameters, trained=trained, memory_bytes=int(memory),
                 available_bytes=available_memory(hp.device), checkpoint_bytes=4 * parameters + 2**20,
-                checkpoints=min(steps + 1, FINETUNE_CHECKPOINTS), steps=steps)
+                checkpoints=min(steps + 1, FINETUNE_CHECKPOINTS), steps=steps, disk_free_bytes=free_disk())
+
+
+def free_disk() -> int | None:
+    """Free bytes on the disk that holds the run store."""
+    import shutil
+
+    from training.store import default_root
+
+    folder = default_root()
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        return shutil.disk_usage(folder).free
+    except OSError:
+        return None
 
 
 def available_memory(device: str = "auto") -> int | None:
@@ -190,15 +223,13 @@ def finetune_spec(model, dataset: Dataset):
 
 def submit(model, dataset: Dataset, hp: Hyperparameters, recipe: Recipe, owner=None) -> str:
     """Start the fine-tune as a run (``training.jobs.submit``); FinetuneError in words when the
-    recipe is wrong or the run would not fit in memory."""
+    recipe is wrong or the run would not fit in memory or on the disk."""
     from training import jobs
 
     problems = recipe.problems(model.spec.transformer.num_layers)
     if problems:
         raise FinetuneError("; ".join(problems))
-    plan = plan_for(model, dataset, hp, recipe)
-    if not plan.fits:
-        raise FinetuneError(f"fine-tuning {model.spec.name} this way needs about {plan.memory_bytes / 2**20:,.0f} MB "
-                            f"of memory and only {plan.available_bytes / 2**20:,.0f} MB is free; train the head "
-                            "only or fewer blocks, or use a smaller batch size")
+    refusal = plan_for(model, dataset, hp, recipe).refusal(model.spec.name)
+    if refusal:
+        raise FinetuneError(refusal)
     return jobs.submit(finetune_spec(model, dataset), dataset, hp, owner=owner, finetune=recipe.to_dict())
