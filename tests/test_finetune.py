@@ -199,10 +199,13 @@ def test_the_head_keeps_its_own_learning_rate_under_a_schedule(base):
     assert scales == pytest.approx([1.0, 10.0])
 
 
-def test_a_fine_tune_runs_through_the_jobs_and_its_checkpoints_load(base, make_jobs, monkeypatch):
+def test_a_fine_tune_runs_through_the_jobs_and_its_checkpoints_load(base, make_jobs, monkeypatch, backend_name):
+    """Locally, and through Ray (the run's token ids go to the actor as bytes, its checkpoints come back as
+    files; the base folder is read on the actor's machine, here the same one)."""
     from training import jobs as job_module
 
     jobs = make_jobs()
+    assert jobs.backend.name == backend_name
     monkeypatch.setattr(job_module, "default_jobs", lambda: jobs)
     model = load_pretrained(str(base))
     dataset = data_for(model)
