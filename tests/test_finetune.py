@@ -239,10 +239,8 @@ def test_the_train_page_offers_fine_tuning_for_a_pretrained_model_instead_of_dec
     assert at.number_input(key=train_finetune.TOP_BLOCKS).value == 2
 
 
-def test_the_attention_page_shows_the_same_head_before_and_after_fine_tuning(base, home):
-    from transformers import AutoModel
-
-    from tests.app_helpers import figure, open_page, values
+def finetuned_run(base, home) -> tuple:
+    """A finished fine-tune run in the store at ``home``, as the worker leaves one: (store, run_id, final step)."""
     from training.record import RunProgress, RunRecord, RunState
     from training.store import RunStore
 
@@ -260,7 +258,15 @@ def test_the_attention_page_shows_the_same_head_before_and_after_fine_tuning(bas
     store.save_checkpoint(run_id, 0, start_model(str(base), dataset.class_names, HP.seed, "tiny-bert"),
                           {**dataset.meta(), "run_id": run_id, "step": 0})
     store.save_checkpoint(run_id, result.step, model, {**dataset.meta(), "run_id": run_id, "step": result.step})
+    return store, run_id, result.step
 
+
+def test_the_attention_page_shows_the_same_head_before_and_after_fine_tuning(base, home):
+    from transformers import AutoModel
+
+    from tests.app_helpers import figure, open_page, values
+
+    store, run_id, _ = finetuned_run(base, home)
     at = open_page("inspect_attention", model=store.load_model(run_id))
     assert any("before and after fine-tuning" in s.value for s in at.subheader)
     before, after = figure(at, "attention_before"), figure(at, "attention_after")
@@ -329,3 +335,19 @@ def test_train_on_the_page_submits_the_chosen_recipe_and_settings(base, monkeypa
     assert recipe == Recipe(base=str(base), train="top", top_blocks=1, head_lr=0.01)
     assert (hp.optimizer, hp.lr, hp.batch_size, hp.epochs) == ("adamw", 5e-5, 32, 1)
     assert any("Not now: this is a test." in e.value for e in at.error)  # a refusal is said in words
+
+
+def test_the_step_slider_takes_every_view_back_to_the_model_before_fine_tuning(base, home):
+    from app_pages import inspect_target
+    from tests.app_helpers import figure, open_page, values
+
+    store, run_id, last = finetuned_run(base, home)
+    at = open_page("inspect_attention", model=store.load_model(run_id))
+    slider = at.select_slider(key=f"{inspect_target.STEP}_{run_id}")
+    assert slider.value == last
+    slider.set_value(0).run()
+    assert not at.exception
+    before, shown = figure(at, "attention_before"), figure(at, "attention_head_map")
+    np.testing.assert_allclose(values(shown["data"][0]["z"]), values(before["data"][0]["z"]))  # step 0 is "before"
+    at = open_page("attributions", model=store.load_model(run_id))
+    assert not at.exception and at.select_slider(key=f"{inspect_target.STEP}_{run_id}").value == last
