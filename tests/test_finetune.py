@@ -351,3 +351,21 @@ def test_the_step_slider_takes_every_view_back_to_the_model_before_fine_tuning(b
     np.testing.assert_allclose(values(shown["data"][0]["z"]), values(before["data"][0]["z"]))  # step 0 is "before"
     at = open_page("attributions", model=store.load_model(run_id))
     assert not at.exception and at.select_slider(key=f"{inspect_target.STEP}_{run_id}").value == last
+
+
+def test_the_model_page_offers_the_fine_tuned_model_as_a_zip_that_loads_again(base, home):
+    from app_pages import model_files
+    from tests.app_helpers import open_page
+
+    store, run_id, last = finetuned_run(base, home)
+    model = store.load_model(run_id)
+    at = open_page("model", model=model)
+    labels = [button.proto.label for button in at.get("download_button")]
+    assert "Download the fine-tuned model" in labels
+    assert any("model files up to 100 MB" in c.value for c in at.caption)
+    loaded, message = model_files.load_checkpoint_file(finetuned_zip(model), "tiny-bert.zip")  # what an upload does
+    assert loaded is not None, message
+    ids = data_for(model).x_val[:4]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(ids), model(ids), rtol=0, atol=1e-6)
+    assert loaded.meta.run_id == run_id and loaded.meta.step == last
