@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 from pathlib import Path
 
 import numpy as np
@@ -275,11 +276,14 @@ def test_the_attention_page_shows_the_same_head_before_and_after_fine_tuning(bas
     reference = AutoModel.from_pretrained(base, attn_implementation="eager").eval()  # the base, untouched
     with torch.no_grad():
         patterns = reference(input_ids=ids[None], output_attentions=True).attentions
-    block = len(patterns) - 1  # the page's default: the last block, the mean of the heads
+    # the block and head the page opened, as its caption says them (counted from 1)
+    said = next(c.value for c in at.caption if "on the same sentence" in c.value)
+    chosen = re.search(r"Block (\d+), (?:head (\d+)|the mean of its heads)", said)
+    block = int(chosen.group(1)) - 1
+    expected = patterns[block][0].mean(0) if chosen.group(2) is None else patterns[block][0, int(chosen.group(2)) - 1]
     np_before = values(before["data"][0]["z"])
     # the figure carries its numbers rounded to a thousandth (a smaller page)
-    torch.testing.assert_close(torch.tensor(np.array(np_before), dtype=torch.float32), patterns[block][0].mean(0),
-                               rtol=0, atol=1.5e-3)
+    torch.testing.assert_close(torch.tensor(np.array(np_before), dtype=torch.float32), expected, rtol=0, atol=1.5e-3)
     assert not np.allclose(values(after["data"][0]["z"]), np_before)  # fine-tuning changed where it looks
 
 
