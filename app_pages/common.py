@@ -57,6 +57,7 @@ LESSON_OPEN = "lesson_open"  # slug of the lesson open on the Lessons page; None
 LESSON_STEPS = "lesson_steps"  # {slug: 0-based step} where each lesson was left
 LESSON_SEEN = "lesson_seen"  # {slug: set of 0-based steps seen}: a lesson's progress
 LESSON_ANSWERS = "lesson_answers"  # {(slug, step)} whose answer was revealed
+FINETUNE_SETTINGS = "finetune_settings"  # the Train page's fine-tuning choices, by widget key (app_pages.train_finetune)
 LESSON_ADDRESS = "lesson_address"  # the (lesson, step) this session last put in the address; None: none yet
 EXPLAINED_FOR = "explained_for"  # model_key of the model the Attributions page's chosen class belongs to; None: none
 MAP_CLICKED = "map_clicked"  # the validation row (0-based) a click on the data map asked to open; None: none
@@ -81,6 +82,7 @@ def init_session_state() -> None:
         state[RUNS_WATCHED] = set()
         state[RUNS_ADOPTED] = set()
         state[TRAIN_SETTINGS] = None
+        state[FINETUNE_SETTINGS] = {}
         state[TRAIN_ERROR] = None
         state[TRAIN_BUSY] = None
         state[INSPECT_STEPS] = {}
@@ -205,8 +207,8 @@ def sentence(text) -> str:
 def model_summary(model) -> str:
     """'digits-cnn · CNN · 18,346 parameters', plus ' · trained on digits' once it has been trained."""
     summary = f"{model.spec.name} · {model.spec.family()} · {parameter_count(model):,} parameters"
-    if model.is_pretrained:
-        return f"{summary} · pretrained"
+    if model.is_pretrained:  # fine-tuned here: it also knows the data it was fine-tuned on
+        return f"{summary} · pretrained" + (f", fine-tuned on {model.meta.dataset}" if model.meta.dataset else "")
     trained_on = model.meta.dataset
     return f"{summary} · trained on {trained_on}" if trained_on else summary
 

@@ -1,6 +1,7 @@
 """Attention: where every token (or image patch) of the current Transformer looks."""
 import streamlit as st
 
+from app_pages import attention_compare
 from app_pages import attention_heads as heads_ui
 from app_pages import common
 from app_pages import inspect_ui as ui
@@ -95,6 +96,9 @@ ui.show_figure(figure_once(attention_heatmap, pattern, inspection.labels,
                caption="Each row sums to 1: how one token shares its attention among all the tokens." +
                        ("" if head == AVERAGE else
                         f" On this input: {common.as_markdown_text(head_habit(pattern, inspection.labels))}."))
+
+attention_compare.before_and_after(model, None if picture is not None else sentences[0].ids, context.vocab,
+                                   layer, head)
 
 st.subheader(f"{numbered('Block', layer)} as lines")
 drawn_heads = heads_ui.lines_heads(heads, head)

@@ -29,6 +29,7 @@ from explain.inputs import (MAX_SENTENCES, MAX_TEXT_CHARS, InputContext, InputEr
                             example_image, prepare_image, prepare_sentence, read_image, read_text_file,
                             split_sentences)
 from models.words import with_article
+from training.limits import MB, max_upload_bytes
 from viz.activations import probability_bars
 
 IMAGE_TYPES = ["png", "jpg", "jpeg", "webp", "bmp", "gif"]
@@ -96,7 +97,8 @@ def _picture_from(source: str, page: str, context: InputContext, dataset) -> Pre
         truth = dataset.class_names[int(dataset.y_val[index])]
         return example_image(context, dataset.x_val[index], f"example {index + 1} ({with_article(truth)})")
     if source == "upload":
-        file = st.file_uploader("A picture (PNG, JPEG, WebP, BMP or GIF)", type=IMAGE_TYPES, key=f"{page}_upload")
+        file = st.file_uploader("A picture (PNG, JPEG, WebP, BMP or GIF)", type=IMAGE_TYPES, key=f"{page}_upload",
+                                max_upload_size=max_upload_bytes() // MB)
         if file is None:
             st.caption("Any size and colour: it is prepared exactly as the training pictures were.")
             return None
@@ -163,7 +165,8 @@ def sentence_inputs(page: str, context: InputContext, default: str, several: boo
     # what reaches the page is answered (split_sentences says what it reads of a long text).
     typed = st.text_area(label, value=default, key=f"{page}_text", height=92 if several else 68,
                          persist_state="session", max_chars=MAX_TEXT_CHARS)
-    file = st.file_uploader("…or a .txt file with one sentence per line", type=["txt"], key=f"{page}_text_file")
+    file = st.file_uploader("…or a .txt file with one sentence per line", type=["txt"], key=f"{page}_text_file",
+                            max_upload_size=max_upload_bytes() // MB)
     text = typed
     if file is not None:
         try:

@@ -16,6 +16,8 @@ from app_pages.editor_state import load_into_editor
 from models import ModelSpec, presets
 from models.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint
 from models.pretrained import BUILTIN_TEXT, PretrainedError, load_pretrained
+from models.pretrained.finetuned import finetuned_zip
+from training.limits import MB, max_model_upload_bytes
 
 # ---- widget keys (browser and app tests find widgets by these) -------------------------
 DOWNLOAD = "download"
@@ -40,6 +42,15 @@ def save_button() -> None:
     if common.presenting():
         return  # presenter mode hides downloads
     model = common.current_model()
+    if model.is_pretrained and model.meta.run_id is not None:  # fine-tuned here: a Hugging Face folder, zipped
+        megabytes = (4 * sum(p.numel() for p in model.parameters()) + MB) / MB
+        st.download_button("Download the fine-tuned model", data=lambda: finetuned_zip(model),
+                           file_name=checkpoint_file_name(model), mime="application/zip", key=DOWNLOAD,
+                           on_click="ignore", icon=":material/download:")
+        st.caption(f"{checkpoint_file_name(model)}, about {megabytes:,.0f} MB: its config, safetensors weights and "
+                   f"tokenizer (a Hugging Face model folder, for transformers' from_pretrained too) and Glassbox's "
+                   f"meta.json. Loads here again below: model files up to {max_model_upload_bytes() // MB} MB.")
+        return
     if model.is_pretrained:
         st.caption(f"{common.as_markdown_text(model.spec.name)} is a pretrained model: load it again by its name or folder below, "
                    "under Pretrained models.")
@@ -70,8 +81,11 @@ def load_checkpoint_file(data: bytes, filename: str, spec: ModelSpec | None = No
 
 def load_uploader() -> None:
     file = st.file_uploader("Load a checkpoint", type=CHECKPOINT_TYPES, key=UPLOAD, on_change=_on_upload,
-                            help="A .zip saved by Glassbox, or bare weights (.safetensors, .pt, .pth) "
-                                 "for a design you choose below.")
+                            max_upload_size=max_model_upload_bytes() // MB,
+                            help="A .zip saved by Glassbox (a fine-tuned pretrained model too), or bare weights "
+                                 f"(.safetensors, .pt, .pth) for a design you choose below. Up to "
+                                 f"{max_model_upload_bytes() // MB} MB: a fine-tuned all-MiniLM-L6-v2 (87 MB) fits, "
+                                 "a fine-tuned BERT-base (420 MB) does not.")
     if file is not None and is_weights_only(file.name):
         labels = _spec_choice_labels()
         st.selectbox("These weights belong to", list(labels), key=UPLOAD_SPEC, format_func=labels.get)

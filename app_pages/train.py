@@ -1,7 +1,7 @@
 """Train: pick the data and the settings, train the current model live, compare and reopen runs."""
 import streamlit as st
 
-from app_pages import common, people_ui, train_data, train_live, train_run, train_settings
+from app_pages import common, people_ui, train_data, train_finetune, train_live, train_run, train_settings
 
 st.title("Train")
 st.caption("Train the current model and watch it learn: the loss falls, the accuracy climbs and its first "
@@ -16,13 +16,12 @@ common.show_notice()
 train_run.show_refusal()
 train_run.shared_models()
 
-if common.current_model().is_pretrained:
-    st.info(f"{common.as_markdown_text(common.current_model().spec.name)} is a pretrained model: Glassbox inspects it (Attention, "
-            "Attributions) but does not train it. To train, choose a preset on the Model page and press "
-            "**Use this model**.",
-            icon=":material/info:")
-    st.page_link("app_pages/model.py", label="Go to the Model page", icon=":material/account_tree:")
-    train_live.live_section(None)  # the list of all runs
+if common.current_model().is_pretrained:  # fine-tuned, not trained from scratch
+    train_finetune.finetune_section(common.current_model(), open_by_default=run is None)
+    if run is not None:
+        st.subheader(f"Training {common.as_markdown_text(train_run.run_title(run))}")
+        train_run.run_controls(run)
+    train_live.live_section(run)
     st.stop()
 
 spec = common.current_model().spec

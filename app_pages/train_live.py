@@ -25,6 +25,7 @@ from app_pages.replay import step_slider
 from app_pages.run_data import UNREADABLE, all_runs, run_dataset, run_pace_s, store, visible_runs
 from app_pages.train_run import run_label, run_title
 from explain import probe as probes
+from models.pretrained import tokenize
 from models.words import weights_phrase
 from training import jobs
 from training.datasets import preprocessor_from_meta
@@ -223,7 +224,8 @@ def live_model_view(run: RunStatus, step: int | None = None) -> None:
     if dataset.input_kind == "tokens":
         key = f"{PROBE_TEXT}_{dataset.name}"  # a sentence for each dataset's vocabulary
         if not str(st.session_state.get(key) or "").strip():
-            st.session_state[key] = probes.default_probe_sentence(dataset.vocab, dataset.x_val)
+            st.session_state[key] = (probes.default_probe_sentence(dataset.vocab, dataset.x_val) if dataset.vocab
+                                     else probes.NICE_PROBES[0])  # fine-tuned: its own tokenizer reads any sentence
         probe_text = st.text_input("Sentence to watch", key=key,
                                    help="The model reads this sentence at every saved step of training.")
     try:
@@ -247,6 +249,8 @@ def live_panels(root: str, run_id: str, step: int, probe_text: str, total_steps:
     (and sentence), then shared: the panel redraws every second, the figures do not change."""
     model = RunStore(root).load_model(run_id, step)
     dataset = run_dataset(root, run_id)
+    if dataset.input_kind == "tokens" and model.is_pretrained:  # fine-tuned: read by its own tokenizer
+        return sentence_panels(probes.probe(model, tokenize(model, probe_text)[0], vocab=model.vocab)) if probe_text.strip() else []
     if dataset.input_kind == "tokens":
         x = preprocessor_from_meta({**dataset.meta(), **model.meta.to_dict()})(probe_text)
         view = probes.probe(model, x, vocab=model.meta.vocab or dataset.vocab)

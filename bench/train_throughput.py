@@ -2,6 +2,7 @@
 
     python bench/train_throughput.py [--steps 1200] [--batch-size 64] [--repeats 5] [--device auto]
     python bench/train_throughput.py --backend ray [--ray-address HOST:PORT]   # the engine through Ray
+    python bench/train_throughput.py --pretrained all-MiniLM-L6-v2              # fine-tuning (bench/finetune_throughput.py)
 
 For each model (digits-cnn on digits, sentiment-lstm on sentiment) both sides run the same
 model (same seed), data, batch size, optimizer, number of steps and device:
@@ -65,7 +66,18 @@ def main() -> None:
     parser.add_argument("--backend", choices=["local", "ray"], default="local", help="where the engine's runs train")
     parser.add_argument("--ray-address", help="the Ray cluster for --backend ray (default: $RAY_ADDRESS)")
     parser.add_argument("--bare-child", nargs=2, metavar=("PRESET", "DATA"), help=argparse.SUPPRESS)
+    parser.add_argument("--pretrained", metavar="MODEL", help="fine-tune this pretrained encoder on sentiment instead "
+                                                              "(bench/finetune_throughput.py)")
+    parser.add_argument("--bare-pretrained", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.pretrained:
+        import finetune_throughput
+
+        if args.bare_pretrained:
+            finetune_throughput.bare_child(args.pretrained, args.device)
+        else:
+            finetune_throughput.main(args.pretrained, args.device, __file__)
+        return
     # Both sides use the threads a training worker uses (every core but one), so the ratio
     # compares like with like.
     torch.set_num_threads(worker_cpu_threads())

@@ -139,6 +139,9 @@ def load_checkpoint(source, spec: ModelSpec | None = None):
         raise TypeError(f"spec must be a ModelSpec, not {type(spec).__name__}")
     name, kind, payload = _resolve(source)
     with _explained(name):
+        finetuned = _load_if_finetuned(kind, payload, name)  # a Hugging Face folder: a fine-tuned pretrained model
+        if finetuned is not None:
+            return finetuned
         if kind in ("zip", "folder"):
             files = _read_zip(payload, name) if kind == "zip" else _read_folder(payload, name)
             spec = _parse_spec(files[SPEC_FILE], name)
@@ -152,6 +155,20 @@ def load_checkpoint(source, spec: ModelSpec | None = None):
             state = read_safetensors(data, f"'{name}'") if kind == "safetensors" else read_state_dict(data, name)
             meta = {}
         return _build_loaded(spec, state, meta, name)
+
+
+def _load_if_finetuned(kind: str, payload, name: str):
+    from .pretrained import PretrainedError
+    from .pretrained.finetuned import is_finetuned_folder, is_finetuned_zip, load_finetuned, load_finetuned_zip
+
+    try:
+        if kind == "folder" and is_finetuned_folder(payload):
+            return load_finetuned(payload)
+        if kind == "zip" and is_finetuned_zip(data := read_bytes(payload, name)):
+            return load_finetuned_zip(data, name)
+    except PretrainedError as err:
+        raise CheckpointError(f"'{name}' holds a fine-tuned model that cannot be loaded: {err}.") from err
+    return None
 
 
 def read_meta(source) -> dict:

@@ -56,7 +56,9 @@ def test_the_builtin_minilm_shows_every_head_on_a_sentence_of_unseen_words():
     assert any("has no classifier" in i for i in texts(at.info))
     at.switch_page("app_pages/train.py")
     run(at)
-    assert any("does not train it" in i for i in texts(at.info))
+    assert not any("does not train it" in i for i in texts(at.info))  # it is offered fine-tuning instead
+    assert any(e.label.startswith(f"**Fine-tune {BUILTIN_TEXT}**") for e in at.expander)
+    assert any("Trains 22,713,986 of 22,713,986 numbers" in c for c in texts(at.caption))  # MiniLM + a 2-class head
 
 
 def test_a_classifier_from_a_folder_predicts_and_explains_each_token(tiny):  # noqa: F811

@@ -109,18 +109,18 @@ class Jobs:
 
     # ---- starting ------------------------------------------------------------------
     def submit(self, spec, dataset, hyperparameters=None, owner: Person | str | None = None,
-               owner_name: str | None = None) -> str:
+               owner_name: str | None = None, finetune: dict | None = None) -> str:
         """Record the run and start its worker; returns the run id at once. ``owner`` is the person
         starting it (a Person, or a person_id with ``owner_name``); None: nobody (single user). A
         person's active and kept runs are limited (``training.limits.make_room``: TooManyRuns).
 
-        Raises DatasetError (spec and data do not fit), HyperparameterError or DeviceError, each
-        with a message for the user, before anything is recorded.
-        """
+        ``finetune``: a pretrained model's recipe (training.finetune), kept in run.json; its spec is then
+        the model's own. Raises DatasetError (spec and data do not fit), HyperparameterError or DeviceError,
+        each with a message for the user, before anything is recorded."""
         from training.data import DatasetError, fit_spec_to_dataset
         from training.hyperparameters import Hyperparameters, default_hyperparameters, steps_per_epoch
 
-        spec = fit_spec_to_dataset(spec, dataset)
+        spec = spec if finetune else fit_spec_to_dataset(spec, dataset)
         if hyperparameters is None:
             hp = default_hyperparameters(spec)
         elif isinstance(hyperparameters, dict):
@@ -142,7 +142,7 @@ class Jobs:
             times=RunTimes(submitted=now, queued=now, updated=now),
             job={"backend": getattr(self.backend, "name", type(self.backend).__name__),
                  "max_per_device": self.max_per_device},
-            owner=owner_id, owner_name=owner_name)
+            owner=owner_id, owner_name=owner_name, extra={"finetune": finetune} if finetune else {})
         with exclusive(person_lock(self.store.root, owner_id)):  # two quick clicks cannot both pass
             make_room(self, owner_id, TooManyRuns)
             run_id = self.store.create(spec.name, record)
@@ -352,8 +352,8 @@ def default_jobs() -> Jobs:
 
 
 def submit(spec, dataset, hyperparameters=None, owner: Person | str | None = None,
-           owner_name: str | None = None) -> str:
-    return default_jobs().submit(spec, dataset, hyperparameters, owner, owner_name)
+           owner_name: str | None = None, finetune: dict | None = None) -> str:
+    return default_jobs().submit(spec, dataset, hyperparameters, owner, owner_name, finetune)
 
 
 def cancel(run_id: str, by: Person | None = None) -> None:

@@ -4,6 +4,8 @@
     runs_kept_per_person()   GLASSBOX_RUNS_KEPT_PER_PERSON   runs kept per person; starting one more removes
                                                              that person's oldest ended runs (20)
     max_upload_bytes()       GLASSBOX_MAX_UPLOAD_MB          the largest uploaded dataset file (50 MB)
+    max_model_upload_bytes() GLASSBOX_MAX_MODEL_UPLOAD_MB    the largest uploaded model .zip (100 MB: a fine-tuned
+                                                             all-MiniLM-L6-v2 is 87 MB; BERT-base's 420 MB is not)
     view_memory_bytes()      GLASSBOX_VIEW_MEMORY_MB         the arrays one inspection of one input may
                                                              make the server hold (64 MB)
 
@@ -31,6 +33,7 @@ DEFAULTS = {
     "GLASSBOX_RUNS_PER_PERSON": 1,
     "GLASSBOX_RUNS_KEPT_PER_PERSON": 20,
     "GLASSBOX_MAX_UPLOAD_MB": 50,
+    "GLASSBOX_MAX_MODEL_UPLOAD_MB": 100,
     "GLASSBOX_VIEW_MEMORY_MB": 64,
 }
 MB = 2**20
@@ -66,6 +69,11 @@ def runs_kept_per_person() -> int:
 
 def max_upload_bytes() -> int:
     return setting("GLASSBOX_MAX_UPLOAD_MB") * MB
+
+
+def max_model_upload_bytes() -> int:
+    """Never below the data limit; .streamlit/config.toml's server.maxUploadSize must be at least this."""
+    return max(setting("GLASSBOX_MAX_MODEL_UPLOAD_MB"), setting("GLASSBOX_MAX_UPLOAD_MB")) * MB
 
 
 def view_memory_bytes() -> int:

@@ -229,6 +229,10 @@ class RunStore:
         """The model as a Glassbox checkpoint folder, which appears under its name only when complete."""
         from models.checkpoint import save_checkpoint
 
+        if model.is_pretrained:  # a fine-tuned pretrained model: a Hugging Face folder (models.pretrained.finetuned)
+            from models.pretrained.finetuned import save_finetuned
+
+            return self._publish(run_id, step, lambda folder: save_finetuned(model, folder, meta))
         return self._publish(run_id, step, lambda folder: save_checkpoint(model, folder, meta=meta))
 
     def _publish(self, run_id: str, step: int, write) -> Path:
@@ -327,6 +331,8 @@ class CheckpointWriter:
     def save(self, step: int, model, meta: dict) -> Path:
         from models.checkpoint import FORMAT, FORMAT_KEY, META_FILE, SPEC_FILE, WEIGHTS_FILE
 
+        if model.is_pretrained:  # a fine-tuned model has no spec.json to reuse
+            return self.store.save_checkpoint(self.run_id, step, model, meta)
         if self._spec_json is None:
             folder = self.store.save_checkpoint(self.run_id, step, model, meta)
             self._spec_json = (folder / SPEC_FILE).read_bytes()

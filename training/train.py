@@ -2,6 +2,8 @@
 
     python -m training.train --preset digits-cnn --dataset digits --epochs 2
     python -m training.train --preset digits-cnn --dataset digits --pace 30   # slow motion for a class
+    python -m training.train --pretrained all-MiniLM-L6-v2 --dataset sentiment  # fine-tune (--train head|top|all)
+    python -m training.train --pretrained all-MiniLM-L6-v2 --dataset my-reviews.csv --train top --top-blocks 2
 
 The run goes through ``training.jobs`` like one started in the app, so it appears in the app's
 list of runs (same $GLASSBOX_HOME) with its metrics and checkpoints. Progress is printed as it
@@ -22,8 +24,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     from training.hyperparameters import DEVICES, OPTIMIZERS, SCHEDULES
 
     parser = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", required=True, choices=presets.names(), help="the model to train")
-    parser.add_argument("--dataset", required=True, help="a built-in dataset: digits, shapes, sentiment, ...")
+    model = parser.add_mutually_exclusive_group(required=True)
+    model.add_argument("--preset", choices=presets.names(), help="the model to train")
+    model.add_argument("--pretrained", metavar="MODEL", help="fine-tune a pretrained text encoder: all-MiniLM-L6-v2 "
+                                                             "(built in) or a BERT-family model folder")
+    parser.add_argument("--dataset", required=True, help="a built-in dataset: digits, shapes, sentiment, ...; "
+                                                        "with --pretrained: sentiment or a .csv of text,label rows")
+    parser.add_argument("--train", choices=("head", "top", "all"), help="with --pretrained: what training changes "
+                                                                        "(default all)")
+    parser.add_argument("--top-blocks", type=int, help="with --train top: how many of the last blocks train (default 2)")
+    parser.add_argument("--head-lr", type=float, help="with --pretrained: the new head's learning rate (default 0.001)")
     parser.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a dataset option, e.g. --option train_size=2000 (repeatable)")
     parser.add_argument("--epochs", type=int)
@@ -53,16 +63,20 @@ def main(argv: list[str] | None = None) -> int:
     from training.record import RunState
 
     try:
-        dataset = load_dataset(args.dataset, parse_options(args.option))
-        spec = fit_spec_to_dataset(presets.get(args.preset), dataset)
-        hp = default_hyperparameters(spec)
+        if args.pretrained:
+            spec, dataset, hp, submit = finetune_run(args)
+        else:
+            dataset = load_dataset(args.dataset, parse_options(args.option))
+            spec = fit_spec_to_dataset(presets.get(args.preset), dataset)
+            hp = default_hyperparameters(spec)
+            submit = jobs.submit
         for field in ("epochs", "lr", "batch_size", "optimizer", "schedule", "weight_decay", "seed", "device"):
             if getattr(args, field) is not None:
                 setattr(hp, field, getattr(args, field))
         if args.pace is not None:
             hp.pace_s = args.pace
-        run_id = jobs.submit(spec, dataset, hp)
-    except (DatasetError, HyperparameterError, DeviceError, ValueError) as err:
+        run_id = submit(spec, dataset, hp)
+    except (DatasetError, HyperparameterError, DeviceError, ValueError, OSError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     current = jobs.status(run_id)
@@ -80,6 +94,37 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{current.status} on {current.device}: {current.message}{best}")
     print(f"run folder: {current.folder}", flush=True)
     return 0 if current.status is RunState.FINISHED else 1
+
+
+def finetune_run(args):
+    """(spec, dataset, hyperparameters, submit) of a fine-tune: the model loaded, the data read
+    with its tokenizer, the memory it needs said (and a run that would not fit refused)."""
+    from models.pretrained import PretrainedError, load_pretrained
+    from training import finetune
+
+    try:
+        model = load_pretrained(args.pretrained)
+    except PretrainedError as err:
+        raise ValueError(str(err)) from err
+    if args.dataset.lower().endswith((".csv", ".tsv", ".txt")):
+        with open(args.dataset, "rb") as handle:
+            texts = finetune.csv_texts(handle.read(), os.path.basename(args.dataset))
+    elif args.dataset == "sentiment":
+        options = parse_options(args.option)
+        texts = finetune.sentiment_texts(options.get("n"), options.get("seed", 0))
+    else:
+        raise ValueError("fine-tuning reads sentences: --dataset sentiment, or a .csv of text,label rows")
+    dataset = finetune.finetune_dataset(model.tokenizer, *texts, model_max_len=model.spec.input.max_len)
+    defaults = finetune.Recipe(base=args.pretrained)
+    recipe = finetune.Recipe(base=args.pretrained, train=args.train or defaults.train,
+                             top_blocks=args.top_blocks or defaults.top_blocks, head_lr=args.head_lr or defaults.head_lr)
+    hp = finetune.default_hyperparameters()
+
+    def submit(spec, dataset, hp):
+        print(finetune.plan_for(model, dataset, hp, recipe).words(), flush=True)
+        return finetune.submit(model, dataset, hp, recipe)
+
+    return finetune.finetune_spec(model, dataset), dataset, hp, submit
 
 
 def follow(run_id: str):

@@ -49,8 +49,10 @@ STOP_CHECK_EVERY_S = 0.1  # how often the hot loop asks whether to stop (a stop 
 SAFETY_CHECKPOINT_S = 120.0  # late log-spaced checkpoints are far apart; a killed worker loses at most this
 
 
-def make_optimizer(model: torch.nn.Module, hp: Hyperparameters) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+def make_optimizer(model: torch.nn.Module, hp: Hyperparameters, groups: list[dict] | None = None) -> torch.optim.Optimizer:
+    """The optimizer over the weights that train; ``groups`` (each with its ``lr`` and ``lr_scale``)
+    give parts of the model learning rates of their own, as fine-tuning's new head has."""
+    params = groups or [p for p in model.parameters() if p.requires_grad]
     if hp.optimizer == "sgd":
         return torch.optim.SGD(params, lr=hp.lr, momentum=hp.momentum, weight_decay=hp.weight_decay)
     if hp.optimizer == "adam":
@@ -92,7 +94,7 @@ class Trainer:
     def __init__(self, model: torch.nn.Module, dataset, hp: Hyperparameters, callbacks=(), *,
                  log_every_s: float = LOG_EVERY_S, checkpoints: int = CHECKPOINTS,
                  safety_checkpoint_s: float = SAFETY_CHECKPOINT_S, pace_clock=time.perf_counter,
-                 pace_sleep=time.sleep):
+                 pace_sleep=time.sleep, param_groups: list[dict] | None = None):
         self.hp = hp.check()
         self.device = pick_device(hp.device)
         self.model = model.to(self.device)
@@ -108,7 +110,7 @@ class Trainer:
         self.total_steps = self.steps_per_epoch * hp.epochs
         self.checkpoint_steps = checkpoint_schedule(self.total_steps, checkpoints)
         self._checkpoint_set = set(self.checkpoint_steps)
-        self.optimizer = make_optimizer(self.model, hp)
+        self.optimizer = make_optimizer(self.model, hp, param_groups)
         self.amp_dtype = amp_dtype(self.model, self.device, hp)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp_dtype == torch.float16)
         # On the CPU reading the loss costs nothing, so divergence is caught before the bad
@@ -213,7 +215,7 @@ class Trainer:
 
     def _set_lr(self, lr: float) -> None:
         for group in self.optimizer.param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group.get("lr_scale", 1.0)
 
     def _epoch_order(self, epoch: int) -> torch.Tensor:
         """The same shuffled order for an epoch whenever it is (re)started: resuming mid-epoch works."""

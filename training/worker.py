@@ -159,14 +159,23 @@ def train_run(run: "RunFile", store, resume: bool, device_queue: bool = True) ->
         dataset = load_run_dataset(store, run.run_id, run.record)
         recorder = RunRecorder(run, store, dataset.meta())
         start_step, optimizer_state = resume_point(store, run.run_id) if resume else (0, None)
+        finetune = run.record.extra.get("finetune")  # a pretrained model's fine-tune (training.finetune)
         if start_step or optimizer_state:
             model = store.load_model(run.run_id, start_step)
+        elif finetune:
+            from training.finetune_run import start_run_model
+
+            model = start_run_model(finetune, dataset.class_names, hp.seed, run.record.model)
         else:
             model = build_model(ModelSpec.from_dict(run.record.spec), seed=hp.seed)
         if resume:  # readers drop what the lost attempt recorded after this step (it is redone)
             recorder.writer.write({"type": "resume", "step": start_step, "optimizer_restored": optimizer_state is not None,
                                    "time": time.time()})
-        trainer = Trainer(model, dataset, hp, [recorder])
+        if finetune:
+            from training.finetune_run import trainer_options
+
+            options = trainer_options(model, finetune, hp)
+        trainer = Trainer(model, dataset, hp, [recorder], **(options if finetune else {}))
         _raise_on_stop = False
         if _stop_flag.is_set():  # a SIGTERM that arrived just before the switch
             raise StopRequested()

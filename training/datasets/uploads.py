@@ -261,7 +261,9 @@ def _csv_problem(filename: str, source_lines: list[str], line: int, err: csv.Err
     return f"'{filename}' is not a valid CSV near line {line}: {err}"
 
 
-def _texts_from_csv(data: bytes, filename: str, seed: int) -> Dataset:
+def read_text_csv(data: bytes, filename: str) -> tuple[list[str], np.ndarray, list[str], list[str]]:
+    """(texts, label indices, class names, notes for the user) of a .csv of text,label rows,
+    checked; DatasetError says what is wrong (fine-tuning reads the texts with a model's own tokenizer)."""
     limit = min(MAX_CSV_BYTES, max_upload_bytes())
     if len(data) > limit:
         raise DatasetError(f"'{filename}' is {_size(len(data))}; a text file is limited to {_size(limit)} "
@@ -327,5 +329,10 @@ def _texts_from_csv(data: bytes, filename: str, seed: int) -> Dataset:
     index = {name: i for i, name in enumerate(names)}
     labels = np.asarray([index[n] for n in raw_labels], dtype=np.int64)
     _check_classes(names, labels, "rows", filename)
+    return texts, labels, names, notes
+
+
+def _texts_from_csv(data: bytes, filename: str, seed: int) -> Dataset:
+    texts, labels, names, notes = read_text_csv(data, filename)
     description = f"{len(texts)} sentences in {len(names)} classes from {filename}"
     return text_dataset(filename, texts, labels, names, seed=seed, description=description, warnings=notes)
