@@ -11,7 +11,8 @@ protobuf ``BackMsg`` messages the browser sends (``rerun_script`` with a page, t
 states and the hashes of the messages it already holds) and reading the ``ForwardMsg`` replies
 until ``script_finished``. Each session opens Feature maps, reruns it three times, then opens
 Attention and Attributions (a cycle of six page runs), over and over; with ``--cycle lessons``
-it follows lessons 1, 2, 4 and 5 instead (steps opened by their links, ``?lesson=...&step=...``).
+it follows lessons 1, 2, 4 and 5 instead (steps opened by their links, ``?lesson=...&step=...``);
+with ``--cycle views`` it opens Attributions, Take apart and What it learned, each run twice.
 
 - N = 1: one session, ``--single-cycles`` cycles.
 - N = ``--sessions``: that many sessions at once until ``--runs`` page runs are done; the
@@ -56,6 +57,9 @@ CYCLES = {  # --cycle: what each session does, over and over (a page's url path,
     "lessons": ("lessons?lesson=01-convolution&step=1", RERUN, "lessons?lesson=01-convolution&step=3",
                 "lessons?lesson=02-pooling&step=1", "lessons?lesson=04-recurrent&step=2",
                 "lessons?lesson=05-attention&step=1"),
+    # The views that take the model apart: attributions with their faithfulness table and sanity
+    # check, switching parts off, what a filter wants and the data map.
+    "views": ("attributions", RERUN, "take_apart", RERUN, "learned", RERUN),
 }
 CYCLE = CYCLES["inspect"]  # the one in use (main sets it from --cycle)
 WATCHED_PAGE = "train"
