@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -233,6 +234,104 @@ def test_ray_runs_beyond_the_clusters_cpus_wait_queued_and_can_be_stopped_while_
     assert jobs.metrics(third) == [] and jobs.status(first).status == "running"
     for run_id in (first, second):
         assert jobs.stop(run_id, wait_s=3.0).status == "stopped"
+
+
+class _InProcessActor:
+    """A Ray actor handle's stand-in for a ``RunActor`` trained in this process: each call's
+    answer is put in Ray's object store, as an actor's would be. ``pull_late`` makes the first
+    pull after training ended read the actor's ``done`` just before it was set (the actor answers
+    pulls in a thread of their own, while its training thread records the end); the pulls after
+    that wait for ``go``."""
+
+    class _Method:
+        def __init__(self, call):
+            self.call = call
+
+        def remote(self, *args):
+            import ray
+
+            return ray.put(self.call(*args))
+
+    def __init__(self, actor):
+        self.actor = actor
+        self.late_pull_written, self.go = threading.Event(), threading.Event()
+        self.pull, self.close = self._Method(self._pull), self._Method(lambda: actor.close())
+        self._late = False
+
+    def _pull(self, *args):
+        if self._late:
+            self.late_pull_written.set()  # the follower has written what the late pull brought
+            self.go.wait(WAIT_S)
+        elif self.actor.done.is_set():
+            self._late = True
+            self.actor.done.clear()  # as if this pull read it a moment before training's thread set it
+            try:
+                return self.actor.pull(*args)
+            finally:
+                self.actor.done.set()
+        return self.actor.pull(*args)
+
+
+class _NoWorker:
+    """A backend that starts nothing (the test makes the run's actor itself)."""
+
+    name = "ray"
+
+    def check_device(self, device):
+        pass
+
+    def launch(self, run_dir, resume):
+        pass
+
+
+def test_a_ray_run_is_recorded_as_ended_only_once_the_state_it_resumes_from_is_in(tmp_path, ray_address,
+                                                                                    monkeypatch):
+    """The follower brings the optimizer state in only now and then while the run trains (and
+    with the actor's last answer); a pull that found training not yet over but run.json already
+    saying "stopped" must not write that run.json: a resume started then would continue from the
+    older optimizer state's step, not from where the run stopped."""
+    from training.backends.ray_actor import RunActor
+    from training.backends.ray_follow import FOLLOW_FILE, Follower
+    from training.backends.ray_shapes import run_files
+    from training.worker import resume_point
+
+    monkeypatch.setenv("GLASSBOX_WORKER_THREADS", "1")  # the actor sets it; restored after
+    threads = torch.get_num_threads()  # the actor's training, in this process, sets it
+    jobs = Jobs(RunStore(tmp_path), backend=_NoWorker())
+    run_id = long_run(jobs, epochs=30)
+    run_dir = jobs.store.path(run_id)
+    files, _ = run_files(run_dir, resume=False)
+    actor = RunActor(1, (run_id, files, False))
+    handle = _InProcessActor(actor)
+    state = {"actor": f"run-{run_id}-0", "metrics_offset": 0, "steps": []}
+    (run_dir / FOLLOW_FILE).write_text(json.dumps(state))
+    follower = Follower(None, run_dir, handle, state)
+    follower.thread.start()
+    try:
+        until(lambda: jobs.store.load_optimizer_state(run_id) is not None)  # the first pull brings it in
+        brought_in = jobs.store.load_optimizer_state(run_id)[0]
+        until(lambda: any(r["type"] == "train" and r["step"] > brought_in for r in jobs.metrics(run_id)))
+        actor.stop()
+        assert actor.done.wait(WAIT_S)
+        assert handle.late_pull_written.wait(WAIT_S)
+        seen = jobs.status(run_id)  # what a page (or Jobs.stop) sees before the actor's last answer
+        if not seen.active:
+            assert resume_point(jobs.store, run_id)[0] == seen.step, "ended, but a resume would not start there"
+        handle.go.set()
+        follower.thread.join(WAIT_S)
+        assert follower.gone == "the worker ended"
+        stopped = jobs.status(run_id)
+        assert stopped.status == "stopped" and brought_in < stopped.step < stopped.total_steps
+        assert resume_point(jobs.store, run_id)[0] == stopped.step
+        assert stopped.step == json.loads((run_dir / "run.json").read_text())["progress"]["step"]
+    finally:
+        handle.go.set()
+        follower.detached.set()
+        if not actor.done.is_set():
+            actor.stop()
+            actor.done.wait(WAIT_S)
+        actor.close()
+        torch.set_num_threads(threads)
 
 
 def test_errors_in_the_worker_become_plain_messages(make_jobs):

@@ -164,8 +164,13 @@ class Follower:
         if reply["record"] != self.record_bytes:
             from training.record import RunRecord
 
-            self.store.write(RunRecord.from_dict(json.loads(reply["record"])))
-            self.record_bytes = reply["record"]
+            record = RunRecord.from_dict(json.loads(reply["record"]))
+            # The worker records its end a moment before the actor's training is over, so a pull
+            # can bring an ended run.json without the last optimizer state (it comes with the
+            # ``done`` pull); written now, a resume begun at once would start from an older step.
+            if record.status.active or reply["done"]:
+                self.store.write(record)
+                self.record_bytes = reply["record"]
 
     def _release(self) -> None:
         """The actor's work is all here: let it clean up and end, freeing its device."""
