@@ -146,7 +146,9 @@ class RayBackend:
             record = replace(record, device=waits_for)
             store.write(record)
         with _followers_lock:  # the last attempt's follower (its actor is gone) is not this one's
-            _followers.pop(str(run_dir), None)
+            last = _followers.pop(str(run_dir), None)
+        if last is not None:
+            last.detached.set()  # it must never write into the new attempt's records
         (run_dir / FOLLOW_FILE).unlink(missing_ok=True)
         turns.join(run_dir, record, shape, self.follow)
 
