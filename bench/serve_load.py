@@ -418,7 +418,8 @@ def main() -> None:
     parser.add_argument("--window", type=float, default=15.0,
                         help="seconds of each training window, none vs watching (0: skip)")
     parser.add_argument("--cycle", choices=sorted(CYCLES), default="inspect",
-                        help="inspect: Feature maps, Attention, Attributions; lessons: steps of lessons 1, 2, 4, 5")
+                        help="inspect: Feature maps, Attention, Attributions; lessons: steps of lessons 1, 2, 4, 5; "
+                             "views: Attributions, Take apart, What it learned")
     parser.add_argument("--streamlit-option", action="append", default=[], metavar="NAME=VALUE",
                         help="a server option over config.toml, e.g. runner.postScriptGC=true (repeatable)")
     args = parser.parse_args()
