@@ -39,10 +39,16 @@ def _open_new_run_fold(page) -> None:
 
 
 def _set_number(page, key: str, value) -> None:
+    """Type ``value`` and press Enter; typed again if a rerun still under way replaced it (a busy
+    machine), so the test goes on with the number it meant."""
     field = page.locator(f".st-key-{key} input")
-    field.fill(str(value))
-    field.press("Enter")
-    wait_for_app(page)
+    for _attempt in range(3):
+        field.fill(str(value))
+        field.press("Enter")
+        wait_for_app(page, settle_ms=800)
+        if field.input_value() == str(value):
+            return
+    expect(field).to_have_value(str(value))
 
 
 def _choose(page, key: str, option: str) -> None:
@@ -88,6 +94,7 @@ def test_a_live_run_grows_finishes_survives_a_reload_and_opens(app_server, page)
     # a training worker with its own core does ~1,000 steps a second.
     _set_number(page, "train_hp_epochs", 200)
     _set_number(page, "train_hp_batch_size", 16)
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled(timeout=30_000)
     page.get_by_role("button", name="Train", exact=True).click()
     wait_for_app(page)
 
